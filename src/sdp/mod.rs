@@ -1,0 +1,9 @@
+//! SDP offer → answer as pure functions (SPEC §4). Port allocation is passed in.
+//!
+//! CONTRACT — the rest of the crate codes against these names.
+
+mod answer;
+mod ports;
+
+pub use answer::*;
+pub use ports::PortPool;
