@@ -1,1 +1,210 @@
-//! (in progress)
+//! Wiring: listeners, the SIP core task, recording tasks, signals and graceful shutdown.
+
+use crate::config::{Config, Transport};
+use crate::net::stream::{StreamSettings, StreamState, serve_tcp};
+use crate::net::{Inbound, Transmitter, udp};
+use crate::recording::EndReason;
+use crate::recording::task::{Prepared, RecordingSettings, RecordingTasks};
+use crate::sdp::{AnswerConfig, PortPool};
+use crate::sip::message::Limits;
+use crate::sip::uas::{Output, Uas, UasConfig};
+use dashmap::DashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Commands from the process (signals, API) to the SIP core.
+#[derive(Debug)]
+enum Control {
+    /// SIGTERM: refuse new recordings, let active ones run.
+    Drain,
+    /// End every recording now with BYE.
+    StopAll,
+}
+
+/// Run the recorder until it is told to stop. Returns once every recording is finalized.
+pub async fn run(config: Config) -> Result<(), Error> {
+    let media_ip = config.media_ip_for_sdp();
+    let connections = Arc::new(DashMap::new());
+    let stream_state = StreamState::new(connections.clone());
+    let shutdown = CancellationToken::new();
+    let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(65536);
+    let mut udp_sockets = Vec::new();
+    let mut bound = Vec::new();
+    for (index, listen) in config.sip.listen.iter().enumerate() {
+        let listener = u16::try_from(index).map_err(|_| "too many SIP listeners")?;
+        match listen.transport {
+            Transport::Udp => {
+                let socket = UdpSocket::bind(listen.addr)
+                    .await
+                    .map_err(|e| format!("cannot bind SIP listener udp:{}: {e}", listen.addr))?;
+                let socket = Arc::new(socket);
+                let local = socket.local_addr()?;
+                let advertised = advertised_addr(local, media_ip);
+                tokio::spawn(udp::serve(socket.clone(), listener, advertised, inbound_tx.clone(), shutdown.clone()));
+                udp_sockets.push(Some(socket));
+                bound.push(format!("udp:{local}"));
+            }
+            Transport::Tcp => {
+                let tcp = TcpListener::bind(listen.addr)
+                    .await
+                    .map_err(|e| format!("cannot bind SIP listener tcp:{}: {e}", listen.addr))?;
+                let local = tcp.local_addr()?;
+                let settings = StreamSettings {
+                    transport: Transport::Tcp,
+                    listener,
+                    advertised: advertised_addr(local, media_ip),
+                    max_message_size: config.sip.max_message_size,
+                    idle_timeout: Duration::from_secs(config.sip.tcp_idle_timeout_secs),
+                    max_connections: config.sip.max_connections,
+                    max_connections_per_source: config.sip.max_connections_per_source,
+                };
+                tokio::spawn(serve_tcp(tcp, settings, stream_state.clone(), inbound_tx.clone(), shutdown.clone()));
+                udp_sockets.push(None);
+                bound.push(format!("tcp:{local}"));
+            }
+            Transport::Tls => {
+                return Err(format!("sip.listen: tls:{} is not supported by this build yet", listen.addr).into());
+            }
+        }
+    }
+    drop(inbound_tx);
+    let transmitter = Transmitter::new(udp_sockets, connections);
+    let uas = Uas::new(uas_config(&config, media_ip), PortPool::new(config.media.rtp_port_min, config.media.rtp_port_max), rand::random());
+    let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
+    let recordings = RecordingTasks::new(
+        RecordingSettings { recordings_dir: config.recording.dir.clone(), layout: config.recording.layout.clone() },
+        prepared_tx,
+    );
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    tracing::info!(listeners = ?bound, %media_ip, rtp_ports = %format!("{}-{}", config.media.rtp_port_min, config.media.rtp_port_max), "sip-recorder running");
+    let core = tokio::spawn(run_core(uas, inbound_rx, prepared_rx, control_rx, transmitter, recordings));
+    wait_for_shutdown(control_tx, core, Duration::from_secs(config.shutdown.grace_period_secs)).await?;
+    shutdown.cancel();
+    tracing::info!("sip-recorder stopped");
+    Ok(())
+}
+
+/// Our address as peers should see it: an unspecified listener IP is replaced by the
+/// media IP.
+fn advertised_addr(local: SocketAddr, media_ip: IpAddr) -> SocketAddr {
+    if local.ip().is_unspecified() { SocketAddr::new(media_ip, local.port()) } else { local }
+}
+
+fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
+    UasConfig {
+        t1: Duration::from_millis(config.sip.t1_ms),
+        t2: Duration::from_millis(config.sip.t2_ms),
+        t4: Duration::from_secs(5),
+        limits: Limits {
+            max_message_size: config.sip.max_message_size,
+            max_headers: config.sip.max_headers,
+            max_content_length: config.sip.max_message_size,
+        },
+        min_se: config.sip.min_session_expires_secs,
+        max_sessions: config.limits.max_sessions,
+        retry_after_secs: config.limits.retry_after_secs,
+        server_header: config.sip.server_header.clone(),
+        answer: AnswerConfig { media_ip, accept_video: false },
+    }
+}
+
+/// SIGTERM: drain, then after the grace period end what is left. SIGINT or a second
+/// SIGTERM: end everything now. Either way every recording is finalized before returning.
+async fn wait_for_shutdown(
+    control: mpsc::UnboundedSender<Control>,
+    mut core: tokio::task::JoinHandle<()>,
+    grace: Duration,
+) -> Result<(), Error> {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = sigterm.recv() => {
+            tracing::info!(grace_secs = grace.as_secs(), "SIGTERM: draining");
+            let _ = control.send(Control::Drain);
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {
+                    tracing::info!("grace period over: ending active recordings");
+                    let _ = control.send(Control::StopAll);
+                }
+                _ = sigterm.recv() => {
+                    tracing::info!("second SIGTERM: ending active recordings now");
+                    let _ = control.send(Control::StopAll);
+                }
+                _ = sigint.recv() => {
+                    tracing::info!("SIGINT: ending active recordings now");
+                    let _ = control.send(Control::StopAll);
+                }
+                _ = &mut core => return Ok(()),
+            }
+        }
+        _ = sigint.recv() => {
+            tracing::info!("SIGINT: ending active recordings now");
+            let _ = control.send(Control::Drain);
+            let _ = control.send(Control::StopAll);
+        }
+        r = &mut core => {
+            r?;
+            return Err("SIP core stopped unexpectedly".into());
+        }
+    }
+    core.await?;
+    Ok(())
+}
+
+/// The SIP core task: owns the sans-IO [`Uas`], feeds it inputs and the clock, and carries
+/// out what it asks for.
+async fn run_core(
+    mut uas: Uas,
+    mut inbound: mpsc::Receiver<Inbound>,
+    mut prepared: mpsc::UnboundedReceiver<Prepared>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    transmitter: Transmitter,
+    mut recordings: RecordingTasks,
+) {
+    loop {
+        let deadline = uas.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(msg) = inbound.recv() => {
+                uas.handle_input(Instant::now(), msg.data, msg.flow);
+                // Take what else is queued in one go: fewer wake-ups under load.
+                for _ in 0..64 {
+                    match inbound.try_recv() {
+                        Ok(msg) => uas.handle_input(Instant::now(), msg.data, msg.flow),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(p) = prepared.recv() => uas.recording_prepared(Instant::now(), &p.recording_id, p.result),
+            Some(cmd) = control.recv() => match cmd {
+                Control::Drain => uas.start_drain(),
+                Control::StopAll => uas.stop_all(Instant::now(), EndReason::Shutdown),
+            },
+            _ = sleep => uas.handle_timeout(Instant::now()),
+        }
+        while let Some(out) = uas.poll_output() {
+            match out {
+                Output::Transmit { flow, data } => transmitter.send(&flow, data),
+                Output::Recording(event) => recordings.dispatch(event),
+            }
+        }
+        if uas.is_draining() && uas.active_sessions() == 0 {
+            break;
+        }
+    }
+    // Let the last BYEs leave before the sockets close.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    recordings.join_all().await;
+}

@@ -1,1 +1,35 @@
-//! (in progress)
+//! Recording sessions: the state machine, recording.json, directory layout, and the
+//! per-recording task that owns them.
+
+use serde::Serialize;
+
+/// Why a recording ended (SPEC §5 `end_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    Bye,
+    AckTimeout,
+    SessionTimeout,
+    MediaTimeout,
+    Shutdown,
+    Recovered,
+    Error,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Bye => "bye",
+            EndReason::AckTimeout => "ack_timeout",
+            EndReason::SessionTimeout => "session_timeout",
+            EndReason::MediaTimeout => "media_timeout",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Recovered => "recovered",
+            EndReason::Error => "error",
+        }
+    }
+}
+
+pub mod layout;
+pub mod session;
+pub mod task;

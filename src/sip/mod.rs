@@ -1,5 +1,32 @@
 //! Sans-IO SIP: wire format, transactions, dialogs and the UAS logic of a recorder.
 
+pub mod classify;
 pub mod framing;
 pub mod message;
+pub mod session_timer;
+pub mod timers;
+pub mod uas;
 pub mod uri;
+
+use crate::config::Transport;
+use std::net::SocketAddr;
+
+/// Where a message came from and how to answer it: the transport, our advertised address
+/// on it, the peer, and (for TCP/TLS) the connection it arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub transport: Transport,
+    /// Our address as put in Via/Contact (the listener's, with an unspecified IP replaced
+    /// by the advertised one).
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Which listener it arrived on (index into the configured listeners).
+    pub listener: u16,
+    pub connection: Option<u64>,
+}
+
+impl Flow {
+    pub fn is_reliable(&self) -> bool {
+        self.transport != Transport::Udp
+    }
+}

@@ -1,0 +1,591 @@
+//! State-machine tests of the UAS on a virtual clock: no sockets, no sleeping.
+
+use super::*;
+use crate::config::Transport;
+use crate::sip::message::{SipMessage, SipResponse, parse_message};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+const T1: Duration = Duration::from_millis(500);
+
+fn config() -> UasConfig {
+    UasConfig {
+        t1: T1,
+        t2: Duration::from_secs(4),
+        t4: Duration::from_secs(5),
+        limits: Limits::default(),
+        min_se: 90,
+        max_sessions: 100,
+        retry_after_secs: 5,
+        server_header: Some("sip-recorder".into()),
+        answer: AnswerConfig { media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST), accept_video: false },
+    }
+}
+
+fn udp_flow() -> Flow {
+    Flow {
+        transport: Transport::Udp,
+        local: "127.0.0.1:5060".parse().unwrap(),
+        remote: "127.0.0.1:5070".parse().unwrap(),
+        listener: 0,
+        connection: None,
+    }
+}
+
+struct Harness {
+    uas: Uas,
+    now: Instant,
+    flow: Flow,
+    sent: Vec<(Flow, Bytes)>,
+    events: Vec<RecordingEvent>,
+}
+
+fn sdp(version: u32, direction: &str) -> String {
+    format!(
+        "v=0\r\no=GMS 1000 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na={direction}\r\n\
+         m=audio 30002 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
+    )
+}
+
+struct Call {
+    call_id: String,
+    from_tag: String,
+    to_tag: Option<String>,
+    cseq: u32,
+}
+
+impl Call {
+    fn new(n: u32) -> Call {
+        Call { call_id: format!("call-{n}@test"), from_tag: format!("ft{n}"), to_tag: None, cseq: 1 }
+    }
+
+    fn request(&self, method: &str, branch: &str, extra: &str, body: Option<(&str, &str)>) -> String {
+        let to_tag = self.to_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
+        let uri = "sip:record=REC1@127.0.0.1:5060;calluuid=CU1;dn=1001;otherDN=1002;recordDN=1001";
+        let (ctype, body) = match body {
+            Some((t, b)) => (format!("Content-Type: {t}\r\n"), b.to_string()),
+            None => (String::new(), String::new()),
+        };
+        format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:gms@127.0.0.1>;tag={}\r\nTo: <sip:record@127.0.0.1>{to_tag}\r\n\
+             Call-ID: {}\r\nCSeq: {} {method}\r\nContact: <sip:gms@127.0.0.1:5070>\r\n{extra}{ctype}\
+             Content-Length: {}\r\n\r\n{body}",
+            self.from_tag,
+            self.call_id,
+            self.cseq,
+            body.len()
+        )
+    }
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with(config(), PortPool::new(20000, 20099))
+    }
+
+    fn with(cfg: UasConfig, pool: PortPool) -> Harness {
+        Harness { uas: Uas::new(cfg, pool, 7), now: Instant::now(), flow: udp_flow(), sent: vec![], events: vec![] }
+    }
+
+    fn collect(&mut self) {
+        while let Some(out) = self.uas.poll_output() {
+            match out {
+                Output::Transmit { flow, data } => self.sent.push((flow, data)),
+                Output::Recording(e) => self.events.push(e),
+            }
+        }
+    }
+
+    fn input(&mut self, text: &str) {
+        self.uas.handle_input(self.now, Bytes::from(text.to_string()), self.flow);
+        self.collect();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        // Step through every deadline so timers fire at their own instant.
+        while let Some(at) = self.uas.poll_timeout().filter(|at| *at <= end) {
+            self.now = self.now.max(at);
+            self.uas.handle_timeout(self.now);
+            self.collect();
+        }
+        self.now = end;
+    }
+
+    fn take_sent(&mut self) -> Vec<Bytes> {
+        self.sent.drain(..).map(|(_, b)| b).collect()
+    }
+
+    fn responses(&mut self) -> Vec<SipResponse> {
+        self.take_sent()
+            .into_iter()
+            .filter_map(|b| match parse_message(b, &Limits::default()) {
+                Ok(SipMessage::Response(r)) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn codes(&mut self) -> Vec<u16> {
+        self.responses().iter().map(|r| r.code).collect()
+    }
+
+    fn requests(&mut self) -> Vec<SipRequest> {
+        self.take_sent()
+            .into_iter()
+            .filter_map(|b| match parse_message(b, &Limits::default()) {
+                Ok(SipMessage::Request(r)) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn take_events(&mut self) -> Vec<RecordingEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// INVITE → 100 → prepared → 200 → ACK; returns the recording id.
+    fn establish(&mut self, call: &mut Call) -> String {
+        self.input(&call.request("INVITE", &format!("inv{}", call.call_id), "", Some(("application/sdp", &sdp(1, "sendonly")))));
+        assert_eq!(self.codes(), vec![100]);
+        let id = match self.take_events().as_slice() {
+            [RecordingEvent::Prepare { recording_id, .. }] => recording_id.clone(),
+            other => panic!("expected Prepare, got {other:?}"),
+        };
+        self.uas.recording_prepared(self.now, &id, Ok(()));
+        self.collect();
+        let ok = self.responses();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].code, 200);
+        call.to_tag = ok[0].to_tag.clone();
+        assert!(call.to_tag.is_some());
+        self.input(&call.request("ACK", &format!("ack{}", call.call_id), "", None));
+        assert!(self.take_sent().is_empty(), "ACK is never answered");
+        assert!(matches!(self.take_events().as_slice(), [RecordingEvent::Established { .. }]));
+        id
+    }
+}
+
+fn header<'a>(r: &'a SipResponse, name: &str) -> Option<&'a str> {
+    r.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+}
+
+#[test]
+fn invite_is_answered_after_the_recording_is_prepared() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    let capacity = h.uas.free_rtp_ports();
+    h.establish(&mut call);
+    assert_eq!(h.uas.active_sessions(), 1);
+    assert_eq!(h.uas.free_rtp_ports(), capacity - 2, "two audio streams hold two ports");
+}
+
+#[test]
+fn prepare_carries_the_genesys_target() {
+    let mut h = Harness::new();
+    let call = Call::new(1);
+    h.input(&call.request("INVITE", "a", "", Some(("application/sdp", &sdp(1, "sendonly")))));
+    let events = h.take_events();
+    let RecordingEvent::Prepare { request, media, .. } = &events[0] else { panic!() };
+    assert_eq!(request.kind, crate::sip::classify::RecordingKind::Genesys);
+    let g = request.genesys.as_ref().unwrap();
+    assert_eq!((g.record_id.as_str(), g.dn.as_deref(), g.other_dn.as_deref()), ("REC1", Some("1001"), Some("1002")));
+    assert_eq!(media.streams.len(), 2);
+    assert!(media.streams.iter().all(|s| s.answered_direction == crate::sdp::Direction::RecvOnly));
+}
+
+#[test]
+fn retransmitted_invite_gets_the_same_answer_and_no_second_recording() {
+    let mut h = Harness::new();
+    let call = Call::new(1);
+    let invite = call.request("INVITE", "r1", "", Some(("application/sdp", &sdp(1, "sendonly"))));
+    h.input(&invite);
+    let first = h.take_sent();
+    h.input(&invite);
+    assert_eq!(h.take_sent(), first, "100 repeated while preparing");
+    let events = h.take_events();
+    assert_eq!(events.len(), 1);
+    let RecordingEvent::Prepare { recording_id, .. } = &events[0] else { panic!() };
+    h.uas.recording_prepared(h.now, recording_id, Ok(()));
+    h.collect();
+    let ok = h.take_sent();
+    h.input(&invite);
+    assert_eq!(h.take_sent(), ok, "the same 200 again");
+    assert_eq!(h.take_events().len(), 1, "only Established, no second Prepare");
+    assert_eq!(h.uas.active_sessions(), 1);
+}
+
+#[test]
+fn udp_2xx_is_retransmitted_with_doubling_intervals_until_ack() {
+    let mut h = Harness::new();
+    let call = Call::new(1);
+    h.input(&call.request("INVITE", "x", "", Some(("application/sdp", &sdp(1, "sendonly")))));
+    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else { panic!() };
+    h.uas.recording_prepared(h.now, &recording_id, Ok(()));
+    h.collect();
+    h.take_sent();
+    let mut times = vec![];
+    let start = h.now;
+    for _ in 0..70 {
+        h.advance(Duration::from_millis(100));
+        if !h.take_sent().is_empty() {
+            times.push((h.now - start).as_millis() / 100 * 100);
+        }
+        if times.len() == 6 {
+            break;
+        }
+    }
+    // T1=500: 0.5, 1.5, 3.5, 7.5 (interval capped at T2=4 s from here), 11.5, 15.5
+    assert_eq!(times, vec![500, 1500, 3500, 7500, 11500, 15500]);
+}
+
+#[test]
+fn missing_ack_ends_the_recording_with_bye_after_64_t1() {
+    let mut h = Harness::new();
+    let capacity = h.uas.free_rtp_ports();
+    let call = Call::new(1);
+    h.input(&call.request("INVITE", "x", "", Some(("application/sdp", &sdp(1, "sendonly")))));
+    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else { panic!() };
+    h.uas.recording_prepared(h.now, &recording_id, Ok(()));
+    h.collect();
+    h.take_events();
+    h.advance(T1 * 64 - Duration::from_millis(1));
+    assert!(h.requests().is_empty());
+    h.advance(Duration::from_millis(1));
+    let byes = h.requests();
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].method, Method::Bye);
+    assert_eq!(byes[0].call_id, call.call_id);
+    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::Ended { reason: EndReason::AckTimeout, .. }]));
+    assert_eq!(h.uas.active_sessions(), 0);
+    assert_eq!(h.uas.free_rtp_ports(), capacity);
+}
+
+#[test]
+fn bye_over_udp_is_retransmitted_until_answered() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    let id = h.establish(&mut call);
+    h.uas.stop_recording(h.now, &id, EndReason::Shutdown);
+    h.collect();
+    let bye = h.requests().remove(0);
+    h.advance(T1);
+    assert_eq!(h.requests().len(), 1, "retransmitted after T1");
+    let branch = bye.branch().unwrap().to_string();
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\nFrom: {}\r\nTo: {}\r\n\
+         Call-ID: {}\r\nCSeq: {} BYE\r\nContent-Length: 0\r\n\r\n",
+        bye.from.raw, bye.to.raw, bye.call_id, bye.cseq
+    );
+    h.input(&ok);
+    h.advance(T1 * 70);
+    assert!(h.requests().is_empty(), "no retransmission after the 200");
+}
+
+#[test]
+fn cancel_before_the_answer_gets_200_and_487_and_discards() {
+    let mut h = Harness::new();
+    let capacity = h.uas.free_rtp_ports();
+    let call = Call::new(1);
+    h.input(&call.request("INVITE", "c1", "", Some(("application/sdp", &sdp(1, "sendonly")))));
+    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else { panic!() };
+    h.take_sent();
+    let mut cancel = Call::new(1);
+    cancel.cseq = 1;
+    h.input(&cancel.request("CANCEL", "c1", "", None));
+    let responses = h.responses();
+    let codes: Vec<(u16, Method)> = responses.iter().map(|r| (r.code, r.cseq_method.clone())).collect();
+    assert_eq!(codes, vec![(200, Method::Cancel), (487, Method::Invite)]);
+    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::Discarded { .. }]));
+    assert_eq!(h.uas.free_rtp_ports(), capacity);
+    // The prepare finishing later changes nothing.
+    h.uas.recording_prepared(h.now, &recording_id, Ok(()));
+    h.collect();
+    assert!(h.take_sent().is_empty());
+    assert!(h.take_events().is_empty());
+    // 487 retransmitted (Timer G) until the ACK.
+    h.advance(T1);
+    assert_eq!(h.codes(), vec![487]);
+    let mut ack = Call::new(1);
+    ack.to_tag = responses[1].to_tag.clone();
+    h.input(&ack.request("ACK", "c1", "", None));
+    h.advance(T1 * 10);
+    assert!(h.take_sent().is_empty());
+}
+
+#[test]
+fn cancel_after_the_answer_has_no_effect_and_unknown_cancel_gets_481() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    h.establish(&mut call);
+    let cancel = Call::new(1);
+    h.input(&cancel.request("CANCEL", &format!("inv{}", call.call_id), "", None));
+    assert_eq!(h.codes(), vec![200]);
+    assert!(h.take_events().is_empty());
+    assert_eq!(h.uas.active_sessions(), 1);
+    h.input(&Call::new(9).request("CANCEL", "nope", "", None));
+    assert_eq!(h.codes(), vec![481]);
+}
+
+#[test]
+fn pause_resume_and_refresh_reinvites() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    h.establish(&mut call);
+    let ports: Vec<u16> = {
+        call.cseq = 2;
+        h.input(&call.request("INVITE", "p", "", Some(("application/sdp", &sdp(2, "inactive")))));
+        let r = h.responses().remove(0);
+        assert_eq!(r.code, 200);
+        let RecordingEvent::MediaChanged { media, .. } = h.take_events().remove(0) else { panic!() };
+        assert!(media.streams.iter().all(|s| s.answered_direction == crate::sdp::Direction::Inactive));
+        media.streams.iter().map(|s| s.local_port).collect()
+    };
+    h.input(&call.request("ACK", "pa", "", None));
+    call.cseq = 3;
+    h.input(&call.request("INVITE", "r", "", Some(("application/sdp", &sdp(3, "sendonly")))));
+    let resumed = h.take_sent();
+    let RecordingEvent::MediaChanged { media, .. } = h.take_events().remove(0) else { panic!() };
+    assert!(media.streams.iter().all(|s| s.answered_direction == crate::sdp::Direction::RecvOnly));
+    assert_eq!(media.streams.iter().map(|s| s.local_port).collect::<Vec<_>>(), ports, "ports kept");
+    h.input(&call.request("ACK", "ra", "", None));
+    // A session refresh: same o= version → same answer body, no event.
+    call.cseq = 4;
+    h.input(&call.request("INVITE", "f", "Session-Expires: 1800;refresher=uac\r\n", Some(("application/sdp", &sdp(3, "sendonly")))));
+    let refreshed = h.take_sent();
+    assert!(h.take_events().is_empty(), "a refresh changes nothing");
+    let body = |b: &Bytes| {
+        let s = String::from_utf8_lossy(b).to_string();
+        s[s.find("\r\n\r\n").unwrap()..].to_string()
+    };
+    assert_eq!(body(&refreshed[0]), body(&resumed[0]));
+}
+
+#[test]
+fn overlapping_reinvite_gets_491_and_lower_cseq_500() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    h.establish(&mut call);
+    call.cseq = 5;
+    h.input(&call.request("INVITE", "o1", "", Some(("application/sdp", &sdp(2, "inactive")))));
+    assert_eq!(h.codes(), vec![200]);
+    call.cseq = 6;
+    h.input(&call.request("INVITE", "o2", "", Some(("application/sdp", &sdp(3, "sendonly")))));
+    assert_eq!(h.codes(), vec![491], "previous re-INVITE not ACKed yet");
+    call.cseq = 5;
+    h.input(&call.request("ACK", "o1a", "", None));
+    call.cseq = 4;
+    h.input(&call.request("INVITE", "o3", "", Some(("application/sdp", &sdp(3, "sendonly")))));
+    assert_eq!(h.codes(), vec![500]);
+}
+
+#[test]
+fn bye_ends_and_unknown_dialogs_get_481() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    h.establish(&mut call);
+    call.cseq = 2;
+    let bye = call.request("BYE", "b", "", None);
+    h.input(&bye);
+    assert_eq!(h.codes(), vec![200]);
+    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::Ended { reason: EndReason::Bye, .. }]));
+    h.input(&bye);
+    assert_eq!(h.codes(), vec![200], "retransmitted BYE: cached 200");
+    assert!(h.take_events().is_empty());
+    call.cseq = 3;
+    h.input(&call.request("BYE", "b2", "", None));
+    assert_eq!(h.codes(), vec![481]);
+    h.input(&call.request("INVITE", "b3", "", Some(("application/sdp", &sdp(5, "sendonly")))));
+    assert_eq!(h.codes(), vec![481]);
+}
+
+#[test]
+fn session_timer_422_and_expiry() {
+    let mut h = Harness::new();
+    let call = Call::new(1);
+    h.input(&call.request("INVITE", "s1", "Session-Expires: 30\r\nSupported: timer\r\n", Some(("application/sdp", &sdp(1, "sendonly")))));
+    let r = h.responses().remove(0);
+    assert_eq!(r.code, 422);
+    assert_eq!(header(&r, "Min-SE"), Some("90"));
+
+    let mut call = Call::new(2);
+    h.input(&call.request("INVITE", "s2", "Session-Expires: 90\r\nSupported: timer\r\n", Some(("application/sdp", &sdp(1, "sendonly")))));
+    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else { panic!() };
+    h.take_sent();
+    h.uas.recording_prepared(h.now, &recording_id, Ok(()));
+    h.collect();
+    let ok = h.responses().remove(0);
+    assert_eq!(header(&ok, "Session-Expires"), Some("90;refresher=uac"));
+    assert_eq!(header(&ok, "Require"), Some("timer"));
+    call.to_tag = ok.to_tag.clone();
+    h.input(&call.request("ACK", "s2a", "", None));
+    h.take_events();
+    // Refreshed at 50 s: expiry moves to 50 + 60.
+    h.advance(Duration::from_secs(50));
+    call.cseq = 2;
+    h.input(&call.request("INVITE", "s2r", "Session-Expires: 90;refresher=uac\r\n", Some(("application/sdp", &sdp(1, "sendonly")))));
+    assert_eq!(h.codes(), vec![200]);
+    h.input(&call.request("ACK", "s2ra", "", None));
+    h.advance(Duration::from_secs(59));
+    assert!(h.requests().is_empty());
+    h.advance(Duration::from_secs(2));
+    let byes = h.requests();
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].method, Method::Bye);
+    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::Ended { reason: EndReason::SessionTimeout, .. }]));
+}
+
+#[test]
+fn recorder_refreshes_with_update_when_it_is_the_refresher() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    let extra = "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n";
+    h.input(&call.request("INVITE", "u1", extra, Some(("application/sdp", &sdp(1, "sendonly")))));
+    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else { panic!() };
+    h.take_sent();
+    h.uas.recording_prepared(h.now, &recording_id, Ok(()));
+    h.collect();
+    let ok = h.responses().remove(0);
+    assert_eq!(header(&ok, "Session-Expires"), Some("120;refresher=uas"));
+    call.to_tag = ok.to_tag.clone();
+    h.input(&call.request("ACK", "u1a", "", None));
+    h.advance(Duration::from_secs(60));
+    let reqs = h.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, Method::Update);
+}
+
+#[test]
+fn error_answers_for_bad_requests() {
+    let mut h = Harness::new();
+    let sdp1 = sdp(1, "sendonly");
+    let call = Call::new(1);
+    let cases: Vec<(String, u16)> = vec![
+        (call.request("INVITE", "e1", "", Some(("application/sdp", &sdp1))).replace("Max-Forwards: 70", "Max-Forwards: 0"), 483),
+        (call.request("INVITE", "e2", "Require: foo, timer\r\n", Some(("application/sdp", &sdp1))), 420),
+        (call.request("INVITE", "e3", "", Some(("text/plain", "hello"))), 415),
+        (
+            call.request("INVITE", "e4", "", Some(("application/sdp", &sdp1))).replacen(
+                "sip:record=REC1@127.0.0.1:5060;calluuid=CU1;dn=1001;otherDN=1002;recordDN=1001",
+                "tel:+15551234",
+                1,
+            ),
+            416,
+        ),
+        (call.request("FOO", "e5", "", None), 501),
+        (call.request("REGISTER", "e6", "", None), 405),
+        (call.request("SUBSCRIBE", "e7", "", None), 405),
+        (
+            call.request("INVITE", "e8", "", Some(("application/sdp", &sdp1.replace("RTP/AVP 0 101", "RTP/AVP 18").replace("a=rtpmap:0 PCMU/8000\r\n", "")))),
+            488,
+        ),
+    ];
+    for (msg, code) in cases {
+        h.input(&msg);
+        let r = h.responses();
+        assert_eq!(r.len(), 1, "{msg}");
+        assert_eq!(r[0].code, code, "{msg}");
+        match code {
+            420 => assert_eq!(header(&r[0], "Unsupported"), Some("foo")),
+            405 | 501 => assert!(header(&r[0], "Allow").unwrap().contains("INVITE")),
+            415 => assert!(header(&r[0], "Accept").unwrap().contains("application/sdp")),
+            488 => assert!(header(&r[0], "Warning").is_some()),
+            _ => {}
+        }
+    }
+    assert!(h.take_events().is_empty(), "nothing recorded");
+    assert_eq!(h.uas.active_sessions(), 0);
+}
+
+#[test]
+fn admission_control_and_drain() {
+    let mut cfg = config();
+    cfg.max_sessions = 1;
+    let mut h = Harness::with(cfg, PortPool::new(20000, 20099));
+    let mut call = Call::new(1);
+    h.establish(&mut call);
+    let second = Call::new(2);
+    h.input(&second.request("INVITE", "a2", "", Some(("application/sdp", &sdp(1, "sendonly")))));
+    let r = h.responses().remove(0);
+    assert_eq!((r.code, header(&r, "Retry-After")), (503, Some("5")));
+    h.input(&second.request("OPTIONS", "o1", "", None));
+    assert_eq!(h.codes(), vec![503]);
+    call.cseq = 2;
+    h.input(&call.request("BYE", "b", "", None));
+    h.take_sent();
+    h.input(&second.request("OPTIONS", "o2", "", None));
+    let r = h.responses().remove(0);
+    assert_eq!(r.code, 200);
+    assert!(header(&r, "Allow").is_some() && header(&r, "Accept").is_some() && header(&r, "Supported").is_some());
+    h.uas.start_drain();
+    h.input(&second.request("OPTIONS", "o3", "", None));
+    assert_eq!(h.codes(), vec![503]);
+}
+
+#[test]
+fn port_exhaustion_gets_503() {
+    // Room for exactly two streams: one two-party call.
+    let mut h = Harness::with(config(), PortPool::new(20000, 20003));
+    let mut call = Call::new(1);
+    h.establish(&mut call);
+    h.input(&Call::new(2).request("INVITE", "p2", "", Some(("application/sdp", &sdp(1, "sendonly")))));
+    let r = h.responses().remove(0);
+    assert_eq!((r.code, header(&r, "Retry-After").is_some()), (503, true));
+}
+
+#[test]
+fn update_with_and_without_sdp() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    h.establish(&mut call);
+    call.cseq = 2;
+    h.input(&call.request("UPDATE", "up1", "", Some(("application/sdp", &sdp(2, "inactive")))));
+    let sent = h.take_sent();
+    let text = String::from_utf8_lossy(&sent[0]).to_string();
+    assert!(text.starts_with("SIP/2.0 200"), "{text}");
+    assert!(text.contains("a=inactive"), "{text}");
+    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::MediaChanged { .. }]));
+    call.cseq = 3;
+    h.input(&call.request("UPDATE", "up2", "", None));
+    let r = h.responses().remove(0);
+    assert_eq!(r.code, 200);
+    assert!(h.take_events().is_empty());
+}
+
+#[test]
+fn reinvite_without_sdp_offers_the_current_session() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    h.establish(&mut call);
+    call.cseq = 2;
+    h.input(&call.request("INVITE", "n1", "", None));
+    let sent = h.take_sent();
+    let text = String::from_utf8_lossy(&sent[0]).to_string();
+    assert!(text.starts_with("SIP/2.0 200") && text.contains("m=audio"), "{text}");
+    h.input(&call.request("ACK", "n1a", "", Some(("application/sdp", &sdp(2, "inactive")))));
+    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::MediaChanged { .. }]));
+}
+
+#[test]
+fn garbage_never_disturbs_an_active_recording() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    h.establish(&mut call);
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    for i in 0..2000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = (seed % 300) as usize;
+        let junk: Vec<u8> = (0..len).map(|k| (seed.rotate_left(k as u32 % 64) as u8) ^ (i as u8)).collect();
+        h.uas.handle_input(h.now, Bytes::from(junk), h.flow);
+        h.collect();
+    }
+    h.take_sent();
+    assert!(h.take_events().is_empty());
+    call.cseq = 2;
+    h.input(&call.request("BYE", "g", "", None));
+    assert_eq!(h.codes(), vec![200]);
+    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::Ended { reason: EndReason::Bye, .. }]));
+}
