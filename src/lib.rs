@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod logging;
 pub mod net;
 pub mod recording;
 pub mod sdp;
