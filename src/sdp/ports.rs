@@ -25,7 +25,11 @@ impl PortPool {
         }
         let max = u32::from(max);
         // Slots are even ports p with p + 1 <= max.
-        let slots = if first < max { (max - first + 1) / 2 } else { 0 };
+        let slots = if first < max {
+            (max - first).div_ceil(2)
+        } else {
+            0
+        };
         let base = u16::try_from(first).unwrap_or(0);
         let slots = u16::try_from(slots).unwrap_or(0);
         PortPool {
