@@ -153,8 +153,9 @@ pub enum Update {
     Changed(MediaSession),
 }
 
+/// Parse an SDP offer. An offer without m= lines parses (and is then not acceptable).
 pub fn parse_offer(body: &[u8]) -> Result<Offer, SdpError> {
-    todo!("{}", body.len())
+    super::offer::parse(body)
 }
 
 /// Answer an initial offer, allocating ports for accepted audio streams from `pool`.
@@ -165,21 +166,278 @@ pub fn answer_offer(
     pool: &mut PortPool,
     session_id: u64,
 ) -> Result<MediaSession, AnswerError> {
-    todo!("{offer:?} {cfg:?} {session_id} {}", pool.available())
+    let streams = negotiate(offer, pool, |_| None)?;
+    let version = 1;
+    let answer_sdp = render(session_id, version, cfg.media_ip, offer, &streams);
+    Ok(MediaSession {
+        session_id,
+        version,
+        remote_origin: remote_origin(offer),
+        streams,
+        answer_sdp,
+    })
 }
 
 /// Apply a re-offer to an existing session. Existing audio streams keep their ports; new
 /// audio m= lines get ports; m= lines removed (port 0) release theirs.
+///
+/// On `Changed`, ports the new session no longer uses are already back in `pool`: the caller
+/// must replace `current` with the returned session.
 pub fn answer_reoffer(
     current: &MediaSession,
     offer: &Offer,
     cfg: &AnswerConfig,
     pool: &mut PortPool,
 ) -> Result<Update, AnswerError> {
-    todo!("{current:?} {offer:?} {cfg:?} {}", pool.available())
+    let origin = remote_origin(offer);
+    if origin == current.remote_origin {
+        // RFC 3264 §8: the same o= version means the same SDP (RFC 4028 refresh, retransmit).
+        return Ok(Update::Unchanged);
+    }
+    let kept_port = |i: usize| {
+        current
+            .streams
+            .get(i)
+            .filter(|s| s.accepted && s.local_port != 0)
+            .map(|s| s.local_port)
+    };
+    let streams = negotiate(offer, pool, kept_port)?;
+
+    for old in current.streams.iter().filter(|s| s.accepted) {
+        let still_used = streams
+            .get(old.index)
+            .is_some_and(|s| s.accepted && s.local_port == old.local_port);
+        if !still_used {
+            pool.release(old.local_port);
+        }
+    }
+
+    let same = render(
+        current.session_id,
+        current.version,
+        cfg.media_ip,
+        offer,
+        &streams,
+    );
+    let (version, answer_sdp) = if same == current.answer_sdp {
+        (current.version, same)
+    } else {
+        let v = current.version.wrapping_add(1);
+        (
+            v,
+            render(current.session_id, v, cfg.media_ip, offer, &streams),
+        )
+    };
+    Ok(Update::Changed(MediaSession {
+        session_id: current.session_id,
+        version,
+        remote_origin: origin,
+        streams,
+        answer_sdp,
+    }))
 }
 
 /// Give back every port the session holds.
 pub fn release_ports(session: &MediaSession, pool: &mut PortPool) {
-    todo!("{session:?} {}", pool.available())
+    for s in session.streams.iter().filter(|s| s.accepted) {
+        pool.release(s.local_port);
+    }
+}
+
+fn remote_origin(offer: &Offer) -> (String, String, String) {
+    (
+        offer.origin_username.clone(),
+        offer.origin_session_id.clone(),
+        offer.origin_version.clone(),
+    )
+}
+
+/// Why an m= line is declined; decides the Warning of a 488 when nothing is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decline {
+    /// Not audio, or audio with port 0: nothing to negotiate.
+    NotAudio,
+    /// Audio over a transport the recorder cannot receive yet (SRTP, DTLS, ...).
+    Transport,
+    /// Audio without a codec the recorder can store.
+    NoCodec,
+}
+
+/// Whether the recorder receives this m= line. SRTP support slots in at `Transport`.
+fn acceptance(m: &OfferedMedia) -> Result<(), Decline> {
+    if m.kind != MediaKind::Audio || m.port == 0 {
+        return Err(Decline::NotAudio);
+    }
+    if !(m.protocol.eq_ignore_ascii_case("RTP/AVP") || m.protocol.eq_ignore_ascii_case("RTP/AVPF"))
+    {
+        return Err(Decline::Transport);
+    }
+    if m.codec.is_none() {
+        return Err(Decline::NoCodec);
+    }
+    Ok(())
+}
+
+/// One stream per offered m= line. `kept_port(i)` is the port line `i` already holds.
+/// On error every port allocated here is back in `pool`.
+fn negotiate(
+    offer: &Offer,
+    pool: &mut PortPool,
+    kept_port: impl Fn(usize) -> Option<u16>,
+) -> Result<Vec<NegotiatedStream>, AnswerError> {
+    let mut streams = Vec::with_capacity(offer.media.len());
+    let mut fresh: Vec<u16> = Vec::new();
+    let mut declines = Vec::new();
+    for (index, m) in offer.media.iter().enumerate() {
+        let accepted = match acceptance(m) {
+            Ok(()) => true,
+            Err(d) => {
+                declines.push((d, m));
+                false
+            }
+        };
+        let local_port = if !accepted {
+            0
+        } else if let Some(port) = kept_port(index) {
+            port
+        } else if let Some(port) = pool.allocate() {
+            fresh.push(port);
+            port
+        } else {
+            give_back(pool, &fresh);
+            return Err(AnswerError::NoPorts);
+        };
+        streams.push(NegotiatedStream {
+            index,
+            kind: m.kind,
+            accepted,
+            local_port,
+            rtcp_mux: accepted && m.rtcp_mux,
+            remote_addr: m.connection,
+            remote_port: m.port,
+            // Declined lines carry no codec: nothing is received on them.
+            codec: m.codec.clone().filter(|_| accepted),
+            telephone_event: m.telephone_event.filter(|_| accepted),
+            offered_direction: m.direction,
+            answered_direction: if accepted {
+                m.direction.answer()
+            } else {
+                Direction::Inactive
+            },
+            label: m.label.clone(),
+        });
+    }
+    if !streams.iter().any(|s| s.accepted) {
+        give_back(pool, &fresh);
+        return Err(not_acceptable(&declines));
+    }
+    Ok(streams)
+}
+
+fn give_back(pool: &mut PortPool, ports: &[u16]) {
+    for &p in ports {
+        pool.release(p);
+    }
+}
+
+/// RFC 3261 §20.43: 304 when no audio was offered at all, 305 when audio was offered in a
+/// form the recorder cannot take.
+fn not_acceptable(declines: &[(Decline, &OfferedMedia)]) -> AnswerError {
+    let transport = declines.iter().find(|(d, _)| *d == Decline::Transport);
+    let no_codec = declines.iter().any(|(d, _)| *d == Decline::NoCodec);
+    let (warning_code, warning) = match (transport, no_codec) {
+        (_, true) => (
+            305,
+            "Incompatible media format: no offered audio codec is recordable \
+             (PCMU, PCMA, G722, opus, G729)"
+                .to_owned(),
+        ),
+        (Some((_, m)), false) => (
+            305,
+            format!(
+                "Incompatible media format: audio transport {} is not supported",
+                m.protocol
+            ),
+        ),
+        (None, false) => (
+            304,
+            "Media type not available: no audio stream offered".to_owned(),
+        ),
+    };
+    AnswerError::NotAcceptable {
+        warning_code,
+        warning,
+    }
+}
+
+fn ip_family(ip: IpAddr) -> &'static str {
+    match ip {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    }
+}
+
+/// The answer text, CRLF line ends. Declined lines keep the offered protocol and one format
+/// so that they stay valid m= lines (RFC 3264 §6).
+fn render(
+    session_id: u64,
+    version: u64,
+    media_ip: IpAddr,
+    offer: &Offer,
+    streams: &[NegotiatedStream],
+) -> String {
+    use std::fmt::Write as _;
+    let family = ip_family(media_ip);
+    let mut out = String::with_capacity(256 + 160 * streams.len());
+    // `write!` into a String cannot fail; the results are ignored for that reason.
+    let _ = write!(
+        out,
+        "v=0\r\no=sip-recorder {session_id} {version} IN {family} {media_ip}\r\n\
+         s=sip-recorder\r\nc=IN {family} {media_ip}\r\nt=0 0\r\n"
+    );
+    for (m, s) in offer.media.iter().zip(streams) {
+        let Some(codec) = s.codec.as_ref().filter(|_| s.accepted) else {
+            let fmt = m.formats.first().map_or_else(
+                || if m.protocol.contains("RTP") { "0" } else { "*" },
+                String::as_str,
+            );
+            let _ = write!(out, "m={} 0 {} {fmt}\r\n", m.media_type, m.protocol);
+            continue;
+        };
+        let _ = write!(
+            out,
+            "m={} {} {} {}",
+            m.media_type, s.local_port, m.protocol, codec.payload_type
+        );
+        if let Some((te, _)) = s.telephone_event {
+            let _ = write!(out, " {te}");
+        }
+        out.push_str("\r\n");
+        let _ = write!(
+            out,
+            "a=rtpmap:{} {}/{}",
+            codec.payload_type, codec.name, codec.clock_rate
+        );
+        if codec.channels != 1 {
+            let _ = write!(out, "/{}", codec.channels);
+        }
+        out.push_str("\r\n");
+        if let Some((te, rate)) = s.telephone_event {
+            let _ = write!(
+                out,
+                "a=rtpmap:{te} telephone-event/{rate}\r\na=fmtp:{te} 0-16\r\n"
+            );
+        }
+        if let Some(ptime) = m.ptime {
+            let _ = write!(out, "a=ptime:{ptime}\r\n");
+        }
+        if s.rtcp_mux {
+            out.push_str("a=rtcp-mux\r\n");
+        }
+        if let Some(label) = &s.label {
+            let _ = write!(out, "a=label:{label}\r\n");
+        }
+        let _ = write!(out, "a={}\r\n", s.answered_direction.as_str());
+    }
+    out
 }

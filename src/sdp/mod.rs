@@ -3,7 +3,11 @@
 //! CONTRACT — the rest of the crate codes against these names.
 
 mod answer;
+mod codec;
+mod offer;
 mod ports;
+#[cfg(test)]
+mod tests;
 
 pub use answer::*;
 pub use ports::PortPool;
