@@ -151,6 +151,7 @@ pub struct Call {
     pub cseq: u32,
     pub invite_cseq: u32,
     pub invite_branch: String,
+    pub invite_uri: String,
     /// The last INVITE as sent, for retransmission.
     pub last_invite: String,
     /// The recorder's Contact, where in-dialog requests go.
@@ -170,10 +171,15 @@ impl Call {
             to_tag: None,
             request_uri: request_uri.to_string(),
             // The To URI is the Request-URI without its parameters.
-            to_uri: request_uri.split(';').next().unwrap_or(request_uri).to_string(),
+            to_uri: request_uri
+                .split(';')
+                .next()
+                .unwrap_or(request_uri)
+                .to_string(),
             cseq: 0,
             invite_cseq: 0,
             invite_branch: String::new(),
+            invite_uri: String::new(),
             last_invite: String::new(),
             remote_target: None,
             contact_params: String::new(),
@@ -247,6 +253,7 @@ impl Call {
         self.invite_cseq = self.cseq;
         self.invite_branch = new_branch();
         let uri = self.request_uri.clone();
+        self.invite_uri = uri.clone();
         let msg = self.build(
             "INVITE",
             &uri,
@@ -289,7 +296,7 @@ impl Call {
 
     /// Records the dialog state of a 2xx to our INVITE.
     pub fn learn(&mut self, resp: &Msg) {
-        if let Some(tag) = resp.to_tag() {
+        if let Some(tag) = resp.tag_of_to() {
             self.to_tag = Some(tag);
         }
         if let Some(c) = resp.contact_uri() {
@@ -303,7 +310,8 @@ impl Call {
             .unwrap_or_else(|| self.request_uri.clone())
     }
 
-    /// ACK for a 2xx: its own transaction (new branch), sent to the remote target.
+    /// ACK for a 2xx: its own transaction (new branch), sent to the remote target, with the
+    /// CSeq number of the INVITE that 2xx answers.
     pub fn ack_2xx(&mut self, resp: &Msg) -> String {
         self.learn(resp);
         let target = self.target();
@@ -311,7 +319,7 @@ impl Call {
             "ACK",
             &target,
             &new_branch(),
-            self.invite_cseq,
+            resp.cseq().0,
             true,
             "",
             None,
@@ -323,12 +331,12 @@ impl Call {
     /// Request-URI), To tag from the response (RFC 3261 §17.1.1.3).
     pub fn ack_non2xx(&self, resp: &Msg) -> String {
         let mut c = self.clone();
-        c.to_tag = resp.to_tag();
+        c.to_tag = resp.tag_of_to();
         c.build(
             "ACK",
-            &self.request_uri,
+            &self.invite_uri,
             &self.invite_branch,
-            self.invite_cseq,
+            resp.cseq().0,
             true,
             "",
             None,
@@ -340,7 +348,7 @@ impl Call {
     pub fn cancel(&self) -> String {
         self.build(
             "CANCEL",
-            &self.request_uri,
+            &self.invite_uri,
             &self.invite_branch,
             self.invite_cseq,
             false,
@@ -374,6 +382,7 @@ impl Call {
         if method == "INVITE" {
             self.invite_cseq = self.cseq;
             self.invite_branch = branch;
+            self.invite_uri = target;
             self.last_invite = msg.clone();
         }
         msg
@@ -388,12 +397,13 @@ impl Call {
         self.in_dialog("INVITE", extra, Some("application/sdp"), sdp)
     }
 
-    /// In-dialog request with an explicit CSeq number (for the lower-CSeq check).
-    pub fn in_dialog_with_cseq(&mut self, method: &str, cseq: u32, sdp: &str) -> String {
+    /// In-dialog INVITE with an explicit CSeq number (for the out-of-order check); becomes
+    /// the pending INVITE for `ack_non2xx`.
+    pub fn reinvite_with_cseq(&mut self, cseq: u32, sdp: &str) -> String {
         let target = self.target();
         let branch = new_branch();
-        self.build(
-            method,
+        let msg = self.build(
+            "INVITE",
             &target,
             &branch,
             cseq,
@@ -401,7 +411,11 @@ impl Call {
             "",
             Some("application/sdp"),
             sdp,
-        )
+        );
+        self.invite_cseq = cseq;
+        self.invite_branch = branch;
+        self.invite_uri = target;
+        msg
     }
 }
 

@@ -268,6 +268,42 @@ impl SipClient {
         code: u16,
         timeout: Duration,
     ) -> Option<(Vec<Msg>, Msg)> {
+        self.wait_matching(call_id, None, method, code, timeout)
+    }
+
+    /// `wait_response` for the request `req` as sent: matches Call-ID, CSeq number and
+    /// method, so that retransmitted responses of earlier transactions are not taken.
+    pub fn wait_reply(
+        &mut self,
+        req: &str,
+        code: u16,
+        timeout: Duration,
+    ) -> Option<(Vec<Msg>, Msg)> {
+        let r = Msg::parse(req.as_bytes()).expect("request to match is not SIP");
+        let (n, method) = r.cseq();
+        self.wait_matching(r.call_id(), Some(n), &method, code, timeout)
+    }
+
+    /// Expects response `code` to the request `req` as sent; panics with what came instead.
+    pub fn expect_reply(&mut self, req: &str, code: u16, timeout: Duration) -> Msg {
+        match self.wait_reply(req, code, timeout) {
+            Some((_, m)) if m.status() == Some(code) => m,
+            Some((_, m)) => panic!(
+                "expected {code}, got:\n{}\nin reply to:\n{req}",
+                String::from_utf8_lossy(&m.raw)
+            ),
+            None => panic!("no {code} within {timeout:?} in reply to:\n{req}"),
+        }
+    }
+
+    fn wait_matching(
+        &mut self,
+        call_id: &str,
+        cseq: Option<u32>,
+        method: &str,
+        code: u16,
+        timeout: Duration,
+    ) -> Option<(Vec<Msg>, Msg)> {
         let deadline = Instant::now() + timeout;
         let mut provisional = Vec::new();
         let mut kept = Vec::new();
@@ -277,7 +313,11 @@ impl SipClient {
                 kept.push(m);
                 continue;
             }
-            if m.call_id() != call_id || !m.cseq_method().eq_ignore_ascii_case(method) {
+            let (n, m_method) = m.cseq();
+            if m.call_id() != call_id
+                || !m_method.eq_ignore_ascii_case(method)
+                || cseq.is_some_and(|c| c != n)
+            {
                 continue;
             }
             let status = m.status().unwrap_or(0);

@@ -82,7 +82,8 @@ impl RtpLease {
                     let owner: Option<u32> = fs::read_to_string(&path)
                         .ok()
                         .and_then(|s| s.trim().parse().ok());
-                    let alive = owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    let alive =
+                        owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
                     // An empty file may be a claim being written right now: leave it.
                     if owner.is_some() && !alive {
                         let _ = fs::remove_file(&path);
@@ -423,7 +424,7 @@ fn collect_dirs_at_depth(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 pub fn invite_and_wait(client: &mut SipClient, call: &Call, msg: &str) -> (Vec<Msg>, Msg) {
     client.send(msg);
     client
-        .wait_response(&call.call_id, "INVITE", 200, Duration::from_secs(5))
+        .wait_reply(msg, 200, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("no final response to INVITE {}", call.call_id))
 }
 
@@ -445,7 +446,7 @@ pub fn establish(client: &mut SipClient, call: &mut Call, invite: &str) -> Msg {
 pub fn hang_up(client: &mut SipClient, call: &mut Call) -> Msg {
     let bye = call.bye();
     client.send(&bye);
-    client.expect_response(&call.call_id, "BYE", 200, Duration::from_secs(5))
+    client.expect_reply(&bye, 200, Duration::from_secs(5))
 }
 
 /// Sends OPTIONS from a fresh UDP socket and returns the final response.

@@ -39,7 +39,9 @@ pub fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
     if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
         return Some((i, i + 4));
     }
-    buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2))
+    buf.windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| (i, i + 2))
 }
 
 /// Content-Length from a raw head, if present and numeric.
@@ -167,11 +169,11 @@ impl Msg {
         self.cseq().1
     }
 
-    pub fn to_tag(&self) -> Option<String> {
+    pub fn tag_of_to(&self) -> Option<String> {
         self.header("to").and_then(tag_param)
     }
 
-    pub fn from_tag(&self) -> Option<String> {
+    pub fn tag_of_from(&self) -> Option<String> {
         self.header("from").and_then(tag_param)
     }
 

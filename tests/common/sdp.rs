@@ -9,6 +9,8 @@ pub struct Media {
     pub proto: String,
     pub fmts: Vec<String>,
     pub attrs: Vec<String>,
+    /// Media-level c= address.
+    pub connection: Option<String>,
     /// Session-level direction, used when the m= section has none.
     session_direction: Option<String>,
 }
@@ -72,8 +74,12 @@ impl Sdp {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or_else(|| panic!("bad o= line: {line}"));
                 }
-                "c" if sdp.media.is_empty() => {
-                    sdp.connection = value.split_whitespace().nth(2).map(str::to_string);
+                "c" => {
+                    let addr = value.split_whitespace().nth(2).map(str::to_string);
+                    match sdp.media.last_mut() {
+                        Some(m) => m.connection = addr,
+                        None => sdp.connection = addr,
+                    }
                 }
                 "m" => {
                     let parts: Vec<&str> = value.split_whitespace().collect();
@@ -88,6 +94,7 @@ impl Sdp {
                         proto: parts[2].to_string(),
                         fmts: parts[3..].iter().map(|s| s.to_string()).collect(),
                         attrs: Vec::new(),
+                        connection: None,
                         session_direction: session_direction.clone(),
                     });
                 }
@@ -104,6 +111,14 @@ impl Sdp {
         sdp
     }
 
+    /// The address media of m= line `i` is sent to (media-level c= over session-level).
+    pub fn connection_of(&self, i: usize) -> Option<String> {
+        self.media[i]
+            .connection
+            .clone()
+            .or_else(|| self.connection.clone())
+    }
+
     pub fn audio(&self) -> Vec<&Media> {
         self.media.iter().filter(|m| m.kind == "audio").collect()
     }
@@ -112,7 +127,10 @@ impl Sdp {
 /// The SDP carried by a message: the body itself, or the `application/sdp` part of a
 /// multipart body.
 pub fn sdp_text(msg: &Msg) -> String {
-    let ct = msg.header("content-type").unwrap_or("").to_ascii_lowercase();
+    let ct = msg
+        .header("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let body = msg.body_str();
     if !ct.starts_with("multipart/") {
         assert!(
