@@ -9,9 +9,14 @@ pub mod client;
 pub mod msg;
 pub mod sdp;
 
+// Re-exported for the test files; each uses a different subset.
+#[allow(unused_imports)]
 pub use call::*;
+#[allow(unused_imports)]
 pub use client::*;
+#[allow(unused_imports)]
 pub use msg::*;
+#[allow(unused_imports)]
 pub use sdp::*;
 
 use serde_json::Value;
