@@ -629,8 +629,10 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, ParseError> {
 fn request_method_hint(line: &[u8]) -> Option<Method> {
     let line = std::str::from_utf8(line).ok()?;
     let (method, rest) = line.split_once(' ')?;
+    // Any SIP version: a request for SIP/7.0 (RFC 4475 badvers) is still answered.
     let version = rest.trim_end().rsplit(' ').next()?;
-    (is_token(method) && version.eq_ignore_ascii_case("SIP/2.0")).then(|| Method::parse(method))
+    let is_sip = strip_prefix_ignore_case(version, "SIP/").is_some();
+    (is_token(method) && is_sip).then(|| Method::parse(method))
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
