@@ -1,0 +1,899 @@
+//! RFC 4475 (SIP torture test messages) against `parse_message`.
+//!
+//! §3.1.1 valid messages must parse; §3.1.2 invalid ones must either fail or come out in a
+//! shape the UAS rejects (each case says which). Messages are reproduced from the RFC with
+//! CRLF line ends; `<allOneLine>` sections are joined and `<repeat>` sections expanded.
+
+use bytes::Bytes;
+use sip_recorder::sip::message::*;
+
+/// Joins lines with CRLF, ending the last one too (the RFC's message text).
+fn crlf(lines: &[&str]) -> Vec<u8> {
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The SDP body most messages carry, with the given origin and connection addresses.
+fn sdp(o: &str, c: &str) -> String {
+    format!(
+        "v=0\r\no=mhandley 29739 7272939 IN IP4 {o}\r\ns=-\r\nc=IN IP4 {c}\r\nt=0 0\r\n\
+m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n"
+    )
+}
+
+fn with_body(head: &[&str], body: &[u8]) -> Vec<u8> {
+    let mut out = crlf(head);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+// Mirrors `parse_message`, whose error type is fixed by the module contract.
+#[allow(clippy::result_large_err)]
+fn parse(bytes: Vec<u8>) -> Result<SipMessage, ParseFailure> {
+    parse_message(Bytes::from(bytes), &Limits::default())
+}
+
+fn request(bytes: Vec<u8>) -> SipRequest {
+    match parse(bytes) {
+        Ok(SipMessage::Request(req)) => req,
+        other => panic!("request expected, got {other:?}"),
+    }
+}
+
+fn failure(bytes: Vec<u8>) -> ParseFailure {
+    match parse(bytes) {
+        Err(failure) => failure,
+        Ok(msg) => panic!("error expected, got {msg:?}"),
+    }
+}
+
+fn sip_uri(req: &SipRequest) -> &SipUriParts {
+    match &req.uri {
+        RequestUri::Sip(uri) => uri,
+        other => panic!("sip uri expected, got {other:?}"),
+    }
+}
+
+// ---- §3.1.1 valid messages ----
+
+/// §3.1.1.1 A Short Tortuous INVITE (wsinv).
+#[test]
+fn wsinv() {
+    let msg = with_body(
+        &[
+            "INVITE sip:vivekg@chair-dnrc.example.com;unknownparam SIP/2.0",
+            "TO :",
+            " sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n",
+            r#"from   : "J Rosenberg \\\""       <sip:jdrosen@example.com>"#,
+            "  ;",
+            "  tag = 98asjd8",
+            "MaX-fOrWaRdS: 0068",
+            "Call-ID: wsinv.ndaksdj@192.0.2.1",
+            "Content-Length   : 150",
+            "cseq: 0009",
+            "  INVITE",
+            "Via  : SIP  /   2.0",
+            " /UDP",
+            "    192.0.2.2;branch=390skdjuw",
+            "s :",
+            "NewFangledHeader:   newfangled value",
+            " continued newfangled value",
+            "UnknownHeaderWithUnusualValue: ;;,,;;,;",
+            "Content-Type: application/sdp",
+            "Route:",
+            " <sip:services.example.com;lr;unknownwith=value;unknown-no-value>",
+            "v:  SIP  / 2.0  / TCP     spindle.example.com   ;",
+            "  branch  =   z9hG4bK9ikj8  ,",
+            " SIP  /    2.0   / UDP  192.168.255.111   ; branch=",
+            " z9hG4bK30239",
+            r#"m:"Quoted string \"\"" <sip:jdrosen@example.com> ; newparam ="#,
+            "      newvalue ;",
+            "  secondparam ; q = 0.33",
+        ],
+        sdp("192.0.2.3", "192.0.2.4").as_bytes(),
+    );
+    let req = request(msg);
+    assert_eq!(req.method, Method::Invite);
+    let uri = sip_uri(&req);
+    assert_eq!(uri.user.as_deref(), Some("vivekg"));
+    assert_eq!(uri.params, vec![("unknownparam".to_string(), None)]);
+    assert_eq!(req.to.uri, "sip:vivekg@chair-dnrc.example.com");
+    assert_eq!(req.to.tag.as_deref(), Some("1918181833n"));
+    assert_eq!(req.from.uri, "sip:jdrosen@example.com");
+    assert_eq!(req.from.tag.as_deref(), Some("98asjd8"));
+    assert_eq!(req.max_forwards, Some(68));
+    assert_eq!((req.cseq, &req.cseq_method), (9, &Method::Invite));
+    let vias: Vec<(&str, &str, Option<&str>)> = req
+        .vias
+        .iter()
+        .map(|v| (v.transport.as_str(), v.host.as_str(), v.branch.as_deref()))
+        .collect();
+    assert_eq!(
+        vias,
+        vec![
+            ("UDP", "192.0.2.2", Some("390skdjuw")),
+            ("TCP", "spindle.example.com", Some("z9hG4bK9ikj8")),
+            ("UDP", "192.168.255.111", Some("z9hG4bK30239")),
+        ]
+    );
+    assert_eq!(req.header("Subject"), Some(""));
+    assert_eq!(
+        req.header("NewFangledHeader"),
+        Some("newfangled value continued newfangled value")
+    );
+    assert_eq!(
+        req.header("UnknownHeaderWithUnusualValue"),
+        Some(";;,,;;,;")
+    );
+    assert!(
+        req.header("Contact")
+            .is_some_and(|c| c.contains("newvalue"))
+    );
+    assert_eq!(req.body.len(), 150);
+}
+
+/// §3.1.1.2 Wide Range of Valid Characters (intmeth).
+#[test]
+fn intmeth() {
+    let msg = crlf(&[
+        "!interesting-Method0123456789_*+`.%indeed'~ sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com SIP/2.0",
+        "Via: SIP/2.0/TCP host1.example.com;branch=z9hG4bK-.!%66*_+`'~",
+        "To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7F\" <sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*@example.com>",
+        r#"From: token1~` token2'+_ token3*%!.- <sip:mundane@example.com>;fromParam''~+*_!.-%="работающий";tag=_token~1'+`*%!-."#,
+        r#"Call-ID: intmeth.word%ZK-!.*_+'@word`~)(><:\/"][?}{"#,
+        "CSeq: 139122385 !interesting-Method0123456789_*+`.%indeed'~",
+        "Max-Forwards: 255",
+        "extensionHeader-!.%*+_`'~:\u{FEFF}大停電",
+        "Content-Length: 0",
+        "",
+    ]);
+    let req = request(msg);
+    // An extension method: endpoints answer 501.
+    assert_eq!(
+        req.method,
+        Method::Extension("!interesting-Method0123456789_*+`.%indeed'~".into())
+    );
+    assert_eq!(req.cseq_method, req.method);
+    assert_eq!(req.cseq, 139122385);
+    let uri = sip_uri(&req);
+    assert_eq!(
+        uri.user.as_deref(),
+        Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+    );
+    assert_eq!(uri.host, "example.com");
+    // The branch is kept as written (`%66` not decoded): transactions match on it verbatim.
+    assert_eq!(req.branch(), Some("z9hG4bK-.!%66*_+`'~"));
+    assert_eq!(req.from.uri, "sip:mundane@example.com");
+    assert_eq!(req.from.tag.as_deref(), Some("_token~1'+`*%!-."));
+    assert_eq!(
+        req.to.uri,
+        "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*@example.com"
+    );
+    assert_eq!(req.call_id, r#"intmeth.word%ZK-!.*_+'@word`~)(><:\/"][?}{"#);
+    assert_eq!(req.max_forwards, Some(255));
+    assert_eq!(
+        req.header("extensionHeader-!.%*+_`'~"),
+        Some("\u{FEFF}大停電")
+    );
+}
+
+/// §3.1.1.3 Valid Use of the % Escaping Mechanism (esc01).
+#[test]
+fn esc01() {
+    let msg = with_body(
+        &[
+            "INVITE sip:sips%3Auser%40example.com@example.net SIP/2.0",
+            "To: sip:%75se%72@example.com",
+            "From: <sip:I%20have%20spaces@example.net>;tag=938",
+            "Max-Forwards: 87",
+            "i: esc01.239409asdfakjkn23onasd0-3234",
+            "CSeq: 234234 INVITE",
+            "Via: SIP/2.0/UDP host5.example.net;branch=z9hG4bKkdjuw",
+            "C: application/sdp",
+            "Contact:",
+            "  <sip:cal%6Cer@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31>",
+            "Content-Length: 150",
+        ],
+        sdp("192.0.2.1", "192.0.2.1").as_bytes(),
+    );
+    let req = request(msg);
+    let uri = sip_uri(&req);
+    // The user part is decoded: it is a user named `sips:user@example.com`, not a sips URI.
+    assert_eq!(uri.user.as_deref(), Some("sips:user@example.com"));
+    assert!(!uri.sips);
+    assert_eq!(uri.host, "example.net");
+    assert_eq!(req.call_id, "esc01.239409asdfakjkn23onasd0-3234");
+    assert_eq!(req.content_type.as_deref(), Some("application/sdp"));
+    assert_eq!(req.to.uri, "sip:%75se%72@example.com");
+    assert_eq!(
+        req.header("Contact"),
+        Some("<sip:cal%6Cer@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31>")
+    );
+}
+
+/// §3.1.1.4 Escaped Nulls in URIs (escnull).
+#[test]
+fn escnull() {
+    let msg = crlf(&[
+        "REGISTER sip:example.com SIP/2.0",
+        "To: sip:null-%00-null@example.com",
+        "From: sip:null-%00-null@example.com;tag=839923423",
+        "Max-Forwards: 70",
+        "Call-ID: escnull.39203ndfvkjdasfkq3w4otrq0adsfdfnavd",
+        "CSeq: 14398234 REGISTER",
+        "Via: SIP/2.0/UDP host5.example.com;branch=z9hG4bKkdjuw",
+        "Contact: <sip:%00@host5.example.com>",
+        "Contact: <sip:%00%00@host5.example.com>",
+        "L:0",
+        "",
+    ]);
+    let req = request(msg);
+    assert_eq!(req.method, Method::Register);
+    assert_eq!(req.from.uri, "sip:null-%00-null@example.com");
+    assert_eq!(req.from.tag.as_deref(), Some("839923423"));
+    assert_eq!(req.header_values("m").count(), 2);
+    assert_eq!(req.header("Content-Length"), Some("0"));
+}
+
+/// §3.1.1.5 Use of % When It Is Not an Escape (esc02).
+#[test]
+fn esc02() {
+    let msg = crlf(&[
+        "RE%47IST%45R sip:registrar.example.com SIP/2.0",
+        r#"To: "%Z%45" <sip:resource@example.com>"#,
+        r#"From: "%Z%45" <sip:resource@example.com>;tag=f232jadfj23"#,
+        "Call-ID: esc02.asdfnqwo34rq23i34jrjasdcnl23nrlknsdf",
+        "Via: SIP/2.0/TCP host.example.com;branch=z9hG4bK209%fzsnel234",
+        "CSeq: 29344 RE%47IST%45R",
+        "Max-Forwards: 70",
+        "Contact: <sip:alias1@host1.example.com>",
+        "C%6Fntact: <sip:alias2@host2.example.com>",
+        "Contact: <sip:alias3@host3.example.com>",
+        "l: 0",
+        "",
+    ]);
+    let req = request(msg);
+    // `%` is not an escape in a method: this is not REGISTER.
+    assert_eq!(req.method, Method::Extension("RE%47IST%45R".into()));
+    assert_eq!(req.branch(), Some("z9hG4bK209%fzsnel234"));
+    // Nor in a header name: `C%6Fntact` is an unknown header.
+    assert_eq!(req.header_values("Contact").count(), 2);
+    assert_eq!(
+        req.header("C%6Fntact"),
+        Some("<sip:alias2@host2.example.com>")
+    );
+}
+
+/// §3.1.1.6 Message with No LWS between Display Name and < (lwsdisp).
+#[test]
+fn lwsdisp() {
+    let msg = crlf(&[
+        "OPTIONS sip:user@example.com SIP/2.0",
+        "To: sip:user@example.com",
+        "From: caller<sip:caller@example.com>;tag=323",
+        "Max-Forwards: 70",
+        "Call-ID: lwsdisp.1234abcd@funky.example.com",
+        "CSeq: 60 OPTIONS",
+        "Via: SIP/2.0/UDP funky.example.com;branch=z9hG4bKkdjuw",
+        "l: 0",
+        "",
+    ]);
+    let req = request(msg);
+    assert_eq!(req.from.uri, "sip:caller@example.com");
+    assert_eq!(req.from.tag.as_deref(), Some("323"));
+    assert_eq!(req.method, Method::Options);
+}
+
+/// §3.1.1.7 Long Values in Header Fields (longreq).
+#[test]
+fn longreq() {
+    let to = format!(
+        "To: \"I have a user name of {} proportion\"<sip:user@example.com:6000;unknownparam1=very{}value;longparam{}=shortvalue;very{}ParameterNameWithNoValue>",
+        "extreme".repeat(10),
+        "long".repeat(20),
+        "name".repeat(25),
+        "long".repeat(25)
+    );
+    let tag = format!("12{}424", "982".repeat(50));
+    let from = format!(
+        "F: sip:{}@example.net;tag={tag};unknownheaderparam{}=unknowheaderparam{};unknownValueless{}",
+        "amazinglylongcallername".repeat(5),
+        "name".repeat(20),
+        "value".repeat(15),
+        "paramname".repeat(10)
+    );
+    let call_id = format!("longreq.one{}longcallid", "really".repeat(20));
+    let unknown = format!(
+        "Unknown-{}-Name: unknown-{l}-value; unknown-{l}-parameter-name = unknown-{l}-parameter-value",
+        "Long".repeat(20),
+        l = "long".repeat(20)
+    );
+    let branch = format!("very{}branchvalue", "long".repeat(50));
+    let last_via = format!("Via: SIP/2.0/TCP host.example.com;received=192.0.2.5;branch={branch}");
+    let contact = format!(
+        "Contact: <sip:{}@host5.example.net>",
+        "amazinglylongcallername".repeat(5)
+    );
+    let call_id_line = format!("Call-ID: {call_id}");
+    let mut head: Vec<String> = vec![
+        "INVITE sip:user@example.com SIP/2.0".into(),
+        to,
+        from,
+        call_id_line,
+        "CSeq: 3882340 INVITE".into(),
+        unknown,
+    ];
+    let via_names = [
+        "Via: ", "v: ", "V: ", "Via: ", "ViA: ", "VIa: ", "VIA: ", "via: ", "viA: ", "vIa: ",
+        "vIA: ", "V :  ", "v :  ", "V  : ", "v  : ", "Via : ", "Via  : ",
+    ];
+    for n in (1..=33).rev() {
+        let name = via_names.get(33 - n).copied().unwrap_or("Via: ");
+        head.push(format!("{name}SIP/2.0/TCP sip{n}.example.com"));
+    }
+    head.extend([
+        last_via,
+        "Max-Forwards: 70".into(),
+        contact,
+        "Content-Type: application/sdp".into(),
+        "l: 150".into(),
+    ]);
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    let req = request(with_body(&head, sdp("192.0.2.1", "192.0.2.1").as_bytes()));
+    assert_eq!(req.vias.len(), 34);
+    assert_eq!(req.vias[0].host, "sip33.example.com");
+    assert_eq!(req.vias[33].branch.as_deref(), Some(branch.as_str()));
+    assert_eq!(req.vias[33].received.as_deref(), Some("192.0.2.5"));
+    assert_eq!(req.from.tag.as_deref(), Some(tag.as_str()));
+    assert_eq!(req.to.tag, None);
+    assert_eq!(req.call_id, call_id);
+    assert_eq!(req.body.len(), 150);
+}
+
+/// §3.1.1.8 Extra Trailing Octets in a UDP Datagram (dblreq).
+#[test]
+fn dblreq() {
+    let mut msg = crlf(&[
+        "REGISTER sip:example.com SIP/2.0",
+        "To: sip:j.user@example.com",
+        "From: sip:j.user@example.com;tag=43251j3j324",
+        "Max-Forwards: 8",
+        "I: dblreq.0ha0isndaksdj99sdfafnl3lk233412",
+        "Contact: sip:j.user@host.example.com",
+        "CSeq: 8 REGISTER",
+        "Via: SIP/2.0/UDP 192.0.2.125;branch=z9hG4bKkdjuw23492",
+        "Content-Length: 0",
+        "",
+    ]);
+    let trailing_sdp = sdp("192.0.2.15", "192.0.2.15").replace("m=video", "m =video");
+    msg.extend(with_body(
+        &[
+            "INVITE sip:joe@example.com SIP/2.0",
+            "t: sip:joe@example.com",
+            "From: sip:caller@example.net;tag=141334",
+            "Max-Forwards: 8",
+            "Call-ID: dblreq.0ha0isnda977644900765@192.0.2.15",
+            "CSeq: 8 INVITE",
+            "Via: SIP/2.0/UDP 192.0.2.15;branch=z9hG4bKkdjuw380234",
+            "Content-Type: application/sdp",
+            "Content-Length: 150",
+        ],
+        trailing_sdp.as_bytes(),
+    ));
+    // Only the REGISTER counts; the INVITE after its Content-Length is discarded.
+    let req = request(msg);
+    assert_eq!(req.method, Method::Register);
+    assert_eq!(req.call_id, "dblreq.0ha0isndaksdj99sdfafnl3lk233412");
+    assert!(req.body.is_empty());
+}
+
+/// §3.1.1.9 Semicolon-Separated Parameters in URI User Part (semiuri).
+#[test]
+fn semiuri() {
+    let msg = crlf(&[
+        "OPTIONS sip:user;par=u%40example.net@example.com SIP/2.0",
+        "To: sip:j_user@example.com",
+        "From: sip:caller@example.org;tag=33242",
+        "Max-Forwards: 3",
+        "Call-ID: semiuri.0ha0isndaksdj",
+        "CSeq: 8 OPTIONS",
+        "Accept: application/sdp, application/pkcs7-mime,",
+        "        multipart/mixed, multipart/signed,",
+        "        message/sip, message/sipfrag",
+        "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKkdjuw",
+        "l: 0",
+        "",
+    ]);
+    let req = request(msg);
+    let uri = sip_uri(&req);
+    // The parameters belong to the user part, not to the URI.
+    assert_eq!(uri.user.as_deref(), Some("user;par=u@example.net"));
+    assert_eq!(uri.host, "example.com");
+    assert!(uri.params.is_empty());
+    assert_eq!(req.header_tokens("Accept").len(), 6);
+}
+
+/// §3.1.1.10 Varied and Unknown Transport Types (transports).
+#[test]
+fn transports() {
+    let msg = crlf(&[
+        "OPTIONS sip:user@example.com SIP/2.0",
+        "To: sip:user@example.com",
+        "From: <sip:caller@example.com>;tag=323",
+        "Max-Forwards: 70",
+        "Call-ID:  transports.kijh4akdnaqjkwendsasfdj",
+        "Accept: application/sdp",
+        "CSeq: 60 OPTIONS",
+        "Via: SIP/2.0/UDP t1.example.com;branch=z9hG4bKkdjuw",
+        "Via: SIP/2.0/SCTP t2.example.com;branch=z9hG4bKklasjdhf",
+        "Via: SIP/2.0/TLS t3.example.com;branch=z9hG4bK2980unddj",
+        "Via: SIP/2.0/UNKNOWN t4.example.com;branch=z9hG4bKasd0f3en",
+        "Via: SIP/2.0/TCP t5.example.com;branch=z9hG4bK0a9idfnee",
+        "l: 0",
+        "",
+    ]);
+    let req = request(msg);
+    let transports: Vec<&str> = req.vias.iter().map(|v| v.transport.as_str()).collect();
+    assert_eq!(transports, vec!["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"]);
+    assert_eq!(req.call_id, "transports.kijh4akdnaqjkwendsasfdj");
+}
+
+/// The S/MIME signature in mpart01 (342 octets of DER, including NULs).
+const MPART01_SIGNATURE: &str = "3082015206092A864886F70D010702A08201433082013F0201013109300706052B0E03021A300B06092A864886F70D010701318201203082011C020101307C3070310B3009060355040613025553311330110603550408130A43616C69666F726E69613111300F0603550407130853616E204A6F7365310E300C060355040A1305736970697431293027060355040B13205369706974205465737420436572746966696361746520417574686F7269747902080195007102330113300706052B0E03021A300D06092A864886F70D01010105000481808EF466F948F0522DD2E5978E9D95AAE9F2FE15A06659716292E8DA2AA8D8350A68CEFFAE3CBD2BFF1675DDD5648E593DD64728F26220F7E941749E330D9A15EDABDB93D10C42102E7B7289D29CC0C9AE2EFBC7C0CFF9172F3B027E4FC027E1546DE4B6AA3ABB3E66CCCB5DD6C64B8383149CB8E6FF182D944FE57B65BC99D005";
+
+fn hex(text: &str) -> Vec<u8> {
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let digits = std::str::from_utf8(pair).expect("ascii hex");
+            u8::from_str_radix(digits, 16).expect("hex digit")
+        })
+        .collect()
+}
+
+/// §3.1.1.11 Multipart MIME Message (mpart01): binary body with NULs.
+#[test]
+fn mpart01() {
+    let mut body = crlf(&[
+        "--7a9cbec02ceef655",
+        "Content-Type: text/plain",
+        "Content-Transfer-Encoding: binary",
+        "",
+        "Hello",
+        "--7a9cbec02ceef655",
+        "Content-Type: application/octet-stream",
+        "Content-Transfer-Encoding: binary",
+        "",
+    ]);
+    body.extend(hex(MPART01_SIGNATURE));
+    body.extend_from_slice(b"\r\n--7a9cbec02ceef655--\r\n");
+    assert_eq!(body.len(), 553);
+    let msg = with_body(
+        &[
+            "MESSAGE sip:kumiko@example.org SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-d87543-4dade06d0bdb11ee-1--d87543-;rport",
+            "Max-Forwards: 70",
+            "Route: <sip:127.0.0.1:5080>",
+            "Identity: r5mwreLuyDRYBi/0TiPwEsY3rEVsk/G2WxhgTV1PF7hHuLIK0YWVKZhKv9Mj8UeXqkMVbnVq37CD+813gvYjcBUaZngQmXc9WNZSDNGCzA+fWl9MEUHWIZo1CeJebdY/XlgKeTa0Olvq0rt70Q5jiSfbqMJmQFteeivUhkMWYUA=",
+            "Contact: <sip:fluffy@127.0.0.1:5070>",
+            "To: <sip:kumiko@example.org>",
+            "From: <sip:fluffy@example.com>;tag=2fb0dcc9",
+            "Call-ID: 3d9485ad0c49859b@Zmx1ZmZ5LW1hYy0xNi5sb2NhbA..",
+            "CSeq: 1 MESSAGE",
+            "Content-Transfer-Encoding: binary",
+            "Content-Type: multipart/mixed;boundary=7a9cbec02ceef655",
+            "Date: Sat, 15 Oct 2005 04:44:56 GMT",
+            "User-Agent: SIPimp.org/0.2.5 (curses)",
+            "Content-Length: 553",
+        ],
+        &body,
+    );
+    let req = request(msg);
+    assert_eq!(req.method, Method::Message);
+    assert_eq!(req.vias[0].rport, Some(None));
+    assert_eq!(req.vias[0].port, Some(5070));
+    assert_eq!(
+        req.content_type.as_deref(),
+        Some("multipart/mixed;boundary=7a9cbec02ceef655")
+    );
+    assert_eq!(&req.body[..], &body[..]);
+}
+
+/// §3.1.1.12 Unusual Reason Phrase (unreason): a response, parsed as one.
+#[test]
+fn unreason() {
+    let msg = with_body(
+        &[
+            "SIP/2.0 200 = 2**3 * 5**2 но сто девяносто девять - простое",
+            "Via: SIP/2.0/UDP 192.0.2.198;branch=z9hG4bK1324923",
+            "Call-ID: unreason.1234ksdfak3j2erwedfsASdf",
+            "CSeq: 35 INVITE",
+            "From: sip:user@example.com;tag=11141343",
+            "To: sip:user@example.edu;tag=2229",
+            "Content-Length: 154",
+            "Content-Type: application/sdp",
+            "Contact: <sip:user@host198.example.com>",
+        ],
+        sdp("192.0.2.198", "192.0.2.198").as_bytes(),
+    );
+    let Ok(SipMessage::Response(resp)) = parse(msg) else {
+        panic!("response expected")
+    };
+    assert_eq!(resp.code, 200);
+    assert_eq!((resp.cseq, resp.cseq_method), (35, Method::Invite));
+    assert_eq!(resp.to_tag.as_deref(), Some("2229"));
+    assert_eq!(resp.call_id, "unreason.1234ksdfak3j2erwedfsASdf");
+}
+
+// ---- §3.1.2 invalid messages ----
+
+/// §3.1.2.1 Extraneous Header Field Separators (badinv01): the Via `;;,;,,` has empty
+/// parameters and values. Yields `BadHeader("Via")`; with no readable Via it cannot be
+/// answered, so the request is dropped.
+#[test]
+fn badinv01() {
+    let msg = with_body(
+        &[
+            "INVITE sip:user@example.com SIP/2.0",
+            "To: sip:j.user@example.com",
+            "From: sip:caller@example.net;tag=134161461246",
+            "Max-Forwards: 7",
+            "Call-ID: badinv01.0ha0isndaksdjasdf3234nas",
+            "CSeq: 8 INVITE",
+            "Via: SIP/2.0/UDP 192.0.2.15;;,;,,",
+            r#"Contact: "Joe" <sip:joe@example.org>;;;;"#,
+            "Content-Length: 152",
+            "Content-Type: application/sdp",
+        ],
+        sdp("192.0.2.15", "192.0.2.15").as_bytes(),
+    );
+    let f = failure(msg);
+    assert_eq!(f.error, ParseError::BadHeader("Via".into()));
+    assert_eq!(f.reply, None);
+}
+
+/// §3.1.2.2 Content Length Larger Than Message (clerr): `BadContentLength`, answered 400.
+#[test]
+fn clerr() {
+    let mut body = b"\r\n".to_vec();
+    body.extend(sdp("192.0.2.155", "192.0.2.155").into_bytes());
+    let msg = with_body(
+        &[
+            "INVITE sip:user@example.com SIP/2.0",
+            "Max-Forwards: 80",
+            "To: sip:j.user@example.com",
+            "From: sip:caller@example.net;tag=93942939o2",
+            "Contact: <sip:caller@hungry.example.net>",
+            "Call-ID: clerr.0ha0isndaksdjweiafasdk3",
+            "CSeq: 8 INVITE",
+            "Via: SIP/2.0/UDP host5.example.com;branch=z9hG4bK-39234-23523",
+            "Content-Type: application/sdp",
+            "Content-Length: 9999",
+        ],
+        &body,
+    );
+    let f = failure(msg);
+    assert_eq!(f.error, ParseError::BadContentLength);
+    assert_eq!(f.error.status_code(), 400);
+    let ctx = f.reply.expect("answerable");
+    assert_eq!(ctx.call_id, "clerr.0ha0isndaksdjweiafasdk3");
+    assert_eq!(ctx.cseq, "8 INVITE");
+}
+
+/// §3.1.2.3 Negative Content-Length (ncl): `BadContentLength`, answered 400.
+#[test]
+fn ncl() {
+    let msg = with_body(
+        &[
+            "INVITE sip:user@example.com SIP/2.0",
+            "Max-Forwards: 254",
+            "To: sip:j.user@example.com",
+            "From: sip:caller@example.net;tag=32394234",
+            "Call-ID: ncl.0ha0isndaksdj2193423r542w35",
+            "CSeq: 0 INVITE",
+            "Via: SIP/2.0/UDP 192.0.2.53;branch=z9hG4bKkdjuw",
+            "Contact: <sip:caller@example53.example.net>",
+            "Content-Type: application/sdp",
+            "Content-Length: -999",
+        ],
+        sdp("192.0.2.53", "192.0.2.53").as_bytes(),
+    );
+    let f = failure(msg);
+    assert_eq!(f.error, ParseError::BadContentLength);
+    assert!(f.reply.is_some());
+}
+
+/// §3.1.2.4 Request Scalar Fields with Overlarge Values (scalar02): the CSeq number does
+/// not fit (and Max-Forwards is 300). `BadHeader("CSeq")`; the raw CSeq is still echoed in
+/// the 400.
+#[test]
+fn scalar02() {
+    let expires = format!("Expires: 1{}", "0".repeat(100));
+    let msg = crlf(&[
+        "REGISTER sip:example.com SIP/2.0",
+        "Via: SIP/2.0/TCP host129.example.com;branch=z9hG4bK342sdfoi3",
+        "To: <sip:user@example.com>",
+        "From: <sip:user@example.com>;tag=239232jh3",
+        "CSeq: 36893488147419103232 REGISTER",
+        "Call-ID: scalar02.23o0pd9vanlq3wnrlnewofjas9ui32",
+        "Max-Forwards: 300",
+        &expires,
+        "Contact: <sip:user@host129.example.com>",
+        "  ;expires=280297596632815",
+        "Content-Length: 0",
+        "",
+    ]);
+    let f = failure(msg);
+    assert_eq!(f.error, ParseError::BadHeader("CSeq".into()));
+    assert_eq!(
+        f.reply.map(|c| c.cseq),
+        Some("36893488147419103232 REGISTER".into())
+    );
+}
+
+/// §3.1.2.6 Unterminated Quoted String in Display Name (quotbal): `BadHeader("To")`.
+#[test]
+fn quotbal() {
+    let msg = with_body(
+        &[
+            "INVITE sip:user@example.com SIP/2.0",
+            r#"To: "Mr. J. User <sip:j.user@example.com>"#,
+            "From: sip:caller@example.net;tag=93334",
+            "Max-Forwards: 10",
+            "Call-ID: quotbal.aksdj",
+            "Contact: <sip:caller@host59.example.net>",
+            "CSeq: 8 INVITE",
+            "Via: SIP/2.0/UDP 192.0.2.59:5050;branch=z9hG4bKkdjuw39234",
+            "Content-Type: application/sdp",
+            "Content-Length: 152",
+        ],
+        sdp("192.0.2.15", "192.0.2.15").as_bytes(),
+    );
+    let f = failure(msg);
+    assert_eq!(f.error, ParseError::BadHeader("To".into()));
+    assert!(f.reply.is_some());
+}
+
+/// §3.1.2.7–3.1.2.10 Request-Line damage (ltgtruri, lwsruri, lwsstart, trws) and
+/// §3.1.2.16 Unknown Protocol Version (badvers): `BadStartLine`, answered 400 since the
+/// method is known.
+#[test]
+fn broken_request_lines() {
+    for line in [
+        "INVITE <sip:user@example.com> SIP/2.0",
+        "INVITE sip:user@example.com; lr SIP/2.0",
+        "INVITE  sip:user@example.com  SIP/2.0",
+        "INVITE sip:user@example.com SIP/2.0  ",
+        "INVITE sip:user@example.com SIP/7.0",
+    ] {
+        let msg = crlf(&[
+            line,
+            "To: sip:user@example.com",
+            "From: sip:caller@example.net;tag=39291",
+            "Max-Forwards: 23",
+            "Call-ID: ltgtruri.1@192.0.2.5",
+            "CSeq: 1 INVITE",
+            "Via: SIP/2.0/UDP 192.0.2.5",
+            "Content-Length: 0",
+            "",
+        ]);
+        let f = failure(msg);
+        assert_eq!(f.error, ParseError::BadStartLine, "{line}");
+        assert_eq!(f.reply.map(|c| c.method), Some(Method::Invite), "{line}");
+    }
+}
+
+/// §3.3.1 Missing Required Header Fields (insuf):
+/// `MissingHeader("From")`, answered 400 (Via and CSeq are readable).
+#[test]
+fn insuf() {
+    let msg = with_body(
+        &[
+            "INVITE sip:user@example.com SIP/2.0",
+            "CSeq: 193942 INVITE",
+            "Via: SIP/2.0/UDP 192.0.2.95;branch=z9hG4bKkdj.insuf",
+            "Content-Type: application/sdp",
+            "l: 152",
+        ],
+        sdp("192.0.2.95", "192.0.2.95").as_bytes(),
+    );
+    let f = failure(msg);
+    assert_eq!(f.error, ParseError::MissingHeader("From"));
+    assert!(f.reply.is_some());
+}
+
+/// §3.3.2 Request-URI with Unknown Scheme (unkscm) and §3.3.3 Known but Atypical Scheme
+/// (novelsc): parsed, with
+/// `RequestUri::Other` for the UAS to answer 416.
+#[test]
+fn unknown_schemes() {
+    for (uri, scheme) in [
+        (
+            "nobodyKnowsThisScheme:totallyopaquecontent",
+            "nobodyknowsthisscheme",
+        ),
+        ("soap.beep://192.0.2.103:3002", "soap.beep"),
+    ] {
+        let msg = crlf(&[
+            &format!("OPTIONS {uri} SIP/2.0"),
+            "To: sip:user@example.com",
+            "From: sip:caller@example.net;tag=384",
+            "Max-Forwards: 3",
+            "Call-ID: unkscm.nasdfasser0q239nwsdfasdkl34",
+            "CSeq: 3923423 OPTIONS",
+            "Via: SIP/2.0/TCP host9.example.com;branch=z9hG4bKkdjuw39234",
+            "Content-Length: 0",
+            "",
+        ]);
+        assert_eq!(
+            request(msg).uri,
+            RequestUri::Other {
+                scheme: scheme.into()
+            }
+        );
+    }
+}
+
+/// §3.3.8 Multiple Values in Single Value Required Fields (multi01). The RFC's body
+/// is 152 octets against `l: 154`, so this yields `BadContentLength` before the duplicates
+/// are looked at; with the length corrected it yields `BadHeader("From")` (the first
+/// duplicated single-value field checked). Both are answered 400.
+#[test]
+fn multi01() {
+    let multi01 = |length: &str| {
+        with_body(
+            &[
+                "INVITE sip:user@company.com SIP/2.0",
+                "Contact: <sip:caller@host25.example.net>",
+                "Via: SIP/2.0/UDP 192.0.2.25;branch=z9hG4bKkdjuw",
+                "Max-Forwards: 70",
+                "CSeq: 5 INVITE",
+                "Call-ID: multi01.98asdh@192.0.2.1",
+                "CSeq: 59 INVITE",
+                "Call-ID: multi01.98asdh@192.0.2.2",
+                "From: sip:caller@example.com;tag=3413415",
+                "To: sip:user@example.com",
+                "To: sip:other@example.net",
+                "From: sip:caller@example.net;tag=2923420123",
+                "Content-Type: application/sdp",
+                length,
+                "Contact: <sip:caller@host36.example.net>",
+                "Max-Forwards: 5",
+            ],
+            sdp("192.0.2.25", "192.0.2.25").as_bytes(),
+        )
+    };
+    let f = failure(multi01("l: 154"));
+    assert_eq!(f.error, ParseError::BadContentLength);
+    assert!(f.reply.is_some());
+    let f = failure(multi01("l: 152"));
+    assert_eq!(f.error, ParseError::BadHeader("From".into()));
+    assert!(f.reply.is_some());
+}
+
+/// §3.3.9 Multiple Content-Length Values (mcl01): `BadContentLength`.
+#[test]
+fn mcl01() {
+    let msg = with_body(
+        &[
+            "OPTIONS sip:user@example.com SIP/2.0",
+            "Via: SIP/2.0/UDP host5.example.net;branch=z9hG4bK293423",
+            "To: sip:user@example.com",
+            "From: sip:other@example.net;tag=3923942",
+            "Call-ID: mcl01.fhn2323orihawfdoa3o4r52o3irsdf",
+            "CSeq: 15932 OPTIONS",
+            "Content-Length: 13",
+            "Max-Forwards: 60",
+            "Content-Length: 5",
+            "Content-Type: text/plain",
+        ],
+        b"There's no way to know how many octets are supposed to be here.\r\n",
+    );
+    assert_eq!(failure(msg).error, ParseError::BadContentLength);
+}
+
+/// §3.1.2.19 Overlarge Response Code (bigcode): `BadStartLine`, never answered.
+#[test]
+fn bigcode() {
+    let msg = crlf(&[
+        "SIP/2.0 4294967301 better not break the receiver",
+        "Via: SIP/2.0/UDP 192.0.2.105;branch=z9hG4bK2398ndaoe",
+        "Call-ID: bigcode.asdof3uj203asdnf3429uasdhfas3ehjasdfas9i",
+        "CSeq: 353494 INVITE",
+        "From: <sip:user@example.com>;tag=39ansfi3",
+        "To: <sip:user@example.edu>;tag=902jndnke3",
+        "Content-Length: 0",
+        "Contact: <sip:user@host105.example.com>",
+        "",
+    ]);
+    let f = failure(msg);
+    assert_eq!(f.error, ParseError::BadStartLine);
+    assert_eq!(f.reply, None);
+}
+
+/// §3.1.2.17 Start Line and CSeq Method Mismatch (mismatch01) and §3.1.2.18 Unknown
+/// Method with CSeq Method Mismatch (mismatch02):
+/// `BadHeader("CSeq")`, answered 400.
+#[test]
+fn mismatch01_and_02() {
+    let mismatch01 = crlf(&[
+        "OPTIONS sip:user@example.com SIP/2.0",
+        "To: sip:j.user@example.com",
+        "From: sip:caller@example.net;tag=34525",
+        "Max-Forwards: 6",
+        "Call-ID: mismatch01.dj0234sxdfl3",
+        "CSeq: 8 INVITE",
+        "Via: SIP/2.0/UDP host.example.com;branch=z9hG4bKkdjuw",
+        "l: 0",
+        "",
+    ]);
+    let mismatch02 = with_body(
+        &[
+            "NEWMETHOD sip:user@example.com SIP/2.0",
+            "To: sip:j.user@example.com",
+            "From: sip:caller@example.net;tag=34525",
+            "Max-Forwards: 6",
+            "Call-ID: mismatch02.dj0234sxdfl3",
+            "CSeq: 8 INVITE",
+            "Contact: <sip:caller@host.example.net>",
+            "Via: SIP/2.0/UDP host.example.net;branch=z9hG4bKkdjuw",
+            "Content-Type: application/sdp",
+            "l: 138",
+        ],
+        b"v=0\r\no=mhandley 29739 7272939 IN IP4 192.0.2.1\r\nc=IN IP4 192.0.2.1\r\n\
+m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n",
+    );
+    for (msg, method) in [
+        (mismatch01, Method::Options),
+        (mismatch02, Method::Extension("NEWMETHOD".into())),
+    ] {
+        let f = failure(msg);
+        assert_eq!(f.error, ParseError::BadHeader("CSeq".into()));
+        let ctx = f.reply.expect("answerable");
+        assert_eq!(ctx.method, method);
+        assert_eq!(ctx.cseq, "8 INVITE");
+    }
+}
+
+/// §3.3.5 Proxy-Require and Require (bext01):
+/// well-formed; the UAS reads the option tags and answers 420 with Unsupported.
+#[test]
+fn bext01() {
+    let msg = crlf(&[
+        "OPTIONS sip:user@example.com SIP/2.0",
+        "To: sip:j_user@example.com",
+        "From: sip:caller@example.net;tag=242etr",
+        "Max-Forwards: 6",
+        "Call-ID: bext01.0ha0isndaksdj",
+        "Require: nothingSupportsThis, nothingSupportsThisEither",
+        "Proxy-Require: noProxiesSupportThis, norDoAnyProxiesSupportThis",
+        "CSeq: 8 OPTIONS",
+        "Via: SIP/2.0/TLS fold-and-staple.example.com;branch=z9hG4bKkdjuw",
+        "Content-Length: 0",
+        "",
+    ]);
+    let req = request(msg);
+    assert_eq!(
+        req.header_tokens("Require"),
+        vec!["nothingsupportsthis", "nothingsupportsthiseither"]
+    );
+}
+
+/// §3.3.11 Max-Forwards of Zero (zeromf) parses; the UAS answers 483.
+#[test]
+fn zeromf() {
+    let msg = crlf(&[
+        "OPTIONS sip:user@example.com SIP/2.0",
+        "To: sip:user@example.com",
+        "From: sip:caller@example.net;tag=3ghsd41",
+        "Call-ID: zeromf.jfasdlfnm2o2l43r5u0asdfas",
+        "CSeq: 39234321 OPTIONS",
+        "Via: SIP/2.0/UDP host1.example.com;branch=z9hG4bKkdjuw2349i",
+        "Max-Forwards: 0",
+        "Content-Length: 0",
+        "",
+    ]);
+    assert_eq!(request(msg).max_forwards, Some(0));
+}
