@@ -348,9 +348,10 @@ fn not_acceptable(declines: &[(Decline, &OfferedMedia)]) -> AnswerError {
     let (warning_code, warning) = match (transport, no_codec) {
         (_, true) => (
             305,
-            "Incompatible media format: no offered audio codec is recordable \
-             (PCMU, PCMA, G722, opus, G729)"
-                .to_owned(),
+            format!(
+                "Incompatible media format: no offered audio codec is recordable ({})",
+                super::codec::RECORDABLE.join(", ")
+            ),
         ),
         (Some((_, m)), false) => (
             305,

@@ -40,12 +40,17 @@ fn static_codec(pt: u8) -> Option<(&'static str, u32)> {
     }
 }
 
+/// Encodings the media path can decode and store. G.729 and Opus are answered only once
+/// their decoders exist: accepting media that cannot be decoded would record silence.
+pub const RECORDABLE: &[&str] = &["PCMU", "PCMA", "G722"];
+
 /// The canonical name and RTP clock of a storable encoding, given an rtpmap's values.
 /// Names are matched case-insensitively (RFC 4855 §3) and returned in canonical spelling so
 /// that later layers can compare them directly.
 fn storable(encoding: &str, clock_rate: u32, channels: u8) -> Option<(&'static str, u32, u8)> {
-    let name = ["PCMU", "PCMA", "G722", "G729", "opus"]
-        .into_iter()
+    let name = RECORDABLE
+        .iter()
+        .copied()
         .find(|n| n.eq_ignore_ascii_case(encoding))?;
     match (name, clock_rate, channels) {
         // RFC 7587: opus is always written as opus/48000/2, whatever is actually sent.
@@ -68,6 +73,9 @@ pub(crate) fn choose(payload_types: &[u8], rtpmaps: &[RtpMapEntry]) -> Option<Co
             Some(r) => storable(&r.encoding, r.clock_rate, r.channels?)?,
             None => {
                 let (name, rate) = static_codec(pt)?;
+                if !RECORDABLE.contains(&name) {
+                    return None;
+                }
                 (name, rate, 1)
             }
         };
@@ -115,8 +123,7 @@ mod tests {
             (c.name.as_str(), c.payload_type, c.clock_rate),
             ("G722", 9, 8000)
         );
-        let c = choose(&[18], &[]).unwrap();
-        assert_eq!(c.name, "G729");
+        assert_eq!(choose(&[18], &[]), None, "no G.729 decoder");
         assert_eq!(choose(&[3, 4, 34], &[]), None);
     }
 
@@ -124,10 +131,7 @@ mod tests {
     fn dynamic_types_by_name_case_insensitive() {
         let m = maps(&["96 H264/90000", "97 OPUS/48000/2", "98 pcma/8000"]);
         let c = choose(&[96, 97, 98], &m).unwrap();
-        assert_eq!(
-            (c.name.as_str(), c.payload_type, c.clock_rate, c.channels),
-            ("opus", 97, 48000, 2)
-        );
+        assert_eq!((c.name.as_str(), c.payload_type), ("PCMA", 98), "no Opus decoder");
         let c = choose(&[96, 98], &m).unwrap();
         assert_eq!((c.name.as_str(), c.payload_type), ("PCMA", 98));
     }
