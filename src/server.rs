@@ -31,6 +31,12 @@ enum Control {
 /// Run the recorder until it is told to stop. Returns once every recording is finalized.
 pub async fn run(config: Config) -> Result<(), Error> {
     let media_ip = config.media_ip_for_sdp();
+    if config.sip.min_session_expires_secs < crate::config::MIN_SESSION_EXPIRES_FLOOR_SECS {
+        tracing::warn!(
+            min_session_expires_secs = config.sip.min_session_expires_secs,
+            "sip.min_session_expires_secs is below the 90 s RFC 4028 minimum"
+        );
+    }
     let connections = Arc::new(DashMap::new());
     let stream_state = StreamState::new(connections.clone());
     let shutdown = CancellationToken::new();

@@ -376,6 +376,7 @@ fn missing_ack_gives_bye_after_64_t1() {
     let mut c = rec.udp();
     let mut call = Call::genesys(&c);
     let invite = call.genesys_invite();
+    c.send(&invite);
     let ok = c.expect_reply(&invite, 200, T);
     let t0 = Instant::now();
     let our_tag = call.from_tag.clone();
