@@ -138,7 +138,8 @@ enum Leading {
 /// makes it mandatory on streams, but an absent header can only mean an empty body here).
 fn content_length(head: &[u8]) -> Result<usize, FrameError> {
     let mut found: Option<usize> = None;
-    // The start line never contains a colon before its first space, so it cannot match.
+    // The text before the start line's first colon (`INVITE sip`, `SIP/2.0 200 OK` ...)
+    // is never a bare header name, so the start line cannot match.
     for line in head.split(|b| *b == b'\n') {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
