@@ -21,7 +21,10 @@ fn config() -> UasConfig {
         max_sessions: 1_000_000,
         retry_after_secs: 5,
         server_header: Some("sip-recorder".into()),
-        answer: AnswerConfig { media_ip: "127.0.0.1".parse().unwrap(), accept_video: false },
+        answer: AnswerConfig {
+            media_ip: "127.0.0.1".parse().unwrap(),
+            accept_video: false,
+        },
     }
 }
 
@@ -60,14 +63,25 @@ fn drain(uas: &mut Uas) -> (Option<String>, Option<String>) {
     let (mut id, mut tag) = (None, None);
     while let Some(out) = uas.poll_output() {
         match out {
-            Output::Recording(RecordingEvent::Prepare { recording_id, .. }) => id = Some(recording_id),
+            Output::Recording(RecordingEvent::Prepare { recording_id, .. }) => {
+                id = Some(recording_id)
+            }
             Output::Transmit { data, .. } => {
                 let text = String::from_utf8_lossy(&data);
-                if let Some(pos) = text.find(";tag=").filter(|_| text.starts_with("SIP/2.0 200")) {
+                if let Some(pos) = text
+                    .find(";tag=")
+                    .filter(|_| text.starts_with("SIP/2.0 200"))
+                {
                     // The To tag is the second `;tag=` (From's comes first).
                     let rest = &text[pos + 5..];
                     if let Some(p2) = rest.find(";tag=") {
-                        tag = Some(rest[p2 + 5..].split(['\r', ';', '>']).next().unwrap_or("").to_string());
+                        tag = Some(
+                            rest[p2 + 5..]
+                                .split(['\r', ';', '>'])
+                                .next()
+                                .unwrap_or("")
+                                .to_string(),
+                        );
                     }
                 }
                 black_box(data);
@@ -112,8 +126,16 @@ fn bench(c: &mut Criterion) {
         let mut cseq = 1u32;
         b.iter(|| {
             cseq += 1;
-            let direction = if cseq % 2 == 0 { "inactive" } else { "sendonly" };
-            uas.handle_input(now, request("INVITE", 1, Some(&tag), cseq, &sdp(cseq, direction)), flow());
+            let direction = if cseq % 2 == 0 {
+                "inactive"
+            } else {
+                "sendonly"
+            };
+            uas.handle_input(
+                now,
+                request("INVITE", 1, Some(&tag), cseq, &sdp(cseq, direction)),
+                flow(),
+            );
             drain(&mut uas);
             uas.handle_input(now, request("ACK", 1, Some(&tag), cseq, ""), flow());
             drain(&mut uas);

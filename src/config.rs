@@ -839,7 +839,10 @@ impl Config {
             ));
         }
         if s.min_session_expires_secs == 0 {
-            return Err(invalid("sip.min_session_expires_secs", "must be at least 1"));
+            return Err(invalid(
+                "sip.min_session_expires_secs",
+                "must be at least 1",
+            ));
         }
         if s.tcp_idle_timeout_secs == 0 {
             return Err(invalid("sip.tcp_idle_timeout_secs", "must be at least 1"));

@@ -53,7 +53,13 @@ pub async fn run(config: Config) -> Result<(), Error> {
                 let socket = Arc::new(socket);
                 let local = socket.local_addr()?;
                 let advertised = advertised_addr(local, media_ip);
-                tokio::spawn(udp::serve(socket.clone(), listener, advertised, inbound_tx.clone(), shutdown.clone()));
+                tokio::spawn(udp::serve(
+                    socket.clone(),
+                    listener,
+                    advertised,
+                    inbound_tx.clone(),
+                    shutdown.clone(),
+                ));
                 udp_sockets.push(Some(socket));
                 bound.push(format!("udp:{local}"));
             }
@@ -71,27 +77,56 @@ pub async fn run(config: Config) -> Result<(), Error> {
                     max_connections: config.sip.max_connections,
                     max_connections_per_source: config.sip.max_connections_per_source,
                 };
-                tokio::spawn(serve_tcp(tcp, settings, stream_state.clone(), inbound_tx.clone(), shutdown.clone()));
+                tokio::spawn(serve_tcp(
+                    tcp,
+                    settings,
+                    stream_state.clone(),
+                    inbound_tx.clone(),
+                    shutdown.clone(),
+                ));
                 udp_sockets.push(None);
                 bound.push(format!("tcp:{local}"));
             }
             Transport::Tls => {
-                return Err(format!("sip.listen: tls:{} is not supported by this build yet", listen.addr).into());
+                return Err(format!(
+                    "sip.listen: tls:{} is not supported by this build yet",
+                    listen.addr
+                )
+                .into());
             }
         }
     }
     drop(inbound_tx);
     let transmitter = Transmitter::new(udp_sockets, connections);
-    let uas = Uas::new(uas_config(&config, media_ip), PortPool::new(config.media.rtp_port_min, config.media.rtp_port_max), rand::random());
+    let uas = Uas::new(
+        uas_config(&config, media_ip),
+        PortPool::new(config.media.rtp_port_min, config.media.rtp_port_max),
+        rand::random(),
+    );
     let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
     let recordings = RecordingTasks::new(
-        RecordingSettings { recordings_dir: config.recording.dir.clone(), layout: config.recording.layout.clone() },
+        RecordingSettings {
+            recordings_dir: config.recording.dir.clone(),
+            layout: config.recording.layout.clone(),
+        },
         prepared_tx,
     );
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     tracing::info!(listeners = ?bound, %media_ip, rtp_ports = %format!("{}-{}", config.media.rtp_port_min, config.media.rtp_port_max), "sip-recorder running");
-    let core = tokio::spawn(run_core(uas, inbound_rx, prepared_rx, control_rx, transmitter, recordings));
-    wait_for_shutdown(control_tx, core, Duration::from_secs(config.shutdown.grace_period_secs)).await?;
+    let core = tokio::spawn(run_core(
+        uas,
+        inbound_rx,
+        prepared_rx,
+        control_rx,
+        transmitter,
+        recordings,
+    ));
+    wait_for_shutdown(
+        control_tx,
+        core,
+        Duration::from_secs(config.shutdown.grace_period_secs),
+    )
+    .await?;
     shutdown.cancel();
     tracing::info!("sip-recorder stopped");
     Ok(())
@@ -100,7 +135,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
 /// Our address as peers should see it: an unspecified listener IP is replaced by the
 /// media IP.
 fn advertised_addr(local: SocketAddr, media_ip: IpAddr) -> SocketAddr {
-    if local.ip().is_unspecified() { SocketAddr::new(media_ip, local.port()) } else { local }
+    if local.ip().is_unspecified() {
+        SocketAddr::new(media_ip, local.port())
+    } else {
+        local
+    }
 }
 
 fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
@@ -117,7 +156,10 @@ fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
         max_sessions: config.limits.max_sessions,
         retry_after_secs: config.limits.retry_after_secs,
         server_header: config.sip.server_header.clone(),
-        answer: AnswerConfig { media_ip, accept_video: false },
+        answer: AnswerConfig {
+            media_ip,
+            accept_video: false,
+        },
     }
 }
 

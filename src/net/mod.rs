@@ -31,7 +31,10 @@ pub struct Transmitter {
 
 impl Transmitter {
     pub fn new(udp: Vec<Option<Arc<UdpSocket>>>, connections: Connections) -> Self {
-        Transmitter { udp: Arc::new(udp), connections }
+        Transmitter {
+            udp: Arc::new(udp),
+            connections,
+        }
     }
 
     /// Never blocks the caller: a full socket buffer or connection queue hands the send to

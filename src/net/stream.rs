@@ -39,7 +39,11 @@ pub struct StreamState {
 
 impl StreamState {
     pub fn new(connections: Connections) -> Self {
-        StreamState { connections, next_id: Arc::new(AtomicU64::new(1)), per_source: Arc::new(DashMap::new()) }
+        StreamState {
+            connections,
+            next_id: Arc::new(AtomicU64::new(1)),
+            per_source: Arc::new(DashMap::new()),
+        }
     }
 }
 
@@ -91,7 +95,10 @@ pub async fn serve_tcp(
             *n += 1;
             *n
         };
-        let slot = SourceSlot { per_source: state.per_source.clone(), ip: remote.ip() };
+        let slot = SourceSlot {
+            per_source: state.per_source.clone(),
+            ip: remote.ip(),
+        };
         if count > settings.max_connections_per_source {
             tracing::warn!(source = %remote.ip(), limit = settings.max_connections_per_source, "refused source: too many connections");
             drop(stream);

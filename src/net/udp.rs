@@ -37,8 +37,17 @@ pub async fn serve(
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        let flow = Flow { transport: Transport::Udp, local: advertised, remote, listener, connection: None };
-        let msg = Inbound { data: Bytes::copy_from_slice(data), flow };
+        let flow = Flow {
+            transport: Transport::Udp,
+            local: advertised,
+            remote,
+            listener,
+            connection: None,
+        };
+        let msg = Inbound {
+            data: Bytes::copy_from_slice(data),
+            flow,
+        };
         if inbound.try_send(msg).is_err() {
             // The core is saturated: shed load here rather than queue without bound.
             dropped += 1;

@@ -4,7 +4,16 @@
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
-pub const PLACEHOLDERS: &[&str] = &["yyyy", "mm", "dd", "hh", "recording_id", "record_id", "calluuid", "kind"];
+pub const PLACEHOLDERS: &[&str] = &[
+    "yyyy",
+    "mm",
+    "dd",
+    "hh",
+    "recording_id",
+    "record_id",
+    "calluuid",
+    "kind",
+];
 
 /// The values a layout template may use.
 pub struct LayoutValues<'a> {
@@ -19,7 +28,13 @@ pub struct LayoutValues<'a> {
 pub fn sanitize_component(value: &str) -> String {
     let mut out: String = value
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     if out.is_empty() || out.chars().all(|c| c == '.') {
@@ -87,7 +102,11 @@ mod tests {
 
     #[test]
     fn default_template() {
-        let d = recording_dir(Path::new("/r"), "{yyyy}/{mm}/{dd}/{recording_id}", &values(None));
+        let d = recording_dir(
+            Path::new("/r"),
+            "{yyyy}/{mm}/{dd}/{recording_id}",
+            &values(None),
+        );
         assert_eq!(d, PathBuf::from("/r/2026/03/04/0f8e"));
     }
 
@@ -98,7 +117,10 @@ mod tests {
             assert_eq!(d.parent(), Some(Path::new("/r")), "{hostile:?} → {d:?}");
             let last = d.file_name().unwrap().to_str().unwrap();
             assert!(!last.starts_with('.'), "{last}");
-            assert!(last.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
+            assert!(
+                last.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            );
         }
         let long = "x".repeat(500);
         let d = recording_dir(Path::new("/r"), "{record_id}", &values(Some(&long)));

@@ -76,8 +76,11 @@ pub struct RecordingDocument {
 pub fn rfc3339(t: OffsetDateTime) -> String {
     // Millisecond precision, UTC, `Z` suffix.
     let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    let t = t
+        .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .unwrap_or(t);
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 pub struct RecordingSession {
@@ -93,7 +96,12 @@ fn decoded_rate(codec: &str, clock_rate: u32) -> u32 {
 }
 
 impl RecordingSession {
-    pub fn new(recording_id: &str, req: &RecordingRequest, media: &MediaSession, at: OffsetDateTime) -> Self {
+    pub fn new(
+        recording_id: &str,
+        req: &RecordingRequest,
+        media: &MediaSession,
+        at: OffsetDateTime,
+    ) -> Self {
         let g = req.genesys.as_ref();
         let mut session = RecordingSession {
             doc: RecordingDocument {
@@ -112,7 +120,10 @@ impl RecordingSession {
                 sip_headers: req
                     .sip_headers
                     .iter()
-                    .map(|h| HeaderEntry { name: h.name.clone(), value: h.value.clone() })
+                    .map(|h| HeaderEntry {
+                        name: h.name.clone(),
+                        value: h.value.clone(),
+                    })
                     .collect(),
                 started_at: rfc3339(at),
                 ended_at: None,
@@ -152,7 +163,11 @@ impl RecordingSession {
         if self.doc.state == RecordingState::Ended {
             return false;
         }
-        let audio: Vec<_> = media.streams.iter().filter(|s| s.kind == MediaKind::Audio && s.accepted).collect();
+        let audio: Vec<_> = media
+            .streams
+            .iter()
+            .filter(|s| s.kind == MediaKind::Audio && s.accepted)
+            .collect();
         self.doc.streams = audio
             .iter()
             .enumerate()
@@ -164,18 +179,28 @@ impl RecordingSession {
                 codec: s.codec.as_ref().map(|c| c.name.clone()),
                 payload_type: s.codec.as_ref().map(|c| c.payload_type),
                 clock_rate: s.codec.as_ref().map(|c| c.clock_rate),
-                sample_rate: s.codec.as_ref().map(|c| decoded_rate(&c.name, c.clock_rate)),
+                sample_rate: s
+                    .codec
+                    .as_ref()
+                    .map(|c| decoded_rate(&c.name, c.clock_rate)),
                 direction: s.answered_direction,
                 local_port: s.local_port,
-                remote: s.remote_addr.map(|a| std::net::SocketAddr::new(a, s.remote_port).to_string()),
+                remote: s
+                    .remote_addr
+                    .map(|a| std::net::SocketAddr::new(a, s.remote_port).to_string()),
             })
             .collect();
-        let receiving = audio.iter().any(|s| s.answered_direction == Direction::RecvOnly);
+        let receiving = audio
+            .iter()
+            .any(|s| s.answered_direction == Direction::RecvOnly);
         let now = rfc3339(at);
         match (self.doc.state, receiving) {
             (RecordingState::Active, false) => {
                 self.doc.state = RecordingState::Paused;
-                self.doc.pauses.push(Pause { started_at: now, ended_at: None });
+                self.doc.pauses.push(Pause {
+                    started_at: now,
+                    ended_at: None,
+                });
                 true
             }
             (RecordingState::Paused, true) => {
@@ -219,7 +244,12 @@ mod tests {
             rtcp_mux: false,
             remote_addr: Some("192.0.2.10".parse().unwrap()),
             remote_port: 30000 + port,
-            codec: Some(Codec { name: "PCMU".into(), payload_type: 0, clock_rate: 8000, channels: 1 }),
+            codec: Some(Codec {
+                name: "PCMU".into(),
+                payload_type: 0,
+                clock_rate: 8000,
+                channels: 1,
+            }),
             telephone_event: Some((101, 8000)),
             offered_direction: Direction::SendOnly,
             answered_direction: direction,
@@ -261,21 +291,43 @@ mod tests {
         assert_eq!(s.state(), RecordingState::Active);
         assert_eq!(s.document().streams[0].party.as_deref(), Some("1001"));
         assert_eq!(s.document().streams[1].party.as_deref(), Some("1002"));
-        assert!(s.apply_media(&media(Direction::Inactive), datetime!(2026-01-01 10:00:10 UTC)));
+        assert!(s.apply_media(
+            &media(Direction::Inactive),
+            datetime!(2026-01-01 10:00:10 UTC)
+        ));
         assert_eq!(s.state(), RecordingState::Paused);
-        assert!(!s.apply_media(&media(Direction::Inactive), datetime!(2026-01-01 10:00:11 UTC)), "refresh: no change");
-        assert!(s.apply_media(&media(Direction::RecvOnly), datetime!(2026-01-01 10:00:20 UTC)));
+        assert!(
+            !s.apply_media(
+                &media(Direction::Inactive),
+                datetime!(2026-01-01 10:00:11 UTC)
+            ),
+            "refresh: no change"
+        );
+        assert!(s.apply_media(
+            &media(Direction::RecvOnly),
+            datetime!(2026-01-01 10:00:20 UTC)
+        ));
         assert_eq!(
             s.document().pauses,
-            vec![Pause { started_at: "2026-01-01T10:00:10Z".into(), ended_at: Some("2026-01-01T10:00:20Z".into()) }]
+            vec![Pause {
+                started_at: "2026-01-01T10:00:10Z".into(),
+                ended_at: Some("2026-01-01T10:00:20Z".into())
+            }]
         );
-        s.apply_media(&media(Direction::Inactive), datetime!(2026-01-01 10:00:30 UTC));
+        s.apply_media(
+            &media(Direction::Inactive),
+            datetime!(2026-01-01 10:00:30 UTC),
+        );
         s.end(EndReason::Bye, datetime!(2026-01-01 10:00:40.250 UTC));
         let doc = s.document();
         assert_eq!(doc.state, RecordingState::Ended);
         assert_eq!(doc.end_reason, Some(EndReason::Bye));
         assert_eq!(doc.ended_at.as_deref(), Some("2026-01-01T10:00:40.25Z"));
-        assert_eq!(doc.pauses[1].ended_at.as_deref(), Some("2026-01-01T10:00:40.25Z"), "open pause closed at the end");
+        assert_eq!(
+            doc.pauses[1].ended_at.as_deref(),
+            Some("2026-01-01T10:00:40.25Z"),
+            "open pause closed at the end"
+        );
         let json = serde_json::to_value(doc).unwrap();
         assert_eq!(json["kind"], "genesys");
         assert_eq!(json["other_dn"], "1002");

@@ -38,26 +38,50 @@ pub struct RecordingTasks {
 
 impl RecordingTasks {
     pub fn new(settings: RecordingSettings, prepared: mpsc::UnboundedSender<Prepared>) -> Self {
-        RecordingTasks { settings: Arc::new(settings), senders: HashMap::new(), tasks: JoinSet::new(), prepared }
+        RecordingTasks {
+            settings: Arc::new(settings),
+            senders: HashMap::new(),
+            tasks: JoinSet::new(),
+            prepared,
+        }
     }
 
     pub fn dispatch(&mut self, event: RecordingEvent) {
         // Reap finished tasks so the set does not grow with the number of calls ever made.
         while self.tasks.try_join_next().is_some() {}
         match event {
-            RecordingEvent::Prepare { recording_id, request, media, flow } => {
+            RecordingEvent::Prepare {
+                recording_id,
+                request,
+                media,
+                flow,
+            } => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.senders.insert(recording_id.clone(), tx);
                 let settings = self.settings.clone();
                 let prepared = self.prepared.clone();
-                self.tasks.spawn(run(settings, recording_id, *request, media, flow, rx, prepared));
+                self.tasks.spawn(run(
+                    settings,
+                    recording_id,
+                    *request,
+                    media,
+                    flow,
+                    rx,
+                    prepared,
+                ));
             }
-            RecordingEvent::Ended { ref recording_id, .. } | RecordingEvent::Discarded { ref recording_id } => {
+            RecordingEvent::Ended {
+                ref recording_id, ..
+            }
+            | RecordingEvent::Discarded { ref recording_id } => {
                 if let Some(tx) = self.senders.remove(recording_id) {
                     let _ = tx.send(event);
                 }
             }
-            RecordingEvent::Established { ref recording_id } | RecordingEvent::MediaChanged { ref recording_id, .. } => {
+            RecordingEvent::Established { ref recording_id }
+            | RecordingEvent::MediaChanged {
+                ref recording_id, ..
+            } => {
                 if let Some(tx) = self.senders.get(recording_id) {
                     let _ = tx.send(event);
                 }
@@ -88,7 +112,9 @@ async fn run(
     let started = OffsetDateTime::now_utc();
     let mut session = RecordingSession::new(&recording_id, &request, &media, started);
     let g = request.genesys.as_ref();
-    let kind = serde_json::to_value(request.kind).ok().and_then(|v| v.as_str().map(str::to_string));
+    let kind = serde_json::to_value(request.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string));
     let dir = recording_dir(
         &settings.recordings_dir,
         &settings.layout,
@@ -108,7 +134,11 @@ async fn run(
     let _ = prepared.send(Prepared {
         recording_id: recording_id.clone(),
         result: result.map_err(|e| {
-            if e.raw_os_error() == Some(28) { PrepareError::Unavailable } else { PrepareError::Failed }
+            if e.raw_os_error() == Some(28) {
+                PrepareError::Unavailable
+            } else {
+                PrepareError::Failed
+            }
         }),
     });
     if failed {
@@ -138,7 +168,11 @@ async fn run(
             RecordingEvent::Ended { reason, .. } => {
                 session.end(reason, OffsetDateTime::now_utc());
                 write_document(&dir, session.document()).await;
-                tracing::info!(recording_id, end_reason = reason.as_str(), "recording ended");
+                tracing::info!(
+                    recording_id,
+                    end_reason = reason.as_str(),
+                    "recording ended"
+                );
                 return;
             }
         }
@@ -155,7 +189,9 @@ async fn create(dir: &Path, doc: &RecordingDocument) -> std::io::Result<()> {
 }
 
 async fn write_document(dir: &Path, doc: &RecordingDocument) {
-    let Ok(json) = serde_json::to_vec_pretty(doc) else { return };
+    let Ok(json) = serde_json::to_vec_pretty(doc) else {
+        return;
+    };
     let path = dir.join("recording.json");
     let result = tokio::task::spawn_blocking(move || write_atomic(&path, &json)).await;
     if let Ok(Err(e)) | Err(e) = result.map_err(std::io::Error::other) {

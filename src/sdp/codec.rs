@@ -131,7 +131,11 @@ mod tests {
     fn dynamic_types_by_name_case_insensitive() {
         let m = maps(&["96 H264/90000", "97 OPUS/48000/2", "98 pcma/8000"]);
         let c = choose(&[96, 97, 98], &m).unwrap();
-        assert_eq!((c.name.as_str(), c.payload_type), ("PCMA", 98), "no Opus decoder");
+        assert_eq!(
+            (c.name.as_str(), c.payload_type),
+            ("PCMA", 98),
+            "no Opus decoder"
+        );
         let c = choose(&[96, 98], &m).unwrap();
         assert_eq!((c.name.as_str(), c.payload_type), ("PCMA", 98));
     }

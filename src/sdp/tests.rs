@@ -217,7 +217,13 @@ fn opus_only_offer_is_not_acceptable_until_opus_is_decoded() {
     ]);
     let mut pool = PortPool::new(20000, 20099);
     let err = answer_offer(&o, &cfg(), &mut pool, 1).unwrap_err();
-    assert!(matches!(err, AnswerError::NotAcceptable { warning_code: 305, .. }));
+    assert!(matches!(
+        err,
+        AnswerError::NotAcceptable {
+            warning_code: 305,
+            ..
+        }
+    ));
     assert_eq!(pool.available(), pool.capacity());
 }
 

@@ -50,26 +50,43 @@ pub enum BodyError {
 pub const ACCEPTED_BODY_TYPES: &str = "application/sdp, multipart/mixed";
 
 fn media_type(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// Take the SDP (and the SIPREC metadata) out of a request body.
 pub fn classify_body(req: &SipRequest) -> Result<ClassifiedBody, BodyError> {
     if req.body.is_empty() {
-        return Ok(ClassifiedBody { sdp: None, siprec_metadata: None });
+        return Ok(ClassifiedBody {
+            sdp: None,
+            siprec_metadata: None,
+        });
     }
     let content_type = req.content_type.as_deref().unwrap_or("application/sdp");
     match media_type(content_type).as_str() {
-        "application/sdp" => Ok(ClassifiedBody { sdp: Some(req.body.clone()), siprec_metadata: None }),
+        "application/sdp" => Ok(ClassifiedBody {
+            sdp: Some(req.body.clone()),
+            siprec_metadata: None,
+        }),
         "multipart/mixed" => {
-            let parts = split_multipart(content_type, &req.body).map_err(BodyError::BadMultipart)?;
-            let find = |pred: &dyn Fn(&BodyPart) -> bool| parts.iter().find(|p| pred(p)).map(|p| p.body.clone());
+            let parts =
+                split_multipart(content_type, &req.body).map_err(BodyError::BadMultipart)?;
+            let find = |pred: &dyn Fn(&BodyPart) -> bool| {
+                parts.iter().find(|p| pred(p)).map(|p| p.body.clone())
+            };
             let sdp = find(&|p| p.content_type == "application/sdp");
             let siprec_metadata = find(&|p| is_recording_metadata(&p.content_type));
             if sdp.is_none() && siprec_metadata.is_none() {
                 return Err(BodyError::Unsupported(content_type.to_string()));
             }
-            Ok(ClassifiedBody { sdp, siprec_metadata })
+            Ok(ClassifiedBody {
+                sdp,
+                siprec_metadata,
+            })
         }
         other => Err(BodyError::Unsupported(other.to_string())),
     }
@@ -82,7 +99,8 @@ pub fn classify(req: &SipRequest, body: &ClassifiedBody) -> RecordingRequest {
         RequestUri::Sip(uri) => (genesys_target(uri), uri_params(uri)),
         RequestUri::Other { .. } => (None, BTreeMap::new()),
     };
-    let siprec = req.header_tokens("Require").iter().any(|t| t == "siprec") || body.siprec_metadata.is_some();
+    let siprec = req.header_tokens("Require").iter().any(|t| t == "siprec")
+        || body.siprec_metadata.is_some();
     let kind = if genesys.is_some() {
         RecordingKind::Genesys
     } else if siprec {

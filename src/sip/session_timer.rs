@@ -40,7 +40,10 @@ impl SessionExpires {
                 };
             }
         }
-        Some(SessionExpires { delta_secs, refresher })
+        Some(SessionExpires {
+            delta_secs,
+            refresher,
+        })
     }
 }
 
@@ -82,12 +85,19 @@ pub fn negotiate(
         None if uac_supports_timer => Refresher::Uac,
         None => Refresher::Uas,
     };
-    Negotiation::Timer(SessionTimer { interval: Duration::from_secs(se.delta_secs.into()), refresher })
+    Negotiation::Timer(SessionTimer {
+        interval: Duration::from_secs(se.delta_secs.into()),
+        refresher,
+    })
 }
 
 impl SessionTimer {
     pub fn header_value(&self) -> String {
-        format!("{};refresher={}", self.interval.as_secs(), self.refresher.as_str())
+        format!(
+            "{};refresher={}",
+            self.interval.as_secs(),
+            self.refresher.as_str()
+        )
     }
 
     /// When the session is considered dead unless refreshed (§10: the side not refreshing
@@ -116,11 +126,17 @@ mod tests {
     fn parses_session_expires() {
         assert_eq!(
             SessionExpires::parse("1800;refresher=uac"),
-            Some(SessionExpires { delta_secs: 1800, refresher: Some(Refresher::Uac) })
+            Some(SessionExpires {
+                delta_secs: 1800,
+                refresher: Some(Refresher::Uac)
+            })
         );
         assert_eq!(
             SessionExpires::parse(" 90 ; REFRESHER = UAS"),
-            Some(SessionExpires { delta_secs: 90, refresher: Some(Refresher::Uas) })
+            Some(SessionExpires {
+                delta_secs: 90,
+                refresher: Some(Refresher::Uas)
+            })
         );
         assert_eq!(SessionExpires::parse("abc"), None);
         assert_eq!(SessionExpires::parse("600").unwrap().refresher, None);
@@ -129,18 +145,27 @@ mod tests {
     #[test]
     fn too_small_gets_422_with_our_minimum() {
         let se = SessionExpires::parse("30").unwrap();
-        assert_eq!(negotiate(Some(se), true, 90), Negotiation::TooSmall { min_se: 90 });
+        assert_eq!(
+            negotiate(Some(se), true, 90),
+            Negotiation::TooSmall { min_se: 90 }
+        );
     }
 
     #[test]
     fn refresher_choice_follows_rfc4028_section9() {
         let se = SessionExpires::parse("1800").unwrap();
-        let Negotiation::Timer(t) = negotiate(Some(se), true, 90) else { panic!() };
+        let Negotiation::Timer(t) = negotiate(Some(se), true, 90) else {
+            panic!()
+        };
         assert_eq!(t.refresher, Refresher::Uac);
-        let Negotiation::Timer(t) = negotiate(Some(se), false, 90) else { panic!() };
+        let Negotiation::Timer(t) = negotiate(Some(se), false, 90) else {
+            panic!()
+        };
         assert_eq!(t.refresher, Refresher::Uas);
         let se = SessionExpires::parse("1800;refresher=uas").unwrap();
-        let Negotiation::Timer(t) = negotiate(Some(se), true, 90) else { panic!() };
+        let Negotiation::Timer(t) = negotiate(Some(se), true, 90) else {
+            panic!()
+        };
         assert_eq!(t.refresher, Refresher::Uas);
         assert_eq!(negotiate(None, true, 90), Negotiation::None);
     }
@@ -148,12 +173,21 @@ mod tests {
     #[test]
     fn expiry_deadlines() {
         let now = Instant::now();
-        let uac = SessionTimer { interval: Duration::from_secs(1800), refresher: Refresher::Uac };
+        let uac = SessionTimer {
+            interval: Duration::from_secs(1800),
+            refresher: Refresher::Uac,
+        };
         assert_eq!(uac.expiry(now), now + Duration::from_secs(1800 - 32));
         assert_eq!(uac.refresh_due(now), None);
-        let short = SessionTimer { interval: Duration::from_secs(90), refresher: Refresher::Uac };
+        let short = SessionTimer {
+            interval: Duration::from_secs(90),
+            refresher: Refresher::Uac,
+        };
         assert_eq!(short.expiry(now), now + Duration::from_secs(60));
-        let uas = SessionTimer { interval: Duration::from_secs(90), refresher: Refresher::Uas };
+        let uas = SessionTimer {
+            interval: Duration::from_secs(90),
+            refresher: Refresher::Uas,
+        };
         assert_eq!(uas.refresh_due(now), Some(now + Duration::from_secs(45)));
         assert_eq!(uas.expiry(now), now + Duration::from_secs(90));
     }

@@ -25,7 +25,10 @@ impl<T> PartialOrd for Entry<T> {
 impl<T> Ord for Entry<T> {
     // Reversed so that BinaryHeap (a max-heap) pops the earliest deadline first.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.at.cmp(&self.at).then_with(|| other.seq.cmp(&self.seq))
+        other
+            .at
+            .cmp(&self.at)
+            .then_with(|| other.seq.cmp(&self.seq))
     }
 }
 
@@ -36,14 +39,21 @@ pub struct TimerQueue<T> {
 
 impl<T> Default for TimerQueue<T> {
     fn default() -> Self {
-        TimerQueue { heap: BinaryHeap::new(), seq: 0 }
+        TimerQueue {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
     }
 }
 
 impl<T> TimerQueue<T> {
     pub fn schedule(&mut self, at: Instant, timer: T) {
         self.seq += 1;
-        self.heap.push(Entry { at, seq: self.seq, timer });
+        self.heap.push(Entry {
+            at,
+            seq: self.seq,
+            timer,
+        });
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {

@@ -5,8 +5,8 @@
 use super::Flow;
 use super::classify::{ACCEPTED_BODY_TYPES, BodyError, RecordingRequest, classify, classify_body};
 use super::message::{
-    Limits, Method, OutgoingRequest, OutgoingResponse, RequestUri, SipMessage,
-    SipRequest, SipResponse, parse_message,
+    Limits, Method, OutgoingRequest, OutgoingResponse, RequestUri, SipMessage, SipRequest,
+    SipResponse, parse_message,
 };
 use super::session_timer::{Negotiation, SessionExpires, SessionTimer, negotiate};
 use super::timers::TimerQueue;
@@ -44,14 +44,25 @@ pub struct UasConfig {
 pub enum RecordingEvent {
     /// Create the recording (directory, recording.json, media receivers), then report with
     /// [`Uas::recording_prepared`]. Nothing is answered before that.
-    Prepare { recording_id: String, request: Box<RecordingRequest>, media: MediaSession, flow: Flow },
+    Prepare {
+        recording_id: String,
+        request: Box<RecordingRequest>,
+        media: MediaSession,
+        flow: Flow,
+    },
     /// The 200 OK went out: the recording runs.
     Established { recording_id: String },
     /// Cancelled or refused before it was answered: remove everything.
     Discarded { recording_id: String },
     /// A re-INVITE/UPDATE changed the media (pause, resume, transfer).
-    MediaChanged { recording_id: String, media: MediaSession },
-    Ended { recording_id: String, reason: EndReason },
+    MediaChanged {
+        recording_id: String,
+        media: MediaSession,
+    },
+    Ended {
+        recording_id: String,
+        reason: EndReason,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -275,7 +286,8 @@ impl Uas {
                     let code = failure.error.status_code();
                     let tag = self.new_tag();
                     let (name, value) = warning(399, &failure.error.to_string());
-                    let resp = OutgoingResponse::from_context(&ctx, code, Some(&tag)).with_header(&name, value);
+                    let resp = OutgoingResponse::from_context(&ctx, code, Some(&tag))
+                        .with_header(&name, value);
                     self.transmit_response(flow, resp);
                 }
             }
@@ -287,7 +299,10 @@ impl Uas {
             self.handle_ack(now, req);
             return;
         }
-        let key = TxKey { id: tx_id(&req), invite: req.method == Method::Invite };
+        let key = TxKey {
+            id: tx_id(&req),
+            invite: req.method == Method::Invite,
+        };
         if let Some(tx) = self.server_txs.get(&key) {
             // A retransmission: repeat the last response, never act twice.
             if let Some(resp) = tx.last_response.clone() {
@@ -308,8 +323,11 @@ impl Uas {
             self.reply(now, &req, flow, &key, 416, None, vec![]);
             return;
         }
-        let unsupported: Vec<String> =
-            req.header_tokens("Require").into_iter().filter(|t| !UNDERSTOOD.contains(&t.as_str())).collect();
+        let unsupported: Vec<String> = req
+            .header_tokens("Require")
+            .into_iter()
+            .filter(|t| !UNDERSTOOD.contains(&t.as_str()))
+            .collect();
         if !unsupported.is_empty() {
             let headers = vec![("Unsupported".to_string(), unsupported.join(", "))];
             self.reply(now, &req, flow, &key, 420, None, headers);
@@ -325,10 +343,24 @@ impl Uas {
             Method::Bye | Method::Update | Method::Info | Method::Prack => {
                 self.reply(now, &req, flow, &key, 481, None, vec![])
             }
-            Method::Extension(_) => {
-                self.reply(now, &req, flow, &key, 501, None, vec![("Allow".into(), ALLOW.into())])
-            }
-            _ => self.reply(now, &req, flow, &key, 405, None, vec![("Allow".into(), ALLOW.into())]),
+            Method::Extension(_) => self.reply(
+                now,
+                &req,
+                flow,
+                &key,
+                501,
+                None,
+                vec![("Allow".into(), ALLOW.into())],
+            ),
+            _ => self.reply(
+                now,
+                &req,
+                flow,
+                &key,
+                405,
+                None,
+                vec![("Allow".into(), ALLOW.into())],
+            ),
         }
     }
 
@@ -348,7 +380,12 @@ impl Uas {
     /// `Some(headers)` when new sessions must be refused with 503.
     fn admission_refusal(&self) -> Option<Vec<(String, String)>> {
         let full = self.dialogs.len() >= self.cfg.max_sessions || self.pool.available() == 0;
-        (self.draining || full).then(|| vec![("Retry-After".to_string(), self.cfg.retry_after_secs.to_string())])
+        (self.draining || full).then(|| {
+            vec![(
+                "Retry-After".to_string(),
+                self.cfg.retry_after_secs.to_string(),
+            )]
+        })
     }
 
     fn handle_initial_invite(&mut self, now: Instant, req: SipRequest, flow: Flow, key: TxKey) {
@@ -360,16 +397,34 @@ impl Uas {
                 return;
             }
             Err(BodyError::BadMultipart(e)) => {
-                self.reply(now, &req, flow, &key, 400, None, vec![warning(399, &e.to_string())]);
+                self.reply(
+                    now,
+                    &req,
+                    flow,
+                    &key,
+                    400,
+                    None,
+                    vec![warning(399, &e.to_string())],
+                );
                 return;
             }
         };
-        let session_expires = req.header("Session-Expires").and_then(SessionExpires::parse);
+        let session_expires = req
+            .header("Session-Expires")
+            .and_then(SessionExpires::parse);
         let uac_supports_timer = req.header_tokens("Supported").iter().any(|t| t == "timer")
             || req.header_tokens("Require").iter().any(|t| t == "timer");
         let session_timer = match negotiate(session_expires, uac_supports_timer, self.cfg.min_se) {
             Negotiation::TooSmall { min_se } => {
-                self.reply(now, &req, flow, &key, 422, None, vec![("Min-SE".into(), min_se.to_string())]);
+                self.reply(
+                    now,
+                    &req,
+                    flow,
+                    &key,
+                    422,
+                    None,
+                    vec![("Min-SE".into(), min_se.to_string())],
+                );
                 return;
             }
             Negotiation::Timer(t) => Some(t),
@@ -387,19 +442,41 @@ impl Uas {
         let offer = match parse_offer(sdp) {
             Ok(o) => o,
             Err(e) => {
-                self.reply(now, &req, flow, &key, 488, None, vec![warning(399, &e.to_string())]);
+                self.reply(
+                    now,
+                    &req,
+                    flow,
+                    &key,
+                    488,
+                    None,
+                    vec![warning(399, &e.to_string())],
+                );
                 return;
             }
         };
         let session_id: u64 = self.rng.random_range(1..u64::from(u32::MAX));
         let media = match answer_offer(&offer, &self.cfg.answer, &mut self.pool, session_id) {
             Ok(m) => m,
-            Err(AnswerError::NotAcceptable { warning_code, warning: text }) => {
-                self.reply(now, &req, flow, &key, 488, None, vec![warning(warning_code, &text)]);
+            Err(AnswerError::NotAcceptable {
+                warning_code,
+                warning: text,
+            }) => {
+                self.reply(
+                    now,
+                    &req,
+                    flow,
+                    &key,
+                    488,
+                    None,
+                    vec![warning(warning_code, &text)],
+                );
                 return;
             }
             Err(AnswerError::NoPorts) => {
-                let headers = vec![("Retry-After".to_string(), self.cfg.retry_after_secs.to_string())];
+                let headers = vec![(
+                    "Retry-After".to_string(),
+                    self.cfg.retry_after_secs.to_string(),
+                )];
                 self.reply(now, &req, flow, &key, 503, None, headers);
                 return;
             }
@@ -423,7 +500,10 @@ impl Uas {
             remote_uri_header: req.from.raw.clone(),
             local_uri_header: format!("{};tag={}", req.to.raw, local_tag),
             remote_target,
-            route_set: req.header_values("Record-Route").map(str::to_string).collect(),
+            route_set: req
+                .header_values("Record-Route")
+                .map(str::to_string)
+                .collect(),
             flow: dialog_flow,
             state: DialogState::Preparing,
             invite_tx: key.clone(),
@@ -439,7 +519,8 @@ impl Uas {
             siprec: request.kind == super::classify::RecordingKind::Siprec,
         };
         self.dialogs.insert(dialog_id, dialog);
-        self.dialog_index.insert((req.call_id.clone(), local_tag), dialog_id);
+        self.dialog_index
+            .insert((req.call_id.clone(), local_tag), dialog_id);
         self.by_recording.insert(recording_id.clone(), dialog_id);
         // 100 Trying at once (it carries no To tag), then the 200 once prepared.
         let trying = self.response(&req, 100, None);
@@ -455,20 +536,32 @@ impl Uas {
         );
         self.transmit(flow, trying_bytes);
         self.stats.invites_accepted += 1;
-        self.emit(RecordingEvent::Prepare { recording_id, request: Box::new(request), media, flow });
+        self.emit(RecordingEvent::Prepare {
+            recording_id,
+            request: Box::new(request),
+            media,
+            flow,
+        });
         // Kept so the 200 can be built later.
         self.pending_requests.insert(dialog_id, req);
     }
 
     /// The recording layer finished preparing: answer the INVITE.
-    pub fn recording_prepared(&mut self, now: Instant, recording_id: &str, result: Result<(), PrepareError>) {
+    pub fn recording_prepared(
+        &mut self,
+        now: Instant,
+        recording_id: &str,
+        result: Result<(), PrepareError>,
+    ) {
         let Some(&dialog_id) = self.by_recording.get(recording_id) else {
             return; // cancelled meanwhile; the recording layer already got Discarded
         };
         let Some(req) = self.pending_requests.remove(&dialog_id) else {
             return;
         };
-        let Some(dialog) = self.dialogs.get(&dialog_id) else { return };
+        let Some(dialog) = self.dialogs.get(&dialog_id) else {
+            return;
+        };
         if dialog.state != DialogState::Preparing {
             return;
         }
@@ -482,18 +575,31 @@ impl Uas {
                 let cseq = req.cseq;
                 let dialog = self.dialogs.get_mut(&dialog_id).expect("checked above");
                 dialog.state = DialogState::AwaitingAck;
-                dialog.unacked = Some(Unacked2xx { cseq, response: bytes.clone(), interval: self.cfg.t1 });
+                dialog.unacked = Some(Unacked2xx {
+                    cseq,
+                    response: bytes.clone(),
+                    interval: self.cfg.t1,
+                });
                 let flow = dialog.flow;
                 self.transmit(flow, bytes);
                 self.arm_2xx_timers(now, dialog_id, cseq, flow);
                 self.restart_session_timer(now, dialog_id);
-                self.emit(RecordingEvent::Established { recording_id: recording_id.to_string() });
+                self.emit(RecordingEvent::Established {
+                    recording_id: recording_id.to_string(),
+                });
             }
             Err(e) => {
-                let code = if e == PrepareError::Unavailable { 503 } else { 500 };
+                let code = if e == PrepareError::Unavailable {
+                    503
+                } else {
+                    500
+                };
                 let mut headers = vec![];
                 if code == 503 {
-                    headers.push(("Retry-After".to_string(), self.cfg.retry_after_secs.to_string()));
+                    headers.push((
+                        "Retry-After".to_string(),
+                        self.cfg.retry_after_secs.to_string(),
+                    ));
                 }
                 let flow = dialog.flow;
                 self.remove_dialog(dialog_id);
@@ -506,18 +612,35 @@ impl Uas {
         }
     }
 
-    fn invite_ok(&self, req: &SipRequest, dialog_id: DialogId, local_tag: &str, with_body: bool) -> OutgoingResponse {
+    fn invite_ok(
+        &self,
+        req: &SipRequest,
+        dialog_id: DialogId,
+        local_tag: &str,
+        with_body: bool,
+    ) -> OutgoingResponse {
         let dialog = &self.dialogs[&dialog_id];
         let transport_param = match dialog.flow.transport {
             crate::config::Transport::Udp => "",
             crate::config::Transport::Tcp => ";transport=tcp",
             crate::config::Transport::Tls => ";transport=tls",
         };
-        let scheme = if dialog.flow.transport == crate::config::Transport::Tls { "sips" } else { "sip" };
+        let scheme = if dialog.flow.transport == crate::config::Transport::Tls {
+            "sips"
+        } else {
+            "sip"
+        };
         let srs = if dialog.siprec { ";+sip.srs" } else { "" };
-        let contact = format!("<{scheme}:recorder@{}{transport_param}>{srs}", format_host_port(dialog.flow.local));
-        let mut resp = self.response(req, 200, Some(local_tag)).with_header("Contact", contact);
-        resp = resp.with_header("Allow", ALLOW).with_header("Supported", SUPPORTED);
+        let contact = format!(
+            "<{scheme}:recorder@{}{transport_param}>{srs}",
+            format_host_port(dialog.flow.local)
+        );
+        let mut resp = self
+            .response(req, 200, Some(local_tag))
+            .with_header("Contact", contact);
+        resp = resp
+            .with_header("Allow", ALLOW)
+            .with_header("Supported", SUPPORTED);
         for rr in req.header_values("Record-Route") {
             resp = resp.with_header("Record-Route", rr);
         }
@@ -528,14 +651,23 @@ impl Uas {
             }
         }
         if with_body {
-            resp = resp.with_body("application/sdp", Bytes::from(dialog.media.answer_sdp.clone()));
+            resp = resp.with_body(
+                "application/sdp",
+                Bytes::from(dialog.media.answer_sdp.clone()),
+            );
         }
         resp
     }
 
     fn handle_cancel(&mut self, now: Instant, req: SipRequest, flow: Flow) {
-        let cancel_key = TxKey { id: tx_id(&req), invite: false };
-        let invite_key = TxKey { id: tx_id(&req), invite: true };
+        let cancel_key = TxKey {
+            id: tx_id(&req),
+            invite: false,
+        };
+        let invite_key = TxKey {
+            id: tx_id(&req),
+            invite: true,
+        };
         let Some(invite_tx) = self.server_txs.get(&invite_key) else {
             self.reply(now, &req, flow, &cancel_key, 481, None, vec![]);
             return;
@@ -545,9 +677,15 @@ impl Uas {
         if !proceeding {
             return; // already answered: the CANCEL has no effect (RFC 3261 §9.2)
         }
-        let dialog_id = self.dialogs.iter().find(|(_, d)| d.invite_tx == invite_key).map(|(id, _)| *id);
+        let dialog_id = self
+            .dialogs
+            .iter()
+            .find(|(_, d)| d.invite_tx == invite_key)
+            .map(|(id, _)| *id);
         let Some(dialog_id) = dialog_id else { return };
-        let Some(invite) = self.pending_requests.remove(&dialog_id) else { return };
+        let Some(invite) = self.pending_requests.remove(&dialog_id) else {
+            return;
+        };
         let local_tag = self.dialogs[&dialog_id].local_tag.clone();
         let recording_id = self.dialogs[&dialog_id].recording_id.clone();
         let invite_flow = self.dialogs[&dialog_id].flow;
@@ -560,7 +698,10 @@ impl Uas {
 
     fn handle_ack(&mut self, now: Instant, req: SipRequest) {
         // ACK of a non-2xx final response: same branch as the INVITE.
-        let invite_key = TxKey { id: tx_id(&req), invite: true };
+        let invite_key = TxKey {
+            id: tx_id(&req),
+            invite: true,
+        };
         let in_dialog = self.dialog_for(&req).is_some();
         if let Some(tx) = self.server_txs.get_mut(&invite_key)
             && tx.state == TxState::Completed
@@ -574,7 +715,9 @@ impl Uas {
             return; // ACKs are never answered
         };
         let dialog = self.dialogs.get_mut(&dialog_id).expect("indexed");
-        let Some(unacked) = &dialog.unacked else { return };
+        let Some(unacked) = &dialog.unacked else {
+            return;
+        };
         if unacked.cseq != req.cseq {
             return;
         }
@@ -588,7 +731,9 @@ impl Uas {
         {
             // Our offer went in the 200; their answer updates the remote side of the streams.
             let current = dialog.media.clone();
-            if let Ok(Update::Changed(media)) = answer_reoffer(&current, &answer, &self.cfg.answer, &mut self.pool) {
+            if let Ok(Update::Changed(media)) =
+                answer_reoffer(&current, &answer, &self.cfg.answer, &mut self.pool)
+            {
                 self.apply_media(dialog_id, media);
             }
         }
@@ -623,21 +768,44 @@ impl Uas {
             Method::Invite => self.handle_reinvite(now, req, flow, key, dialog_id),
             Method::Update => self.handle_update(now, req, flow, key, dialog_id),
             Method::Options => self.handle_options(now, &req, flow, &key),
-            Method::Extension(_) => {
-                self.reply(now, &req, flow, &key, 501, Some(&local_tag), vec![("Allow".into(), ALLOW.into())])
-            }
-            _ => self.reply(now, &req, flow, &key, 405, Some(&local_tag), vec![("Allow".into(), ALLOW.into())]),
+            Method::Extension(_) => self.reply(
+                now,
+                &req,
+                flow,
+                &key,
+                501,
+                Some(&local_tag),
+                vec![("Allow".into(), ALLOW.into())],
+            ),
+            _ => self.reply(
+                now,
+                &req,
+                flow,
+                &key,
+                405,
+                Some(&local_tag),
+                vec![("Allow".into(), ALLOW.into())],
+            ),
         }
     }
 
     /// Offer/answer for a re-INVITE or UPDATE. `Ok(None)`: no SDP in the request.
-    fn renegotiate(&mut self, req: &SipRequest, dialog_id: DialogId) -> Result<Option<MediaSession>, (u16, Vec<(String, String)>)> {
+    fn renegotiate(
+        &mut self,
+        req: &SipRequest,
+        dialog_id: DialogId,
+    ) -> Result<Option<MediaSession>, Refusal> {
         let body = match classify_body(req) {
             Ok(b) => b,
             Err(BodyError::Unsupported(_)) => {
-                return Err((415, vec![("Accept".to_string(), ACCEPTED_BODY_TYPES.to_string())]));
+                return Err((
+                    415,
+                    vec![("Accept".to_string(), ACCEPTED_BODY_TYPES.to_string())],
+                ));
             }
-            Err(BodyError::BadMultipart(e)) => return Err((400, vec![warning(399, &e.to_string())])),
+            Err(BodyError::BadMultipart(e)) => {
+                return Err((400, vec![warning(399, &e.to_string())]));
+            }
         };
         let Some(sdp) = body.sdp else { return Ok(None) };
         let offer = parse_offer(&sdp).map_err(|e| (488, vec![warning(399, &e.to_string())]))?;
@@ -648,10 +816,17 @@ impl Uas {
                 self.apply_media(dialog_id, media.clone());
                 Ok(Some(media))
             }
-            Err(AnswerError::NotAcceptable { warning_code, warning: text }) => Err((488, vec![warning(warning_code, &text)])),
-            Err(AnswerError::NoPorts) => {
-                Err((503, vec![("Retry-After".to_string(), self.cfg.retry_after_secs.to_string())]))
-            }
+            Err(AnswerError::NotAcceptable {
+                warning_code,
+                warning: text,
+            }) => Err((488, vec![warning(warning_code, &text)])),
+            Err(AnswerError::NoPorts) => Err((
+                503,
+                vec![(
+                    "Retry-After".to_string(),
+                    self.cfg.retry_after_secs.to_string(),
+                )],
+            )),
         }
     }
 
@@ -659,24 +834,41 @@ impl Uas {
         let dialog = self.dialogs.get_mut(&dialog_id).expect("caller checked");
         dialog.media = media.clone();
         let recording_id = dialog.recording_id.clone();
-        self.emit(RecordingEvent::MediaChanged { recording_id, media });
+        self.emit(RecordingEvent::MediaChanged {
+            recording_id,
+            media,
+        });
     }
 
     /// A refresh request may carry a new Session-Expires; `Err(min_se)` → 422.
     fn refresh_session_timer(&mut self, req: &SipRequest, dialog_id: DialogId) -> Result<(), u32> {
-        let se = req.header("Session-Expires").and_then(SessionExpires::parse);
+        let se = req
+            .header("Session-Expires")
+            .and_then(SessionExpires::parse);
         if se.is_some() {
             let supports = req.header_tokens("Supported").iter().any(|t| t == "timer");
             match negotiate(se, supports, self.cfg.min_se) {
                 Negotiation::TooSmall { min_se } => return Err(min_se),
-                Negotiation::Timer(t) => self.dialogs.get_mut(&dialog_id).expect("exists").session_timer = Some(t),
+                Negotiation::Timer(t) => {
+                    self.dialogs
+                        .get_mut(&dialog_id)
+                        .expect("exists")
+                        .session_timer = Some(t)
+                }
                 Negotiation::None => {}
             }
         }
         Ok(())
     }
 
-    fn handle_reinvite(&mut self, now: Instant, req: SipRequest, flow: Flow, key: TxKey, dialog_id: DialogId) {
+    fn handle_reinvite(
+        &mut self,
+        now: Instant,
+        req: SipRequest,
+        flow: Flow,
+        key: TxKey,
+        dialog_id: DialogId,
+    ) {
         let dialog = &self.dialogs[&dialog_id];
         let local_tag = dialog.local_tag.clone();
         if dialog.unacked.is_some() || dialog.update_in_flight {
@@ -685,7 +877,15 @@ impl Uas {
             return;
         }
         if let Err(min_se) = self.refresh_session_timer(&req, dialog_id) {
-            self.reply(now, &req, flow, &key, 422, Some(&local_tag), vec![("Min-SE".into(), min_se.to_string())]);
+            self.reply(
+                now,
+                &req,
+                flow,
+                &key,
+                422,
+                Some(&local_tag),
+                vec![("Min-SE".into(), min_se.to_string())],
+            );
             return;
         }
         let media = match self.renegotiate(&req, dialog_id) {
@@ -702,22 +902,47 @@ impl Uas {
         let bytes = resp.to_bytes();
         self.server_txs.insert(
             key.clone(),
-            ServerTx { state: TxState::Completed, last_response: Some(bytes.clone()), flow, retransmit: self.cfg.t1 },
+            ServerTx {
+                state: TxState::Completed,
+                last_response: Some(bytes.clone()),
+                flow,
+                retransmit: self.cfg.t1,
+            },
         );
         self.count_response(200);
-        self.timers.schedule(now + self.cfg.t1 * 64, Timer::ExpireTx { tx: key });
+        self.timers
+            .schedule(now + self.cfg.t1 * 64, Timer::ExpireTx { tx: key });
         let dialog = self.dialogs.get_mut(&dialog_id).expect("exists");
-        dialog.unacked = Some(Unacked2xx { cseq: req.cseq, response: bytes.clone(), interval: self.cfg.t1 });
+        dialog.unacked = Some(Unacked2xx {
+            cseq: req.cseq,
+            response: bytes.clone(),
+            interval: self.cfg.t1,
+        });
         let dflow = dialog.flow;
         self.transmit(flow, bytes);
         self.arm_2xx_timers(now, dialog_id, req.cseq, dflow);
         self.restart_session_timer(now, dialog_id);
     }
 
-    fn handle_update(&mut self, now: Instant, req: SipRequest, flow: Flow, key: TxKey, dialog_id: DialogId) {
+    fn handle_update(
+        &mut self,
+        now: Instant,
+        req: SipRequest,
+        flow: Flow,
+        key: TxKey,
+        dialog_id: DialogId,
+    ) {
         let local_tag = self.dialogs[&dialog_id].local_tag.clone();
         if let Err(min_se) = self.refresh_session_timer(&req, dialog_id) {
-            self.reply(now, &req, flow, &key, 422, Some(&local_tag), vec![("Min-SE".into(), min_se.to_string())]);
+            self.reply(
+                now,
+                &req,
+                flow,
+                &key,
+                422,
+                Some(&local_tag),
+                vec![("Min-SE".into(), min_se.to_string())],
+            );
             return;
         }
         match self.renegotiate(&req, dialog_id) {
@@ -726,8 +951,17 @@ impl Uas {
                 if let Some(t) = self.dialogs[&dialog_id].session_timer {
                     headers.push(("Session-Expires".to_string(), t.header_value()));
                 }
-                let body = media.map(|m| ("application/sdp".to_string(), Bytes::from(m.answer_sdp)));
-                self.reply(now, &req, flow, &key, 200, Some(&local_tag), headers.clone());
+                let body =
+                    media.map(|m| ("application/sdp".to_string(), Bytes::from(m.answer_sdp)));
+                self.reply(
+                    now,
+                    &req,
+                    flow,
+                    &key,
+                    200,
+                    Some(&local_tag),
+                    headers.clone(),
+                );
                 if let Some(body) = body {
                     // reply() cached a body-less 200; replace it with the one carrying the answer.
                     let mut resp = self.response(&req, 200, Some(&local_tag));
@@ -738,7 +972,9 @@ impl Uas {
                 }
                 self.restart_session_timer(now, dialog_id);
             }
-            Err((code, headers)) => self.reply(now, &req, flow, &key, code, Some(&local_tag), headers),
+            Err((code, headers)) => {
+                self.reply(now, &req, flow, &key, code, Some(&local_tag), headers)
+            }
         }
     }
 
@@ -754,11 +990,15 @@ impl Uas {
     }
 
     fn handle_response(&mut self, now: Instant, resp: SipResponse) {
-        let Some(branch) = resp.vias.first().and_then(|v| v.branch.clone()) else { return };
+        let Some(branch) = resp.vias.first().and_then(|v| v.branch.clone()) else {
+            return;
+        };
         if resp.code < 200 {
             return;
         }
-        let Some(tx) = self.client_txs.remove(&branch) else { return };
+        let Some(tx) = self.client_txs.remove(&branch) else {
+            return;
+        };
         if tx.method == Method::Update
             && let Some(dialog_id) = tx.dialog
             && let Some(dialog) = self.dialogs.get_mut(&dialog_id)
@@ -772,7 +1012,9 @@ impl Uas {
 
     /// End a recording from our side (API stop, media timeout, shutdown): BYE + Ended.
     pub fn stop_recording(&mut self, now: Instant, recording_id: &str, reason: EndReason) {
-        let Some(&dialog_id) = self.by_recording.get(recording_id) else { return };
+        let Some(&dialog_id) = self.by_recording.get(recording_id) else {
+            return;
+        };
         self.terminate(now, dialog_id, reason);
     }
 
@@ -785,7 +1027,9 @@ impl Uas {
     }
 
     fn terminate(&mut self, now: Instant, dialog_id: DialogId, reason: EndReason) {
-        let Some(dialog) = self.dialogs.get(&dialog_id) else { return };
+        let Some(dialog) = self.dialogs.get(&dialog_id) else {
+            return;
+        };
         if dialog.state == DialogState::Preparing {
             // Not answered yet: refuse instead of BYE.
             let key = dialog.invite_tx.clone();
@@ -794,7 +1038,8 @@ impl Uas {
             let flow = dialog.flow;
             if let Some(invite) = self.pending_requests.remove(&dialog_id) {
                 let mut resp = self.response(&invite, 503, Some(&local_tag));
-                resp.headers.push(("Retry-After".into(), self.cfg.retry_after_secs.to_string()));
+                resp.headers
+                    .push(("Retry-After".into(), self.cfg.retry_after_secs.to_string()));
                 let bytes = resp.to_bytes();
                 self.finish_tx(now, &key, bytes.clone(), false);
                 self.transmit(flow, bytes);
@@ -815,7 +1060,12 @@ impl Uas {
         let request = OutgoingRequest {
             method: method.clone(),
             uri: dialog.remote_target.clone(),
-            via: format!("SIP/2.0/{} {};branch={};rport", flow.transport.as_str(), format_host_port(flow.local), branch),
+            via: format!(
+                "SIP/2.0/{} {};branch={};rport",
+                flow.transport.as_str(),
+                format_host_port(flow.local),
+                branch
+            ),
             route: dialog.route_set.clone(),
             from: dialog.local_uri_header.clone(),
             to: dialog.remote_uri_header.clone(),
@@ -833,12 +1083,24 @@ impl Uas {
         }
         self.client_txs.insert(
             branch.clone(),
-            ClientTx { request: bytes.clone(), flow, interval: self.cfg.t1, dialog: Some(dialog_id), method },
+            ClientTx {
+                request: bytes.clone(),
+                flow,
+                interval: self.cfg.t1,
+                dialog: Some(dialog_id),
+                method,
+            },
         );
         if !flow.is_reliable() {
-            self.timers.schedule(now + self.cfg.t1, Timer::ClientRetransmit { branch: branch.clone() });
+            self.timers.schedule(
+                now + self.cfg.t1,
+                Timer::ClientRetransmit {
+                    branch: branch.clone(),
+                },
+            );
         }
-        self.timers.schedule(now + self.cfg.t1 * 64, Timer::ClientTimeout { branch });
+        self.timers
+            .schedule(now + self.cfg.t1 * 64, Timer::ClientTimeout { branch });
         self.transmit(flow, bytes);
     }
 
@@ -846,14 +1108,18 @@ impl Uas {
         if let Some(dialog) = self.dialogs.get(&dialog_id) {
             let recording_id = dialog.recording_id.clone();
             self.remove_dialog(dialog_id);
-            self.emit(RecordingEvent::Ended { recording_id, reason });
+            self.emit(RecordingEvent::Ended {
+                recording_id,
+                reason,
+            });
         }
     }
 
     fn remove_dialog(&mut self, dialog_id: DialogId) {
         if let Some(dialog) = self.dialogs.remove(&dialog_id) {
             release_ports(&dialog.media, &mut self.pool);
-            self.dialog_index.remove(&(dialog.call_id, dialog.local_tag));
+            self.dialog_index
+                .remove(&(dialog.call_id, dialog.local_tag));
             self.by_recording.remove(&dialog.recording_id);
             self.pending_requests.remove(&dialog_id);
         }
@@ -868,15 +1134,23 @@ impl Uas {
     fn fire(&mut self, now: Instant, timer: Timer) {
         match timer {
             Timer::Retransmit2xx { dialog, cseq } => {
-                let Some(d) = self.dialogs.get_mut(&dialog) else { return };
-                let Some(unacked) = d.unacked.as_mut().filter(|u| u.cseq == cseq) else { return };
+                let Some(d) = self.dialogs.get_mut(&dialog) else {
+                    return;
+                };
+                let Some(unacked) = d.unacked.as_mut().filter(|u| u.cseq == cseq) else {
+                    return;
+                };
                 unacked.interval = (unacked.interval * 2).min(self.cfg.t2);
                 let (bytes, next, flow) = (unacked.response.clone(), unacked.interval, d.flow);
-                self.timers.schedule(now + next, Timer::Retransmit2xx { dialog, cseq });
+                self.timers
+                    .schedule(now + next, Timer::Retransmit2xx { dialog, cseq });
                 self.transmit(flow, bytes);
             }
             Timer::AckTimeout { dialog, cseq } => {
-                let acked = self.dialogs.get(&dialog).is_none_or(|d| d.unacked.as_ref().is_none_or(|u| u.cseq != cseq));
+                let acked = self
+                    .dialogs
+                    .get(&dialog)
+                    .is_none_or(|d| d.unacked.as_ref().is_none_or(|u| u.cseq != cseq));
                 if !acked {
                     // RFC 3261 §13.3.1.4: no ACK within 64*T1 → end the session with BYE.
                     self.dialogs.get_mut(&dialog).expect("checked").unacked = None;
@@ -884,13 +1158,16 @@ impl Uas {
                 }
             }
             Timer::RetransmitFinal { tx } => {
-                let Some(t) = self.server_txs.get_mut(&tx) else { return };
+                let Some(t) = self.server_txs.get_mut(&tx) else {
+                    return;
+                };
                 if t.retransmit.is_zero() {
                     return; // ACKed
                 }
                 t.retransmit = (t.retransmit * 2).min(self.cfg.t2);
                 let (next, flow, bytes) = (t.retransmit, t.flow, t.last_response.clone());
-                self.timers.schedule(now + next, Timer::RetransmitFinal { tx });
+                self.timers
+                    .schedule(now + next, Timer::RetransmitFinal { tx });
                 if let Some(bytes) = bytes {
                     self.transmit(flow, bytes);
                 }
@@ -899,21 +1176,32 @@ impl Uas {
                 self.server_txs.remove(&tx);
             }
             Timer::SessionExpiry { dialog, generation } => {
-                if self.dialogs.get(&dialog).is_some_and(|d| d.timer_generation == generation) {
+                if self
+                    .dialogs
+                    .get(&dialog)
+                    .is_some_and(|d| d.timer_generation == generation)
+                {
                     self.terminate(now, dialog, EndReason::SessionTimeout);
                 }
             }
             Timer::SessionRefresh { dialog, generation } => {
-                if self.dialogs.get(&dialog).is_some_and(|d| d.timer_generation == generation && d.unacked.is_none()) {
+                if self
+                    .dialogs
+                    .get(&dialog)
+                    .is_some_and(|d| d.timer_generation == generation && d.unacked.is_none())
+                {
                     // RFC 4028 §7.4: an UPDATE without a body refreshes the session.
                     self.send_in_dialog_request(now, dialog, Method::Update);
                 }
             }
             Timer::ClientRetransmit { branch } => {
-                let Some(tx) = self.client_txs.get_mut(&branch) else { return };
+                let Some(tx) = self.client_txs.get_mut(&branch) else {
+                    return;
+                };
                 tx.interval = (tx.interval * 2).min(self.cfg.t2);
                 let (next, flow, bytes) = (tx.interval, tx.flow, tx.request.clone());
-                self.timers.schedule(now + next, Timer::ClientRetransmit { branch });
+                self.timers
+                    .schedule(now + next, Timer::ClientRetransmit { branch });
                 self.transmit(flow, bytes);
             }
             Timer::ClientTimeout { branch } => {
@@ -928,38 +1216,60 @@ impl Uas {
 
     fn arm_2xx_timers(&mut self, now: Instant, dialog: DialogId, cseq: u32, flow: Flow) {
         if !flow.is_reliable() {
-            self.timers.schedule(now + self.cfg.t1, Timer::Retransmit2xx { dialog, cseq });
+            self.timers
+                .schedule(now + self.cfg.t1, Timer::Retransmit2xx { dialog, cseq });
         }
-        self.timers.schedule(now + self.cfg.t1 * 64, Timer::AckTimeout { dialog, cseq });
+        self.timers
+            .schedule(now + self.cfg.t1 * 64, Timer::AckTimeout { dialog, cseq });
     }
 
     fn restart_session_timer(&mut self, now: Instant, dialog_id: DialogId) {
-        let Some(d) = self.dialogs.get_mut(&dialog_id) else { return };
+        let Some(d) = self.dialogs.get_mut(&dialog_id) else {
+            return;
+        };
         let Some(timer) = d.session_timer else { return };
         d.timer_generation += 1;
         let generation = d.timer_generation;
         let refresh = timer.refresh_due(now).filter(|_| d.allows_update);
-        self.timers.schedule(timer.expiry(now), Timer::SessionExpiry { dialog: dialog_id, generation });
+        self.timers.schedule(
+            timer.expiry(now),
+            Timer::SessionExpiry {
+                dialog: dialog_id,
+                generation,
+            },
+        );
         if let Some(at) = refresh {
-            self.timers.schedule(at, Timer::SessionRefresh { dialog: dialog_id, generation });
+            self.timers.schedule(
+                at,
+                Timer::SessionRefresh {
+                    dialog: dialog_id,
+                    generation,
+                },
+            );
         }
     }
 
     /// Record the final response of a server transaction and arm its timers.
     fn finish_tx(&mut self, now: Instant, key: &TxKey, bytes: Bytes, success: bool) {
-        let Some(tx) = self.server_txs.get_mut(key) else { return };
+        let Some(tx) = self.server_txs.get_mut(key) else {
+            return;
+        };
         tx.state = TxState::Completed;
         tx.last_response = Some(bytes);
         let code = if success { 200 } else { 0 };
         let reliable = tx.flow.is_reliable();
         if key.invite && !success && !reliable {
             tx.retransmit = self.cfg.t1;
-            self.timers.schedule(now + self.cfg.t1, Timer::RetransmitFinal { tx: key.clone() });
+            self.timers.schedule(
+                now + self.cfg.t1,
+                Timer::RetransmitFinal { tx: key.clone() },
+            );
         } else if key.invite && !success {
             tx.retransmit = Duration::ZERO;
         }
         // Timer H / L / J: absorb retransmissions for 64*T1 (RFC 6026 accepted state).
-        self.timers.schedule(now + self.cfg.t1 * 64, Timer::ExpireTx { tx: key.clone() });
+        self.timers
+            .schedule(now + self.cfg.t1 * 64, Timer::ExpireTx { tx: key.clone() });
         if code == 200 {
             self.count_response(200);
         }
@@ -996,13 +1306,21 @@ impl Uas {
                 state: TxState::Completed,
                 last_response: Some(bytes.clone()),
                 flow,
-                retransmit: if invite_failure && !flow.is_reliable() { self.cfg.t1 } else { Duration::ZERO },
+                retransmit: if invite_failure && !flow.is_reliable() {
+                    self.cfg.t1
+                } else {
+                    Duration::ZERO
+                },
             },
         );
         if invite_failure && !flow.is_reliable() {
-            self.timers.schedule(now + self.cfg.t1, Timer::RetransmitFinal { tx: key.clone() });
+            self.timers.schedule(
+                now + self.cfg.t1,
+                Timer::RetransmitFinal { tx: key.clone() },
+            );
         }
-        self.timers.schedule(now + self.cfg.t1 * 64, Timer::ExpireTx { tx: key.clone() });
+        self.timers
+            .schedule(now + self.cfg.t1 * 64, Timer::ExpireTx { tx: key.clone() });
         self.count_response(code);
         self.transmit(flow, bytes);
     }
@@ -1039,12 +1357,16 @@ impl Uas {
 
     fn random_token(&mut self, len: usize) -> String {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-        (0..len).map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char).collect()
+        (0..len)
+            .map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char)
+            .collect()
     }
 
     fn new_uuid(&mut self) -> String {
         let bytes: [u8; 16] = self.rng.random();
-        uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
     }
 }
 
@@ -1082,12 +1404,21 @@ fn request_flow(remote_target: &str, req: &SipRequest, mut flow: Flow) -> Flow {
 fn uri_socket_addr(uri: &str) -> Option<std::net::SocketAddr> {
     let parsed: ezk_sip_types::uri::SipUri = uri.parse().ok()?;
     let ip = parsed.host_port.ip()?;
-    Some(std::net::SocketAddr::new(ip, parsed.host_port.port.unwrap_or(5060)))
+    Some(std::net::SocketAddr::new(
+        ip,
+        parsed.host_port.port.unwrap_or(5060),
+    ))
 }
+
+/// A status code and the headers that explain it.
+type Refusal = (u16, Vec<(String, String)>);
 
 fn warning(code: u16, text: &str) -> (String, String) {
     let text = text.replace(['"', '\\'], "'");
-    ("Warning".to_string(), format!("{code} sip-recorder \"{text}\""))
+    (
+        "Warning".to_string(),
+        format!("{code} sip-recorder \"{text}\""),
+    )
 }
 
 /// The URI of a Contact header value (`"name" <sip:..>;params` or `sip:..;params`).

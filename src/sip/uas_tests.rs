@@ -3,7 +3,7 @@
 use super::*;
 use crate::config::Transport;
 use crate::sip::message::{SipMessage, SipResponse, parse_message};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 
 const T1: Duration = Duration::from_millis(500);
 
@@ -17,7 +17,10 @@ fn config() -> UasConfig {
         max_sessions: 100,
         retry_after_secs: 5,
         server_header: Some("sip-recorder".into()),
-        answer: AnswerConfig { media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST), accept_video: false },
+        answer: AnswerConfig {
+            media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            accept_video: false,
+        },
     }
 }
 
@@ -56,11 +59,26 @@ struct Call {
 
 impl Call {
     fn new(n: u32) -> Call {
-        Call { call_id: format!("call-{n}@test"), from_tag: format!("ft{n}"), to_tag: None, cseq: 1 }
+        Call {
+            call_id: format!("call-{n}@test"),
+            from_tag: format!("ft{n}"),
+            to_tag: None,
+            cseq: 1,
+        }
     }
 
-    fn request(&self, method: &str, branch: &str, extra: &str, body: Option<(&str, &str)>) -> String {
-        let to_tag = self.to_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
+    fn request(
+        &self,
+        method: &str,
+        branch: &str,
+        extra: &str,
+        body: Option<(&str, &str)>,
+    ) -> String {
+        let to_tag = self
+            .to_tag
+            .as_ref()
+            .map(|t| format!(";tag={t}"))
+            .unwrap_or_default();
         let uri = "sip:record=REC1@127.0.0.1:5060;calluuid=CU1;dn=1001;otherDN=1002;recordDN=1001";
         let (ctype, body) = match body {
             Some((t, b)) => (format!("Content-Type: {t}\r\n"), b.to_string()),
@@ -85,7 +103,13 @@ impl Harness {
     }
 
     fn with(cfg: UasConfig, pool: PortPool) -> Harness {
-        Harness { uas: Uas::new(cfg, pool, 7), now: Instant::now(), flow: udp_flow(), sent: vec![], events: vec![] }
+        Harness {
+            uas: Uas::new(cfg, pool, 7),
+            now: Instant::now(),
+            flow: udp_flow(),
+            sent: vec![],
+            events: vec![],
+        }
     }
 
     fn collect(&mut self) {
@@ -98,7 +122,8 @@ impl Harness {
     }
 
     fn input(&mut self, text: &str) {
-        self.uas.handle_input(self.now, Bytes::from(text.to_string()), self.flow);
+        self.uas
+            .handle_input(self.now, Bytes::from(text.to_string()), self.flow);
         self.collect();
     }
 
@@ -147,7 +172,12 @@ impl Harness {
 
     /// INVITE → 100 → prepared → 200 → ACK; returns the recording id.
     fn establish(&mut self, call: &mut Call) -> String {
-        self.input(&call.request("INVITE", &format!("inv{}", call.from_tag), "", Some(("application/sdp", &sdp(1, "sendonly")))));
+        self.input(&call.request(
+            "INVITE",
+            &format!("inv{}", call.from_tag),
+            "",
+            Some(("application/sdp", &sdp(1, "sendonly"))),
+        ));
         assert_eq!(self.codes(), vec![100]);
         let id = match self.take_events().as_slice() {
             [RecordingEvent::Prepare { recording_id, .. }] => recording_id.clone(),
@@ -162,13 +192,19 @@ impl Harness {
         assert!(call.to_tag.is_some());
         self.input(&call.request("ACK", &format!("ack{}", call.from_tag), "", None));
         assert!(self.take_sent().is_empty(), "ACK is never answered");
-        assert!(matches!(self.take_events().as_slice(), [RecordingEvent::Established { .. }]));
+        assert!(matches!(
+            self.take_events().as_slice(),
+            [RecordingEvent::Established { .. }]
+        ));
         id
     }
 }
 
 fn header<'a>(r: &'a SipResponse, name: &str) -> Option<&'a str> {
-    r.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+    r.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
 }
 
 #[test]
@@ -178,41 +214,71 @@ fn invite_is_answered_after_the_recording_is_prepared() {
     let capacity = h.uas.free_rtp_ports();
     h.establish(&mut call);
     assert_eq!(h.uas.active_sessions(), 1);
-    assert_eq!(h.uas.free_rtp_ports(), capacity - 2, "two audio streams hold two ports");
+    assert_eq!(
+        h.uas.free_rtp_ports(),
+        capacity - 2,
+        "two audio streams hold two ports"
+    );
 }
 
 #[test]
 fn prepare_carries_the_genesys_target() {
     let mut h = Harness::new();
     let call = Call::new(1);
-    h.input(&call.request("INVITE", "a", "", Some(("application/sdp", &sdp(1, "sendonly")))));
+    h.input(&call.request(
+        "INVITE",
+        "a",
+        "",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
     let events = h.take_events();
-    let RecordingEvent::Prepare { request, media, .. } = &events[0] else { panic!() };
+    let RecordingEvent::Prepare { request, media, .. } = &events[0] else {
+        panic!()
+    };
     assert_eq!(request.kind, crate::sip::classify::RecordingKind::Genesys);
     let g = request.genesys.as_ref().unwrap();
-    assert_eq!((g.record_id.as_str(), g.dn.as_deref(), g.other_dn.as_deref()), ("REC1", Some("1001"), Some("1002")));
+    assert_eq!(
+        (g.record_id.as_str(), g.dn.as_deref(), g.other_dn.as_deref()),
+        ("REC1", Some("1001"), Some("1002"))
+    );
     assert_eq!(media.streams.len(), 2);
-    assert!(media.streams.iter().all(|s| s.answered_direction == crate::sdp::Direction::RecvOnly));
+    assert!(
+        media
+            .streams
+            .iter()
+            .all(|s| s.answered_direction == crate::sdp::Direction::RecvOnly)
+    );
 }
 
 #[test]
 fn retransmitted_invite_gets_the_same_answer_and_no_second_recording() {
     let mut h = Harness::new();
     let call = Call::new(1);
-    let invite = call.request("INVITE", "r1", "", Some(("application/sdp", &sdp(1, "sendonly"))));
+    let invite = call.request(
+        "INVITE",
+        "r1",
+        "",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    );
     h.input(&invite);
     let first = h.take_sent();
     h.input(&invite);
     assert_eq!(h.take_sent(), first, "100 repeated while preparing");
     let events = h.take_events();
     assert_eq!(events.len(), 1);
-    let RecordingEvent::Prepare { recording_id, .. } = &events[0] else { panic!() };
+    let RecordingEvent::Prepare { recording_id, .. } = &events[0] else {
+        panic!()
+    };
     h.uas.recording_prepared(h.now, recording_id, Ok(()));
     h.collect();
     let ok = h.take_sent();
     h.input(&invite);
     assert_eq!(h.take_sent(), ok, "the same 200 again");
-    assert_eq!(h.take_events().len(), 1, "only Established, no second Prepare");
+    assert_eq!(
+        h.take_events().len(),
+        1,
+        "only Established, no second Prepare"
+    );
     assert_eq!(h.uas.active_sessions(), 1);
 }
 
@@ -220,8 +286,15 @@ fn retransmitted_invite_gets_the_same_answer_and_no_second_recording() {
 fn udp_2xx_is_retransmitted_with_doubling_intervals_until_ack() {
     let mut h = Harness::new();
     let call = Call::new(1);
-    h.input(&call.request("INVITE", "x", "", Some(("application/sdp", &sdp(1, "sendonly")))));
-    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else { panic!() };
+    h.input(&call.request(
+        "INVITE",
+        "x",
+        "",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
+    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else {
+        panic!()
+    };
     h.uas.recording_prepared(h.now, &recording_id, Ok(()));
     h.collect();
     h.take_sent();
@@ -245,8 +318,15 @@ fn missing_ack_ends_the_recording_with_bye_after_64_t1() {
     let mut h = Harness::new();
     let capacity = h.uas.free_rtp_ports();
     let call = Call::new(1);
-    h.input(&call.request("INVITE", "x", "", Some(("application/sdp", &sdp(1, "sendonly")))));
-    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else { panic!() };
+    h.input(&call.request(
+        "INVITE",
+        "x",
+        "",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
+    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else {
+        panic!()
+    };
     h.uas.recording_prepared(h.now, &recording_id, Ok(()));
     h.collect();
     h.take_events();
@@ -257,7 +337,13 @@ fn missing_ack_ends_the_recording_with_bye_after_64_t1() {
     assert_eq!(byes.len(), 1);
     assert_eq!(byes[0].method, Method::Bye);
     assert_eq!(byes[0].call_id, call.call_id);
-    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::Ended { reason: EndReason::AckTimeout, .. }]));
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [RecordingEvent::Ended {
+            reason: EndReason::AckTimeout,
+            ..
+        }]
+    ));
     assert_eq!(h.uas.active_sessions(), 0);
     assert_eq!(h.uas.free_rtp_ports(), capacity);
 }
@@ -288,16 +374,29 @@ fn cancel_before_the_answer_gets_200_and_487_and_discards() {
     let mut h = Harness::new();
     let capacity = h.uas.free_rtp_ports();
     let call = Call::new(1);
-    h.input(&call.request("INVITE", "c1", "", Some(("application/sdp", &sdp(1, "sendonly")))));
-    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else { panic!() };
+    h.input(&call.request(
+        "INVITE",
+        "c1",
+        "",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
+    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else {
+        panic!()
+    };
     h.take_sent();
     let mut cancel = Call::new(1);
     cancel.cseq = 1;
     h.input(&cancel.request("CANCEL", "c1", "", None));
     let responses = h.responses();
-    let codes: Vec<(u16, Method)> = responses.iter().map(|r| (r.code, r.cseq_method.clone())).collect();
+    let codes: Vec<(u16, Method)> = responses
+        .iter()
+        .map(|r| (r.code, r.cseq_method.clone()))
+        .collect();
     assert_eq!(codes, vec![(200, Method::Cancel), (487, Method::Invite)]);
-    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::Discarded { .. }]));
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [RecordingEvent::Discarded { .. }]
+    ));
     assert_eq!(h.uas.free_rtp_ports(), capacity);
     // The prepare finishing later changes nothing.
     h.uas.recording_prepared(h.now, &recording_id, Ok(()));
@@ -335,24 +434,61 @@ fn pause_resume_and_refresh_reinvites() {
     h.establish(&mut call);
     let ports: Vec<u16> = {
         call.cseq = 2;
-        h.input(&call.request("INVITE", "p", "", Some(("application/sdp", &sdp(2, "inactive")))));
+        h.input(&call.request(
+            "INVITE",
+            "p",
+            "",
+            Some(("application/sdp", &sdp(2, "inactive"))),
+        ));
         let r = h.responses().remove(0);
         assert_eq!(r.code, 200);
-        let RecordingEvent::MediaChanged { media, .. } = h.take_events().remove(0) else { panic!() };
-        assert!(media.streams.iter().all(|s| s.answered_direction == crate::sdp::Direction::Inactive));
+        let RecordingEvent::MediaChanged { media, .. } = h.take_events().remove(0) else {
+            panic!()
+        };
+        assert!(
+            media
+                .streams
+                .iter()
+                .all(|s| s.answered_direction == crate::sdp::Direction::Inactive)
+        );
         media.streams.iter().map(|s| s.local_port).collect()
     };
     h.input(&call.request("ACK", "pa", "", None));
     call.cseq = 3;
-    h.input(&call.request("INVITE", "r", "", Some(("application/sdp", &sdp(3, "sendonly")))));
+    h.input(&call.request(
+        "INVITE",
+        "r",
+        "",
+        Some(("application/sdp", &sdp(3, "sendonly"))),
+    ));
     let resumed = h.take_sent();
-    let RecordingEvent::MediaChanged { media, .. } = h.take_events().remove(0) else { panic!() };
-    assert!(media.streams.iter().all(|s| s.answered_direction == crate::sdp::Direction::RecvOnly));
-    assert_eq!(media.streams.iter().map(|s| s.local_port).collect::<Vec<_>>(), ports, "ports kept");
+    let RecordingEvent::MediaChanged { media, .. } = h.take_events().remove(0) else {
+        panic!()
+    };
+    assert!(
+        media
+            .streams
+            .iter()
+            .all(|s| s.answered_direction == crate::sdp::Direction::RecvOnly)
+    );
+    assert_eq!(
+        media
+            .streams
+            .iter()
+            .map(|s| s.local_port)
+            .collect::<Vec<_>>(),
+        ports,
+        "ports kept"
+    );
     h.input(&call.request("ACK", "ra", "", None));
     // A session refresh: same o= version → same answer body, no event.
     call.cseq = 4;
-    h.input(&call.request("INVITE", "f", "Session-Expires: 1800;refresher=uac\r\n", Some(("application/sdp", &sdp(3, "sendonly")))));
+    h.input(&call.request(
+        "INVITE",
+        "f",
+        "Session-Expires: 1800;refresher=uac\r\n",
+        Some(("application/sdp", &sdp(3, "sendonly"))),
+    ));
     let refreshed = h.take_sent();
     assert!(h.take_events().is_empty(), "a refresh changes nothing");
     let body = |b: &Bytes| {
@@ -368,15 +504,30 @@ fn overlapping_reinvite_gets_491_and_lower_cseq_500() {
     let mut call = Call::new(1);
     h.establish(&mut call);
     call.cseq = 5;
-    h.input(&call.request("INVITE", "o1", "", Some(("application/sdp", &sdp(2, "inactive")))));
+    h.input(&call.request(
+        "INVITE",
+        "o1",
+        "",
+        Some(("application/sdp", &sdp(2, "inactive"))),
+    ));
     assert_eq!(h.codes(), vec![200]);
     call.cseq = 6;
-    h.input(&call.request("INVITE", "o2", "", Some(("application/sdp", &sdp(3, "sendonly")))));
+    h.input(&call.request(
+        "INVITE",
+        "o2",
+        "",
+        Some(("application/sdp", &sdp(3, "sendonly"))),
+    ));
     assert_eq!(h.codes(), vec![491], "previous re-INVITE not ACKed yet");
     call.cseq = 5;
     h.input(&call.request("ACK", "o1a", "", None));
     call.cseq = 4;
-    h.input(&call.request("INVITE", "o3", "", Some(("application/sdp", &sdp(3, "sendonly")))));
+    h.input(&call.request(
+        "INVITE",
+        "o3",
+        "",
+        Some(("application/sdp", &sdp(3, "sendonly"))),
+    ));
     assert_eq!(h.codes(), vec![500]);
 }
 
@@ -389,14 +540,25 @@ fn bye_ends_and_unknown_dialogs_get_481() {
     let bye = call.request("BYE", "b", "", None);
     h.input(&bye);
     assert_eq!(h.codes(), vec![200]);
-    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::Ended { reason: EndReason::Bye, .. }]));
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [RecordingEvent::Ended {
+            reason: EndReason::Bye,
+            ..
+        }]
+    ));
     h.input(&bye);
     assert_eq!(h.codes(), vec![200], "retransmitted BYE: cached 200");
     assert!(h.take_events().is_empty());
     call.cseq = 3;
     h.input(&call.request("BYE", "b2", "", None));
     assert_eq!(h.codes(), vec![481]);
-    h.input(&call.request("INVITE", "b3", "", Some(("application/sdp", &sdp(5, "sendonly")))));
+    h.input(&call.request(
+        "INVITE",
+        "b3",
+        "",
+        Some(("application/sdp", &sdp(5, "sendonly"))),
+    ));
     assert_eq!(h.codes(), vec![481]);
 }
 
@@ -404,7 +566,12 @@ fn bye_ends_and_unknown_dialogs_get_481() {
 fn session_timer_422_and_expiry() {
     let mut h = Harness::new();
     let call = Call::new(1);
-    h.input(&call.request("INVITE", "s1", "Session-Expires: 30\r\nSupported: timer\r\n", Some(("application/sdp", &sdp(1, "sendonly")))));
+    h.input(&call.request(
+        "INVITE",
+        "s1",
+        "Session-Expires: 30\r\nSupported: timer\r\n",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
     let r = h.responses().remove(0);
     assert_eq!(r.code, 422);
     assert_eq!(header(&r, "Min-SE"), Some("90"));
@@ -413,8 +580,15 @@ fn session_timer_422_and_expiry() {
     h.input(&ack.request("ACK", "s1", "", None));
 
     let mut call = Call::new(2);
-    h.input(&call.request("INVITE", "s2", "Session-Expires: 90\r\nSupported: timer\r\n", Some(("application/sdp", &sdp(1, "sendonly")))));
-    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else { panic!() };
+    h.input(&call.request(
+        "INVITE",
+        "s2",
+        "Session-Expires: 90\r\nSupported: timer\r\n",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
+    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else {
+        panic!()
+    };
     h.take_sent();
     h.uas.recording_prepared(h.now, &recording_id, Ok(()));
     h.collect();
@@ -427,7 +601,12 @@ fn session_timer_422_and_expiry() {
     // Refreshed at 50 s: expiry moves to 50 + 60.
     h.advance(Duration::from_secs(50));
     call.cseq = 2;
-    h.input(&call.request("INVITE", "s2r", "Session-Expires: 90;refresher=uac\r\n", Some(("application/sdp", &sdp(1, "sendonly")))));
+    h.input(&call.request(
+        "INVITE",
+        "s2r",
+        "Session-Expires: 90;refresher=uac\r\n",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
     assert_eq!(h.codes(), vec![200]);
     h.input(&call.request("ACK", "s2ra", "", None));
     h.advance(Duration::from_secs(59));
@@ -436,7 +615,13 @@ fn session_timer_422_and_expiry() {
     let byes = h.requests();
     assert_eq!(byes.len(), 1);
     assert_eq!(byes[0].method, Method::Bye);
-    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::Ended { reason: EndReason::SessionTimeout, .. }]));
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [RecordingEvent::Ended {
+            reason: EndReason::SessionTimeout,
+            ..
+        }]
+    ));
 }
 
 #[test]
@@ -444,8 +629,15 @@ fn recorder_refreshes_with_update_when_it_is_the_refresher() {
     let mut h = Harness::new();
     let mut call = Call::new(1);
     let extra = "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n";
-    h.input(&call.request("INVITE", "u1", extra, Some(("application/sdp", &sdp(1, "sendonly")))));
-    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else { panic!() };
+    h.input(&call.request(
+        "INVITE",
+        "u1",
+        extra,
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
+    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else {
+        panic!()
+    };
     h.take_sent();
     h.uas.recording_prepared(h.now, &recording_id, Ok(()));
     h.collect();
@@ -509,7 +701,12 @@ fn admission_control_and_drain() {
     let mut call = Call::new(1);
     h.establish(&mut call);
     let second = Call::new(2);
-    h.input(&second.request("INVITE", "a2", "", Some(("application/sdp", &sdp(1, "sendonly")))));
+    h.input(&second.request(
+        "INVITE",
+        "a2",
+        "",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
     let r = h.responses().remove(0);
     assert_eq!((r.code, header(&r, "Retry-After")), (503, Some("5")));
     h.input(&second.request("OPTIONS", "o1", "", None));
@@ -520,7 +717,11 @@ fn admission_control_and_drain() {
     h.input(&second.request("OPTIONS", "o2", "", None));
     let r = h.responses().remove(0);
     assert_eq!(r.code, 200);
-    assert!(header(&r, "Allow").is_some() && header(&r, "Accept").is_some() && header(&r, "Supported").is_some());
+    assert!(
+        header(&r, "Allow").is_some()
+            && header(&r, "Accept").is_some()
+            && header(&r, "Supported").is_some()
+    );
     h.uas.start_drain();
     h.input(&second.request("OPTIONS", "o3", "", None));
     assert_eq!(h.codes(), vec![503]);
@@ -532,7 +733,12 @@ fn port_exhaustion_gets_503() {
     let mut h = Harness::with(config(), PortPool::new(20000, 20003));
     let mut call = Call::new(1);
     h.establish(&mut call);
-    h.input(&Call::new(2).request("INVITE", "p2", "", Some(("application/sdp", &sdp(1, "sendonly")))));
+    h.input(&Call::new(2).request(
+        "INVITE",
+        "p2",
+        "",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
     let r = h.responses().remove(0);
     assert_eq!((r.code, header(&r, "Retry-After").is_some()), (503, true));
 }
@@ -543,12 +749,20 @@ fn update_with_and_without_sdp() {
     let mut call = Call::new(1);
     h.establish(&mut call);
     call.cseq = 2;
-    h.input(&call.request("UPDATE", "up1", "", Some(("application/sdp", &sdp(2, "inactive")))));
+    h.input(&call.request(
+        "UPDATE",
+        "up1",
+        "",
+        Some(("application/sdp", &sdp(2, "inactive"))),
+    ));
     let sent = h.take_sent();
     let text = String::from_utf8_lossy(&sent[0]).to_string();
     assert!(text.starts_with("SIP/2.0 200"), "{text}");
     assert!(text.contains("a=inactive"), "{text}");
-    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::MediaChanged { .. }]));
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [RecordingEvent::MediaChanged { .. }]
+    ));
     call.cseq = 3;
     h.input(&call.request("UPDATE", "up2", "", None));
     let r = h.responses().remove(0);
@@ -565,9 +779,20 @@ fn reinvite_without_sdp_offers_the_current_session() {
     h.input(&call.request("INVITE", "n1", "", None));
     let sent = h.take_sent();
     let text = String::from_utf8_lossy(&sent[0]).to_string();
-    assert!(text.starts_with("SIP/2.0 200") && text.contains("m=audio"), "{text}");
-    h.input(&call.request("ACK", "n1a", "", Some(("application/sdp", &sdp(2, "inactive")))));
-    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::MediaChanged { .. }]));
+    assert!(
+        text.starts_with("SIP/2.0 200") && text.contains("m=audio"),
+        "{text}"
+    );
+    h.input(&call.request(
+        "ACK",
+        "n1a",
+        "",
+        Some(("application/sdp", &sdp(2, "inactive"))),
+    ));
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [RecordingEvent::MediaChanged { .. }]
+    ));
 }
 
 #[test]
@@ -581,7 +806,9 @@ fn garbage_never_disturbs_an_active_recording() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let len = (seed % 300) as usize;
-        let junk: Vec<u8> = (0..len).map(|k| (seed.rotate_left(k as u32 % 64) as u8) ^ (i as u8)).collect();
+        let junk: Vec<u8> = (0..len)
+            .map(|k| (seed.rotate_left(k as u32 % 64) as u8) ^ (i as u8))
+            .collect();
         h.uas.handle_input(h.now, Bytes::from(junk), h.flow);
         h.collect();
     }
@@ -590,5 +817,11 @@ fn garbage_never_disturbs_an_active_recording() {
     call.cseq = 2;
     h.input(&call.request("BYE", "g", "", None));
     assert_eq!(h.codes(), vec![200]);
-    assert!(matches!(h.take_events().as_slice(), [RecordingEvent::Ended { reason: EndReason::Bye, .. }]));
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [RecordingEvent::Ended {
+            reason: EndReason::Bye,
+            ..
+        }]
+    ));
 }
