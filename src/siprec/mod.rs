@@ -1,7 +1,9 @@
-//! RFC 7866 SIPREC bodies: multipart/mixed splitting and (later) RFC 7865 metadata.
+//! RFC 7866 SIPREC bodies: multipart/mixed splitting and RFC 7865 metadata.
 //!
 //! CONTRACT — the rest of the crate codes against these names.
 
+mod metadata;
 mod multipart;
 
+pub use metadata::*;
 pub use multipart::*;
