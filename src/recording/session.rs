@@ -4,6 +4,7 @@
 use crate::recording::EndReason;
 use crate::sdp::{Direction, MediaKind, MediaSession};
 use crate::sip::classify::{RecordingKind, RecordingRequest};
+use crate::siprec::{Participant, RecordingMetadata, parse_metadata};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -71,6 +72,15 @@ pub struct RecordingDocument {
     pub end_reason: Option<EndReason>,
     pub pauses: Vec<Pause>,
     pub streams: Vec<StreamEntry>,
+    /// SIPREC: the participants of the recorded session (RFC 7865 metadata).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participants: Option<Vec<Participant>>,
+    /// SIPREC: the recorded session's id from the metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub siprec_session_id: Option<String>,
+    /// SIPREC: the raw metadata as received, saved beside recording.json.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_file: Option<String>,
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -85,7 +95,11 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 
 pub struct RecordingSession {
     doc: RecordingDocument,
+    metadata: Option<RecordingMetadata>,
 }
+
+/// The file name the raw SIPREC metadata is saved under.
+pub const METADATA_FILE: &str = "metadata.xml";
 
 fn decoded_rate(codec: &str, clock_rate: u32) -> u32 {
     match codec.to_ascii_uppercase().as_str() {
@@ -103,7 +117,19 @@ impl RecordingSession {
         at: OffsetDateTime,
     ) -> Self {
         let g = req.genesys.as_ref();
+        let metadata = req
+            .siprec_metadata
+            .as_ref()
+            .and_then(|raw| match parse_metadata(raw) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    // The call is still recorded; only the participant mapping is lost.
+                    tracing::warn!(recording_id, error = %e, "unreadable SIPREC metadata");
+                    None
+                }
+            });
         let mut session = RecordingSession {
+            metadata: metadata.clone(),
             doc: RecordingDocument {
                 recording_id: recording_id.to_string(),
                 kind: req.kind,
@@ -131,6 +157,12 @@ impl RecordingSession {
                 end_reason: None,
                 pauses: vec![],
                 streams: vec![],
+                participants: metadata.as_ref().map(|m| m.participants.clone()),
+                siprec_session_id: metadata.as_ref().and_then(|m| m.session_id.clone()),
+                metadata_file: req
+                    .siprec_metadata
+                    .as_ref()
+                    .map(|_| METADATA_FILE.to_string()),
             },
         };
         session.apply_media(media, at);
@@ -152,7 +184,21 @@ impl RecordingSession {
                 1 => self.doc.other_dn.clone(),
                 _ => None,
             },
-            _ => label.map(str::to_string),
+            _ => {
+                let label = label?;
+                let participant = self
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.participant_for_label(label));
+                match participant {
+                    Some(p) => p
+                        .aor
+                        .clone()
+                        .or_else(|| p.name.clone())
+                        .or_else(|| Some(p.participant_id.clone())),
+                    None => Some(label.to_string()),
+                }
+            }
         }
     }
 

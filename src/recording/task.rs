@@ -126,7 +126,10 @@ async fn run(
             kind: kind.as_deref().unwrap_or("unknown"),
         },
     );
-    let result = create(&dir, session.document()).await;
+    let mut result = create(&dir, session.document()).await;
+    if let (Ok(()), Some(raw)) = (&result, request.siprec_metadata.clone()) {
+        result = tokio::fs::write(dir.join(super::session::METADATA_FILE), raw).await;
+    }
     if let Err(e) = &result {
         tracing::error!(recording_id, dir = %dir.display(), error = %e, "cannot create recording");
     }
@@ -144,6 +147,7 @@ async fn run(
     if failed {
         return;
     }
+    sync_in_background(&dir);
     while let Some(event) = events.recv().await {
         match event {
             RecordingEvent::Prepare { .. } => {}
@@ -179,13 +183,28 @@ async fn run(
     }
 }
 
+/// Create the directory and the first recording.json. Not synced here: an fsync costs
+/// milliseconds that the caller's 200 OK would wait for; the first sync happens right after
+/// (see [`sync_in_background`]) and startup recovery handles a crash in between.
 async fn create(dir: &Path, doc: &RecordingDocument) -> std::io::Result<()> {
     tokio::fs::create_dir_all(dir).await?;
     let json = serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?;
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || write_atomic(&dir.join("recording.json"), &json))
+    tokio::task::spawn_blocking(move || write_replace(&dir.join("recording.json"), &json, false))
         .await
         .map_err(std::io::Error::other)?
+}
+
+fn sync_in_background(dir: &Path) {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let synced = std::fs::File::open(dir.join("recording.json"))
+            .and_then(|f| f.sync_data())
+            .and_then(|()| std::fs::File::open(&dir)?.sync_all());
+        if let Err(e) = synced {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot sync new recording");
+        }
+    });
 }
 
 async fn write_document(dir: &Path, doc: &RecordingDocument) {
@@ -202,11 +221,17 @@ async fn write_document(dir: &Path, doc: &RecordingDocument) {
 /// Write to a temporary file, sync it, rename it over the old one: readers and a crash
 /// see either the old or the new document, never half of one.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_replace(path, data, true)
+}
+
+fn write_replace(path: &Path, data: &[u8], sync: bool) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("json.tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
-    f.sync_data()?;
+    if sync {
+        f.sync_data()?;
+    }
     std::fs::rename(&tmp, path)
 }
 
