@@ -500,7 +500,7 @@ impl StreamTimeline {
     }
 
     fn drain(&mut self, horizon: i64, out: &mut Vec<i16>) {
-        while self.buf.front().is_some_and(|s| s.pos <= horizon) {
+        while self.buf.front().is_some_and(|s| s.pos < horizon) {
             if let Some(slot) = self.buf.pop_front() {
                 self.emit(&slot, out);
                 self.pool.push(slot.payload);
@@ -544,14 +544,12 @@ impl StreamTimeline {
             codec.converter.process(&self.scratch, &mut self.converted);
             &self.converted
         };
-        // Overlap with what is already out (a drift correction, a re-anchor) is dropped.
+        // Overlap with what is already out is dropped: that is how a drift correction or a
+        // re-anchor removes samples (not a late packet, so not counted as one).
         let skip = usize::try_from(self.cursor - slot.pos).unwrap_or(0);
-        match pcm.get(skip..) {
-            Some(rest) if !rest.is_empty() => {
-                out.extend_from_slice(rest);
-                self.cursor = slot.pos + pcm.len() as i64;
-            }
-            _ => self.stats.packets_late += 1,
+        if let Some(rest) = pcm.get(skip..).filter(|r| !r.is_empty()) {
+            out.extend_from_slice(rest);
+            self.cursor = slot.pos + pcm.len() as i64;
         }
     }
 
