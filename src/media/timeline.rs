@@ -84,7 +84,7 @@ pub struct TimelineConfig {
     pub pause_policy: PausePolicy,
     /// Payload type and RTP clock rate of `telephone-event`, when negotiated.
     pub dtmf: Option<(u8, u32)>,
-    /// Payload types carrying comfort noise.
+    /// Payload type carrying comfort noise (RFC 3389); its packets only count.
     pub comfort_noise: Option<u8>,
 }
 

@@ -46,23 +46,18 @@ fn sat16(v: i32) -> i32 {
 struct Band {
     /// Predicted signal.
     s: i32,
-    /// Pole-section prediction.
-    sp: i32,
     /// Zero-section prediction.
     sz: i32,
-    /// Reconstructed signal, delayed.
-    r: [i32; 3],
-    /// Pole coefficients.
-    a: [i32; 3],
-    ap: [i32; 3],
-    /// Partially reconstructed signal, delayed.
-    p: [i32; 3],
-    /// Quantized difference signal, delayed.
-    d: [i32; 7],
-    /// Zero coefficients.
-    b: [i32; 7],
-    bp: [i32; 7],
-    sg: [i32; 7],
+    /// Reconstructed signal, delayed by 1 and 2.
+    r: [i32; 2],
+    /// Pole coefficients a1, a2.
+    a: [i32; 2],
+    /// Partially reconstructed signal, delayed by 1 and 2.
+    p: [i32; 2],
+    /// Quantized difference signal, delayed by 1..=6.
+    d: [i32; 6],
+    /// Zero coefficients b1..=b6.
+    b: [i32; 6],
     /// Log scale factor.
     nb: i32,
     /// Scale factor.
@@ -80,67 +75,53 @@ impl Band {
     /// Block 4: reconstruction, pole/zero predictor adaptation and prediction.
     fn update(&mut self, d: i32) {
         // RECONS, PARREC
-        self.d[0] = d;
-        self.r[0] = sat16(self.s + d);
-        self.p[0] = sat16(self.sz + d);
+        let r0 = sat16(self.s + d);
+        let p0 = sat16(self.sz + d);
+        // Signs as 0 / -1, as the reference compares them.
+        let (sg0, sg1, sg2) = (p0 >> 15, self.p[0] >> 15, self.p[1] >> 15);
 
         // UPPOL2
-        for i in 0..3 {
-            self.sg[i] = self.p[i] >> 15;
-        }
-        let wd1 = sat16(self.a[1] << 2);
-        let wd2 = if self.sg[0] == self.sg[1] { -wd1 } else { wd1 }.min(32767);
-        let mut wd3 = (wd2 >> 7) + if self.sg[0] == self.sg[2] { 128 } else { -128 };
-        wd3 += (self.a[2] * 32512) >> 15;
-        self.ap[2] = wd3.clamp(-12288, 12288);
+        let wd1 = sat16(self.a[0] << 2);
+        let wd2 = if sg0 == sg1 { -wd1 } else { wd1 }.min(32767);
+        let mut wd3 = (wd2 >> 7) + if sg0 == sg2 { 128 } else { -128 };
+        wd3 += (self.a[1] * 32512) >> 15;
+        let a2 = wd3.clamp(-12288, 12288);
 
         // UPPOL1
-        self.sg[0] = self.p[0] >> 15;
-        self.sg[1] = self.p[1] >> 15;
-        let wd1 = if self.sg[0] == self.sg[1] { 192 } else { -192 };
-        let wd2 = (self.a[1] * 32640) >> 15;
-        let limit = sat16(15360 - self.ap[2]);
-        self.ap[1] = sat16(wd1 + wd2).clamp(-limit, limit);
+        let wd1 = if sg0 == sg1 { 192 } else { -192 };
+        let wd2 = (self.a[0] * 32640) >> 15;
+        let limit = sat16(15360 - a2);
+        let a1 = sat16(wd1 + wd2).clamp(-limit, limit);
 
-        // UPZERO
+        // UPZERO: each b_i moves toward the sign agreement of d and its delayed d_i.
         let step = if d == 0 { 0 } else { 128 };
-        self.sg[0] = d >> 15;
-        for i in 1..7 {
-            self.sg[i] = self.d[i] >> 15;
-            let wd2 = if self.sg[i] == self.sg[0] {
-                step
-            } else {
-                -step
-            };
-            let wd3 = (self.b[i] * 32640) >> 15;
-            self.bp[i] = sat16(wd2 + wd3);
+        let sgd = d >> 15;
+        for (b, &di) in self.b.iter_mut().zip(&self.d) {
+            let wd2 = if di >> 15 == sgd { step } else { -step };
+            *b = sat16(wd2 + ((*b * 32640) >> 15));
         }
 
         // DELAYZ, DELAYL, DELAYA
-        for i in (1..7).rev() {
-            self.d[i] = self.d[i - 1];
-            self.b[i] = self.bp[i];
-        }
-        for i in (1..3).rev() {
-            self.r[i] = self.r[i - 1];
-            self.p[i] = self.p[i - 1];
-            self.a[i] = self.ap[i];
-        }
+        self.d.copy_within(..5, 1);
+        self.d[0] = d;
+        self.r = [r0, self.r[0]];
+        self.p = [p0, self.p[0]];
+        self.a = [a1, a2];
 
         // FILTEP
-        let wd1 = (self.a[1] * sat16(self.r[1] + self.r[1])) >> 15;
-        let wd2 = (self.a[2] * sat16(self.r[2] + self.r[2])) >> 15;
-        self.sp = sat16(wd1 + wd2);
+        let wd1 = (self.a[0] * sat16(self.r[0] + self.r[0])) >> 15;
+        let wd2 = (self.a[1] * sat16(self.r[1] + self.r[1])) >> 15;
+        let sp = sat16(wd1 + wd2);
 
         // FILTEZ
         let mut sz = 0;
-        for i in (1..7).rev() {
-            sz += (self.b[i] * sat16(self.d[i] + self.d[i])) >> 15;
+        for (&b, &di) in self.b.iter().zip(&self.d) {
+            sz += (b * sat16(di + di)) >> 15;
         }
         self.sz = sat16(sz);
 
         // PREDIC
-        self.s = sat16(self.sp + self.sz);
+        self.s = sat16(sp + self.sz);
     }
 
     /// Blocks 3L/3H: log-domain scale factor adaptation (LOGSCL) and conversion (SCALEL).
