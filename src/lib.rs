@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod logging;
+pub mod media;
 pub mod net;
 pub mod recording;
 pub mod sdp;

@@ -1,0 +1,20 @@
+//! Sans-IO media core: RTP/RTCP parsing, decoders, DTMF and the per-stream timeline.
+//!
+//! Nothing here touches a socket, a file or the clock: the receive task hands datagrams and
+//! their arrival `Instant` to [`timeline::StreamTimeline`] and writes out the PCM it polls.
+//!
+//! - [`rtp`]: RTP header parsing, RTCP recognition on muxed ports, sender reports.
+//! - [`codec`]: PCMU, PCMA, G.722 decoders and rate conversion.
+//! - [`dtmf`]: RFC 4733 telephone events, one per key press.
+//! - [`timeline`]: reorder, loss, wrap, SSRC change, pause and drift → wall-clock PCM.
+
+pub mod codec;
+pub mod dtmf;
+pub mod rtp;
+mod sequence;
+pub mod timeline;
+
+pub use codec::{Decoder, UnsupportedCodec};
+pub use dtmf::DtmfEvent;
+pub use rtp::{RtpError, RtpPacket};
+pub use timeline::{PausePolicy, StreamStats, StreamTimeline, TimelineConfig};
