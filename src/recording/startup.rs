@@ -1,0 +1,105 @@
+//! Startup recovery: recordings a crash left `active` or `paused` are finalized before the
+//! recorder takes new calls — WAV headers repaired from the data on disk, `state = ended`,
+//! `end_reason = "recovered"`, `ended_at` from the files' last write.
+
+use super::recovery::repair_wav;
+use super::session::rfc3339;
+use super::task::write_atomic;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// A recording finalized by recovery.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub dir: PathBuf,
+    pub document: Value,
+}
+
+/// Directory depth searched below the recordings root (the default layout uses 4).
+const MAX_DEPTH: usize = 8;
+
+/// Find and finalize every unfinished recording under `root`. Problems with one recording
+/// are logged and do not stop the others.
+pub fn recover_unfinished(root: &Path) -> Vec<Recovered> {
+    let mut found = Vec::new();
+    collect(root, 0, &mut found);
+    found.into_iter().filter_map(|dir| finalize(&dir)).collect()
+}
+
+fn collect(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() && depth < MAX_DEPTH {
+            collect(&path, depth + 1, found);
+        } else if kind.is_file() && path.file_name().is_some_and(|n| n == "recording.json") {
+            found.push(dir.to_path_buf());
+        }
+    }
+}
+
+fn finalize(dir: &Path) -> Option<Recovered> {
+    let json_path = dir.join("recording.json");
+    let mut doc: Value = match std::fs::read(&json_path).map(|b| serde_json::from_slice(&b)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            tracing::error!(dir = %dir.display(), error = %e, "recording.json unreadable, left as is");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot read recording.json");
+            return None;
+        }
+    };
+    if doc.get("state").and_then(Value::as_str) == Some("ended") {
+        return None;
+    }
+    let mut last_write = std::fs::metadata(&json_path).and_then(|m| m.modified()).ok();
+    let mut wavs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "wav")).collect())
+        .unwrap_or_default();
+    wavs.sort();
+    for wav in &wavs {
+        if let Ok(modified) = std::fs::metadata(wav).and_then(|m| m.modified()) {
+            last_write = Some(last_write.map_or(modified, |t| t.max(modified)));
+        }
+        match repair_wav(wav) {
+            Ok(report) => {
+                let name = wav.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                set_stream_duration(&mut doc, &name, report.duration_seconds);
+            }
+            Err(e) => tracing::error!(file = %wav.display(), error = %e, "cannot repair WAV"),
+        }
+    }
+    let ended_at = rfc3339(last_write.map(OffsetDateTime::from).unwrap_or_else(OffsetDateTime::now_utc));
+    if let Some(pauses) = doc.get_mut("pauses").and_then(Value::as_array_mut)
+        && let Some(last) = pauses.last_mut()
+        && last.get("ended_at").is_none_or(Value::is_null)
+    {
+        last["ended_at"] = Value::String(ended_at.clone());
+    }
+    doc["state"] = Value::String("ended".into());
+    doc["end_reason"] = Value::String("recovered".into());
+    doc["ended_at"] = Value::String(ended_at);
+    let bytes = serde_json::to_vec_pretty(&doc).ok()?;
+    if let Err(e) = write_atomic(&json_path, &bytes) {
+        tracing::error!(dir = %dir.display(), error = %e, "cannot write recovered recording.json");
+        return None;
+    }
+    tracing::info!(dir = %dir.display(), files = wavs.len(), "recording recovered after an unclean stop");
+    Some(Recovered { dir: dir.to_path_buf(), document: doc })
+}
+
+fn set_stream_duration(doc: &mut Value, file: &str, seconds: f64) {
+    if doc.get("mixed_file").and_then(Value::as_str) == Some(file) {
+        doc["mixed_duration_seconds"] = seconds.into();
+    }
+    let Some(streams) = doc.get_mut("streams").and_then(Value::as_array_mut) else { return };
+    for s in streams {
+        if s.get("file").and_then(Value::as_str) == Some(file) {
+            s["duration_seconds"] = seconds.into();
+        }
+    }
+}
