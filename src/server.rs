@@ -226,6 +226,7 @@ async fn run_core(
         };
         tokio::select! {
             Some(msg) = inbound.recv() => {
+                tracing::trace!(remote = %msg.flow.remote, bytes = msg.data.len(), "SIP message in");
                 uas.handle_input(Instant::now(), msg.data, msg.flow);
                 // Take what else is queued in one go: fewer wake-ups under load.
                 for _ in 0..64 {
@@ -244,7 +245,10 @@ async fn run_core(
         }
         while let Some(out) = uas.poll_output() {
             match out {
-                Output::Transmit { flow, data } => transmitter.send(&flow, data),
+                Output::Transmit { flow, data } => {
+                    tracing::trace!(remote = %flow.remote, bytes = data.len(), "SIP message out");
+                    transmitter.send(&flow, data)
+                }
                 Output::Recording(event) => recordings.dispatch(event),
             }
         }

@@ -33,6 +33,7 @@ pub async fn serve(
             _ = shutdown.cancelled() => return,
         };
         let data = &buf[..len];
+        tracing::trace!(%remote, len, "UDP datagram");
         // Keep-alives (CRLF, CRLFCRLF) and empty datagrams carry nothing to answer.
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             continue;

@@ -195,6 +195,8 @@ impl Recorder {
             .arg(format!("127.0.0.1:{http_port}"))
             .arg("--log-format")
             .arg("text")
+            // SIP_RECORDER_TEST_LOG=debug makes a failing test's recorder log verbose.
+            .args(std::env::var("SIP_RECORDER_TEST_LOG").map(|l| vec!["--log-level".to_string(), l]).unwrap_or_default())
             .args(extra_args)
             .current_dir(dir.path())
             .stdin(Stdio::null())
@@ -455,14 +457,22 @@ pub fn hang_up(client: &mut SipClient, call: &mut Call) -> Msg {
 }
 
 /// Sends OPTIONS from a fresh UDP socket and returns the final response.
+/// Like a real UAC over UDP (RFC 3261 Timer E), the request is retransmitted until answered:
+/// a burst the test itself sent may have filled the recorder's socket buffer.
 pub fn options_status(addr: SocketAddr) -> Msg {
     let mut c = SipClient::udp(addr);
-    c.send(&options_request(&c));
+    let request = options_request(&c);
     let deadline = Instant::now() + Duration::from_secs(3);
-    while let Some(m) = c.recv(deadline.saturating_duration_since(Instant::now())) {
-        if m.status().is_some_and(|s| s >= 200) {
-            return m;
+    let mut interval = Duration::from_millis(250);
+    while Instant::now() < deadline {
+        c.send(&request);
+        let resend_at = Instant::now() + interval;
+        while let Some(m) = c.recv(resend_at.saturating_duration_since(Instant::now())) {
+            if m.status().is_some_and(|s| s >= 200) {
+                return m;
+            }
         }
+        interval = (interval * 2).min(Duration::from_secs(1));
     }
     panic!("no response to OPTIONS within 3 s");
 }
