@@ -31,5 +31,8 @@ impl EndReason {
 }
 
 pub mod layout;
+pub mod recovery;
 pub mod session;
 pub mod task;
+pub mod wav;
+pub mod writer;

@@ -1,0 +1,1006 @@
+//! The batching writer the media tasks hand PCM to.
+//!
+//! A few dedicated OS threads (not tokio workers: file I/O blocks) each own a shard of the
+//! open files, chosen by `file_id % threads`. Media tasks send [`WriterCommand`]s over an
+//! unbounded channel, so sending never blocks a reactor thread; appends land in the file's
+//! user-space buffer and each file is flushed once per `flush_interval` (one data write + one
+//! header write), or earlier if its buffer passes `max_buffer_bytes`. Flush deadlines are per
+//! file, counted from when it opened, so thousands of files spread their I/O over the interval
+//! instead of all flushing on the same tick.
+//!
+//! `sync_data` is not part of the regular flush by default: surviving a process crash or
+//! `kill -9` (SPEC §5) only needs the data in the page cache, and an fdatasync per file per
+//! second would make thousands of streams disk-latency bound. `sync_interval` bounds the loss
+//! on a machine crash for deployments that want it; `Close` always syncs.
+//!
+//! [`StereoInterleaver`] builds the stereo file's frames from the two mono streams.
+
+use super::wav::{WavFormat, WavStreamWriter, WavSummary, WriteCounters};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Identifies one open file across the writer; also picks its writer thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId(pub u64);
+
+/// Reply to a `Close`: the file's final content, or why it could not be written.
+pub type CloseReply = oneshot::Sender<io::Result<WavSummary>>;
+
+/// What a media task asks of the writer.
+#[derive(Debug)]
+pub enum WriterCommand {
+    /// Creates the file. A failure is logged and counted, and reported by the `Close` reply.
+    Open {
+        file_id: FileId,
+        path: PathBuf,
+        format: WavFormat,
+    },
+    /// Interleaved samples (stereo: left, right, …), appended to the file's buffer.
+    Append { file_id: FileId, samples: Vec<i16> },
+    /// Flushes now (header included) and replies when the file is valid up to here.
+    Flush {
+        file_id: FileId,
+        reply: Option<oneshot::Sender<io::Result<()>>>,
+    },
+    /// Finalizes the file (flush + sync) and replies with its final length.
+    Close { file_id: FileId, reply: CloseReply },
+}
+
+impl WriterCommand {
+    fn file_id(&self) -> FileId {
+        match self {
+            WriterCommand::Open { file_id, .. }
+            | WriterCommand::Append { file_id, .. }
+            | WriterCommand::Flush { file_id, .. }
+            | WriterCommand::Close { file_id, .. } => *file_id,
+        }
+    }
+}
+
+/// Writer settings.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Writer threads; files are spread across them by id.
+    pub threads: usize,
+    /// Every file with buffered audio is flushed at least this often.
+    pub flush_interval: Duration,
+    /// `sync_data` a file at most this often while it is open (`None`: only at close).
+    pub sync_interval: Option<Duration>,
+    /// A file whose buffer passes this is flushed at once (bounds memory when audio arrives
+    /// faster than real time, e.g. a backlog).
+    pub max_buffer_bytes: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            threads: 2,
+            flush_interval: Duration::from_secs(1),
+            sync_interval: None,
+            max_buffer_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Totals across all writer threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub files_open: u64,
+    /// Flushes that wrote audio (each one data write + one header write).
+    pub flushes: u64,
+    /// Positioned write syscalls, including each file's initial header.
+    pub write_calls: u64,
+    pub bytes_written: u64,
+    pub syncs: u64,
+    pub open_errors: u64,
+    pub write_errors: u64,
+    /// Samples lost: to a failed open or write, an unknown file, or the 4 GiB limit.
+    pub samples_dropped: u64,
+}
+
+#[derive(Debug, Default)]
+struct StatsCounters {
+    files_open: AtomicU64,
+    flushes: AtomicU64,
+    write_calls: AtomicU64,
+    bytes_written: AtomicU64,
+    syncs: AtomicU64,
+    open_errors: AtomicU64,
+    write_errors: AtomicU64,
+    samples_dropped: AtomicU64,
+}
+
+impl StatsCounters {
+    fn snapshot(&self) -> WriterStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        WriterStats {
+            files_open: get(&self.files_open),
+            flushes: get(&self.flushes),
+            write_calls: get(&self.write_calls),
+            bytes_written: get(&self.bytes_written),
+            syncs: get(&self.syncs),
+            open_errors: get(&self.open_errors),
+            write_errors: get(&self.write_errors),
+            samples_dropped: get(&self.samples_dropped),
+        }
+    }
+
+    fn add_delta(&self, before: WriteCounters, after: WriteCounters) {
+        let add = |c: &AtomicU64, v: u64| {
+            if v > 0 {
+                c.fetch_add(v, Ordering::Relaxed);
+            }
+        };
+        add(&self.flushes, after.flushes - before.flushes);
+        add(&self.write_calls, after.write_calls - before.write_calls);
+        add(
+            &self.bytes_written,
+            after.bytes_written - before.bytes_written,
+        );
+        add(&self.syncs, after.syncs - before.syncs);
+        add(
+            &self.samples_dropped,
+            after.samples_dropped - before.samples_dropped,
+        );
+    }
+}
+
+/// The writer has shut down; nothing more can be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the WAV writer has shut down")]
+pub struct WriterClosed;
+
+enum ShardMessage {
+    Command(WriterCommand),
+    Shutdown,
+}
+
+/// A cheap, cloneable way for media tasks to reach the writer threads.
+#[derive(Clone)]
+pub struct WriterHandle {
+    shards: Arc<[mpsc::Sender<ShardMessage>]>,
+    next_id: Arc<AtomicU64>,
+    stats: Arc<StatsCounters>,
+}
+
+impl WriterHandle {
+    /// Routes a command to the thread that owns its file. Never blocks.
+    pub fn send(&self, command: WriterCommand) -> Result<(), WriterClosed> {
+        let n = self.shards.len() as u64;
+        let shard = usize::try_from(command.file_id().0 % n).map_err(|_| WriterClosed)?;
+        self.shards
+            .get(shard)
+            .ok_or(WriterClosed)?
+            .send(ShardMessage::Command(command))
+            .map_err(|_| WriterClosed)
+    }
+
+    /// Allocates an id and opens `path`; see [`WriterCommand::Open`] for failures.
+    pub fn open(&self, path: PathBuf, format: WavFormat) -> Result<FileId, WriterClosed> {
+        let file_id = FileId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        self.send(WriterCommand::Open {
+            file_id,
+            path,
+            format,
+        })?;
+        Ok(file_id)
+    }
+
+    pub fn append(&self, file_id: FileId, samples: Vec<i16>) -> Result<(), WriterClosed> {
+        self.send(WriterCommand::Append { file_id, samples })
+    }
+
+    /// Flushes the file; the receiver resolves once it is valid up to this point.
+    pub fn flush(
+        &self,
+        file_id: FileId,
+    ) -> Result<oneshot::Receiver<io::Result<()>>, WriterClosed> {
+        let (tx, rx) = oneshot::channel();
+        self.send(WriterCommand::Flush {
+            file_id,
+            reply: Some(tx),
+        })?;
+        Ok(rx)
+    }
+
+    /// Finalizes the file; the receiver resolves with its final length.
+    pub fn close(
+        &self,
+        file_id: FileId,
+    ) -> Result<oneshot::Receiver<io::Result<WavSummary>>, WriterClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.send(WriterCommand::Close { file_id, reply })?;
+        Ok(rx)
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        self.stats.snapshot()
+    }
+}
+
+/// Owns the writer threads. `shutdown` finalizes every file still open.
+pub struct WavWriterPool {
+    handle: WriterHandle,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl WavWriterPool {
+    pub fn start(config: WriterConfig) -> io::Result<Self> {
+        let threads = config.threads.max(1);
+        let stats = Arc::new(StatsCounters::default());
+        let mut senders = Vec::with_capacity(threads);
+        let mut joins = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let (tx, rx) = mpsc::channel();
+            let core = ShardCore::new(config.clone(), stats.clone());
+            let join = std::thread::Builder::new()
+                .name(format!("wav-writer-{i}"))
+                .spawn(move || run_shard(rx, core))?;
+            senders.push(tx);
+            joins.push(join);
+        }
+        Ok(WavWriterPool {
+            handle: WriterHandle {
+                shards: senders.into(),
+                next_id: Arc::new(AtomicU64::new(1)),
+                stats,
+            },
+            threads: joins,
+        })
+    }
+
+    pub fn handle(&self) -> WriterHandle {
+        self.handle.clone()
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        self.handle.stats()
+    }
+
+    /// Finalizes all open files and waits for the threads to finish. Blocking: call it from
+    /// a blocking context (e.g. `spawn_blocking`) during shutdown.
+    pub fn shutdown(mut self) {
+        for join in self.signal_shutdown() {
+            if join.join().is_err() {
+                tracing::error!("a WAV writer thread panicked");
+            }
+        }
+    }
+
+    fn signal_shutdown(&mut self) -> Vec<JoinHandle<()>> {
+        for shard in self.handle.shards.iter() {
+            // A thread that already exited has nothing left to finalize.
+            let _ = shard.send(ShardMessage::Shutdown);
+        }
+        std::mem::take(&mut self.threads)
+    }
+}
+
+impl Drop for WavWriterPool {
+    /// Without an explicit `shutdown` the threads still finalize their files, unawaited.
+    fn drop(&mut self) {
+        self.signal_shutdown();
+    }
+}
+
+fn run_shard(rx: mpsc::Receiver<ShardMessage>, mut core: ShardCore) {
+    loop {
+        let now = Instant::now();
+        core.flush_due(now);
+        let message = match core.next_deadline() {
+            Some(deadline) => rx.recv_timeout(deadline.saturating_duration_since(now)),
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match message {
+            Ok(ShardMessage::Command(command)) => core.handle(command, Instant::now()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(ShardMessage::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    core.close_all();
+}
+
+struct OpenFile {
+    writer: WavStreamWriter,
+    generation: u64,
+    last_sync: Instant,
+}
+
+enum FileSlot {
+    Open(OpenFile),
+    /// Kept so that `Close` can report why there is no file.
+    Failed(io::ErrorKind, String),
+}
+
+/// One writer thread's state, driven with explicit time so tests can run it on a virtual
+/// clock.
+struct ShardCore {
+    config: WriterConfig,
+    stats: Arc<StatsCounters>,
+    files: HashMap<FileId, FileSlot>,
+    /// Flush deadlines in time order: every entry is pushed as `now + flush_interval` with a
+    /// non-decreasing `now`. Entries of closed files are skipped by generation.
+    schedule: VecDeque<(Instant, FileId, u64)>,
+    next_generation: u64,
+}
+
+impl ShardCore {
+    fn new(config: WriterConfig, stats: Arc<StatsCounters>) -> Self {
+        ShardCore {
+            config,
+            stats,
+            files: HashMap::new(),
+            schedule: VecDeque::new(),
+            next_generation: 0,
+        }
+    }
+
+    fn handle(&mut self, command: WriterCommand, now: Instant) {
+        match command {
+            WriterCommand::Open {
+                file_id,
+                path,
+                format,
+            } => self.open(file_id, path, format, now),
+            WriterCommand::Append { file_id, samples } => self.append(file_id, &samples, now),
+            WriterCommand::Flush { file_id, reply } => {
+                let result = match self.files.get_mut(&file_id) {
+                    Some(FileSlot::Open(file)) => {
+                        flush_file(&self.config, &self.stats, file, now, false)
+                    }
+                    Some(FileSlot::Failed(kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
+                    None => Err(unknown_file(file_id)),
+                };
+                if let Some(reply) = reply {
+                    // The asker may have stopped waiting; the flush happened regardless.
+                    let _ = reply.send(result);
+                }
+            }
+            WriterCommand::Close { file_id, reply } => {
+                let result = self.close(file_id);
+                // A caller that dropped its receiver no longer needs the summary.
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn open(&mut self, file_id: FileId, path: PathBuf, format: WavFormat, now: Instant) {
+        if self.files.contains_key(&file_id) {
+            tracing::error!(file_id = file_id.0, "WAV file id opened twice; ignored");
+            self.stats.open_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // One interval of audio plus slack for jitter, so a steady stream never reallocates.
+        let per_interval = f64::from(format.sample_rate)
+            * f64::from(format.block_align())
+            * self.config.flush_interval.as_secs_f64();
+        let reserve = ((per_interval * 1.25) as usize).min(self.config.max_buffer_bytes);
+        match WavStreamWriter::create_with_buffer(&path, format, reserve) {
+            Ok(writer) => {
+                self.stats.write_calls.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bytes_written
+                    .fetch_add(super::wav::HEADER_LEN, Ordering::Relaxed);
+                self.stats.files_open.fetch_add(1, Ordering::Relaxed);
+                let generation = self.next_generation;
+                self.next_generation += 1;
+                self.files.insert(
+                    file_id,
+                    FileSlot::Open(OpenFile {
+                        writer,
+                        generation,
+                        last_sync: now,
+                    }),
+                );
+                self.schedule
+                    .push_back((now + self.config.flush_interval, file_id, generation));
+            }
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot create WAV file");
+                self.stats.open_errors.fetch_add(1, Ordering::Relaxed);
+                self.files
+                    .insert(file_id, FileSlot::Failed(e.kind(), e.to_string()));
+            }
+        }
+    }
+
+    fn append(&mut self, file_id: FileId, samples: &[i16], now: Instant) {
+        match self.files.get_mut(&file_id) {
+            Some(FileSlot::Open(file)) => {
+                let before = file.writer.counters();
+                file.writer.append(samples);
+                self.stats.add_delta(before, file.writer.counters());
+                if file.writer.buffered_bytes() >= self.config.max_buffer_bytes {
+                    // Errors are logged and counted inside; the audio is already accounted.
+                    let _ = flush_file(&self.config, &self.stats, file, now, false);
+                }
+            }
+            Some(FileSlot::Failed(..)) | None => {
+                self.stats
+                    .samples_dropped
+                    .fetch_add(samples.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn close(&mut self, file_id: FileId) -> io::Result<WavSummary> {
+        match self.files.remove(&file_id) {
+            Some(FileSlot::Open(mut file)) => {
+                self.stats.files_open.fetch_sub(1, Ordering::Relaxed);
+                let before = file.writer.counters();
+                let result = file.writer.finalize_in_place();
+                self.stats.add_delta(before, file.writer.counters());
+                if result.is_err() {
+                    self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                result
+            }
+            Some(FileSlot::Failed(kind, msg)) => Err(io::Error::new(kind, msg)),
+            None => Err(unknown_file(file_id)),
+        }
+    }
+
+    /// Flushes every file whose deadline has passed and schedules its next one.
+    fn flush_due(&mut self, now: Instant) {
+        while let Some(&(deadline, file_id, generation)) = self.schedule.front() {
+            if deadline > now {
+                break;
+            }
+            self.schedule.pop_front();
+            if let Some(FileSlot::Open(file)) = self.files.get_mut(&file_id) {
+                if file.generation != generation {
+                    continue;
+                }
+                let _ = flush_file(&self.config, &self.stats, file, now, true);
+                self.schedule
+                    .push_back((now + self.config.flush_interval, file_id, generation));
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.schedule.front().map(|&(deadline, ..)| deadline)
+    }
+
+    /// Finalizes everything still open (shutdown).
+    fn close_all(&mut self) {
+        let ids: Vec<FileId> = self.files.keys().copied().collect();
+        for id in ids {
+            if let Err(e) = self.close(id) {
+                tracing::error!(file_id = id.0, error = %e, "finalizing WAV file at shutdown");
+            }
+        }
+    }
+}
+
+fn unknown_file(file_id: FileId) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no open WAV file with id {}", file_id.0),
+    )
+}
+
+/// Flushes one file and, when due, syncs it; counts and logs what happened.
+fn flush_file(
+    config: &WriterConfig,
+    stats: &StatsCounters,
+    file: &mut OpenFile,
+    now: Instant,
+    may_sync: bool,
+) -> io::Result<()> {
+    let before = file.writer.counters();
+    let mut result = file.writer.flush();
+    if result.is_ok()
+        && may_sync
+        && let Some(every) = config.sync_interval
+        && now.saturating_duration_since(file.last_sync) >= every
+    {
+        file.last_sync = now;
+        result = file.writer.sync_data();
+    }
+    stats.add_delta(before, file.writer.counters());
+    if let Err(e) = &result {
+        stats.write_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %e, "writing WAV file");
+    }
+    result
+}
+
+/// Default bound on how far one side of a [`StereoInterleaver`] may run ahead before the
+/// other is treated as silent: 2 s, enough for any reorder window, small in memory.
+const DEFAULT_MAX_LAG_SECONDS: u32 = 2;
+
+/// Builds sample-exact stereo frames from two mono streams that arrive independently.
+///
+/// Left sample *i* and right sample *i* (after resampling) always form frame *i*. When the
+/// rates differ, the lower-rate side is upsampled to the higher rate by linear interpolation
+/// between neighbouring input samples (exact integer positions, so no drift over hours;
+/// speech band content is unaffected, the new upper band is simply empty). A frame is emitted
+/// only when both sides have its sample; if one side runs more than `max_lag` frames ahead,
+/// the other is taken to be silent for the excess and its samples for those frames, should
+/// they arrive later, are dropped so alignment is kept. `finish` pads the shorter side with
+/// silence.
+#[derive(Debug)]
+pub struct StereoInterleaver {
+    left: ResampledSide,
+    right: ResampledSide,
+    rate: u32,
+    max_lag: usize,
+    emitted: u64,
+}
+
+impl StereoInterleaver {
+    /// Rates in Hz; the output rate is the higher one.
+    pub fn new(left_rate: u32, right_rate: u32) -> io::Result<Self> {
+        if left_rate == 0 || right_rate == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "stereo interleaver rates must be non-zero",
+            ));
+        }
+        let rate = left_rate.max(right_rate);
+        Ok(StereoInterleaver {
+            left: ResampledSide::new(left_rate, rate),
+            right: ResampledSide::new(right_rate, rate),
+            rate,
+            max_lag: (rate * DEFAULT_MAX_LAG_SECONDS) as usize,
+            emitted: 0,
+        })
+    }
+
+    /// Frames one side may lead before the other is padded with silence.
+    pub fn with_max_lag(mut self, frames: usize) -> Self {
+        self.max_lag = frames;
+        self
+    }
+
+    pub fn output_rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Frames emitted so far.
+    pub fn frames_emitted(&self) -> u64 {
+        self.emitted
+    }
+
+    /// Frames of silence inserted for (left, right) because that side lagged too far.
+    pub fn padded_frames(&self) -> (u64, u64) {
+        (self.left.padded, self.right.padded)
+    }
+
+    /// Adds left samples; appends ready interleaved frames to `out`, returns their count.
+    pub fn push_left(&mut self, samples: &[i16], out: &mut Vec<i16>) -> usize {
+        self.left.push(samples, false);
+        self.drain(out)
+    }
+
+    /// Adds right samples; appends ready interleaved frames to `out`, returns their count.
+    pub fn push_right(&mut self, samples: &[i16], out: &mut Vec<i16>) -> usize {
+        self.right.push(samples, false);
+        self.drain(out)
+    }
+
+    /// Emits everything left, the shorter side padded with silence.
+    pub fn finish(mut self, out: &mut Vec<i16>) -> usize {
+        self.left.push(&[], true);
+        self.right.push(&[], true);
+        let mut n = self.drain(out);
+        let extra = self.left.ready.len().max(self.right.ready.len());
+        self.left.pad(extra - self.left.ready.len());
+        self.right.pad(extra - self.right.ready.len());
+        n += self.drain(out);
+        n
+    }
+
+    fn drain(&mut self, out: &mut Vec<i16>) -> usize {
+        let lead = self.left.ready.len().max(self.right.ready.len());
+        if lead > self.max_lag {
+            let target = lead - self.max_lag;
+            self.left.pad(target.saturating_sub(self.left.ready.len()));
+            self.right
+                .pad(target.saturating_sub(self.right.ready.len()));
+        }
+        let frames = self.left.ready.len().min(self.right.ready.len());
+        out.reserve(frames * 2);
+        for (l, r) in self
+            .left
+            .ready
+            .drain(..frames)
+            .zip(self.right.ready.drain(..frames))
+        {
+            out.push(l);
+            out.push(r);
+        }
+        self.emitted += frames as u64;
+        frames
+    }
+}
+
+/// One side of the interleaver: input samples turned into output-rate samples.
+#[derive(Debug)]
+struct ResampledSide {
+    in_rate: u64,
+    out_rate: u64,
+    /// Input samples still needed for interpolation; `input[0]` has index `input_base`.
+    input: VecDeque<i16>,
+    input_base: u64,
+    received: u64,
+    /// Index of the next output sample to compute.
+    next_out: u64,
+    ready: VecDeque<i16>,
+    /// Output samples already emitted as silence padding: skipped when they are computed.
+    skip: u64,
+    padded: u64,
+}
+
+impl ResampledSide {
+    fn new(in_rate: u32, out_rate: u32) -> Self {
+        ResampledSide {
+            in_rate: u64::from(in_rate),
+            out_rate: u64::from(out_rate),
+            input: VecDeque::new(),
+            input_base: 0,
+            received: 0,
+            next_out: 0,
+            ready: VecDeque::new(),
+            skip: 0,
+            padded: 0,
+        }
+    }
+
+    fn input_at(&self, index: u64) -> i16 {
+        usize::try_from(index - self.input_base)
+            .ok()
+            .and_then(|i| self.input.get(i).copied())
+            .unwrap_or(0)
+    }
+
+    /// Output sample `n` sits at input position `n * in_rate / out_rate`; it is computed once
+    /// the input samples around that position exist (at `finish`, the last one is held).
+    fn push(&mut self, samples: &[i16], finishing: bool) {
+        self.input.extend(samples.iter().copied());
+        self.received += samples.len() as u64;
+        loop {
+            let pos = self.next_out * self.in_rate;
+            let idx = pos / self.out_rate;
+            let frac = pos % self.out_rate;
+            let needed = if frac == 0 || finishing { idx } else { idx + 1 };
+            if needed >= self.received {
+                break;
+            }
+            let a = i64::from(self.input_at(idx));
+            let b = if frac != 0 && idx + 1 < self.received {
+                i64::from(self.input_at(idx + 1))
+            } else {
+                a
+            };
+            let y = a + (b - a) * frac as i64 / self.out_rate as i64;
+            self.next_out += 1;
+            if self.skip > 0 {
+                self.skip -= 1;
+            } else {
+                self.ready
+                    .push_back(y.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16);
+            }
+        }
+        // Drop input that no future output sample can reach.
+        let first_needed = self.next_out * self.in_rate / self.out_rate;
+        while self.input_base < first_needed && !self.input.is_empty() {
+            self.input.pop_front();
+            self.input_base += 1;
+        }
+    }
+
+    /// Emits `frames` of silence in place of samples not yet computed.
+    fn pad(&mut self, frames: usize) {
+        if frames == 0 {
+            return;
+        }
+        self.ready.extend(std::iter::repeat_n(0, frames));
+        self.skip += frames as u64;
+        self.padded += frames as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn tone(freq: f64, rate: u32, n: usize) -> Vec<i16> {
+        let w = 2.0 * std::f64::consts::PI * freq / f64::from(rate);
+        (0..n)
+            .map(|i| (8000.0 * (w * i as f64).sin()) as i16)
+            .collect()
+    }
+
+    /// Frequency from the span between the first and last rising zero crossings.
+    fn frequency(samples: &[i16], rate: u32) -> f64 {
+        let rising: Vec<usize> = (1..samples.len())
+            .filter(|&i| samples[i - 1] < 0 && samples[i] >= 0)
+            .collect();
+        let (Some(first), Some(last)) = (rising.first(), rising.last()) else {
+            return 0.0;
+        };
+        (rising.len() - 1) as f64 * f64::from(rate) / (last - first) as f64
+    }
+
+    fn read(path: &Path) -> Vec<i16> {
+        let mut r = hound::WavReader::open(path).unwrap();
+        r.samples::<i16>().map(|s| s.unwrap()).collect()
+    }
+
+    fn config(flush_ms: u64) -> WriterConfig {
+        WriterConfig {
+            flush_interval: Duration::from_millis(flush_ms),
+            ..WriterConfig::default()
+        }
+    }
+
+    #[test]
+    fn ten_seconds_of_tone_through_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tone.wav");
+        let pool = WavWriterPool::start(config(100)).unwrap();
+        let h = pool.handle();
+        let id = h.open(path.clone(), WavFormat::mono(8000)).unwrap();
+        let samples = tone(440.0, 8000, 80_000);
+        for packet in samples.chunks(160) {
+            h.append(id, packet.to_vec()).unwrap();
+        }
+        let summary = h.close(id).unwrap().blocking_recv().unwrap().unwrap();
+        assert_eq!(summary.samples, 80_000);
+        assert!((summary.duration_seconds - 10.0).abs() < 1e-9);
+        let back = read(&path);
+        assert_eq!(back, samples);
+        let f = frequency(&back, 8000);
+        assert!((f - 440.0).abs() < 1.0, "measured {f} Hz");
+        assert_eq!(pool.stats().files_open, 0);
+        pool.shutdown();
+    }
+
+    #[test]
+    fn file_is_valid_after_every_flush_while_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.wav");
+        let pool = WavWriterPool::start(config(60_000)).unwrap();
+        let h = pool.handle();
+        let id = h.open(path.clone(), WavFormat::mono(8000)).unwrap();
+        let samples = tone(440.0, 8000, 8000);
+        for (k, second) in samples.chunks(1600).enumerate() {
+            for packet in second.chunks(160) {
+                h.append(id, packet.to_vec()).unwrap();
+            }
+            h.flush(id).unwrap().blocking_recv().unwrap().unwrap();
+            assert_eq!(read(&path), samples[..(k + 1) * 1600]);
+        }
+        pool.shutdown();
+        // Shutdown finalized the file it still held open.
+        assert_eq!(read(&path), samples);
+    }
+
+    #[test]
+    fn failed_open_and_unknown_file_report_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = WavWriterPool::start(config(1000)).unwrap();
+        let h = pool.handle();
+        let id = h
+            .open(dir.path().join("missing/a.wav"), WavFormat::mono(8000))
+            .unwrap();
+        h.append(id, vec![0; 160]).unwrap();
+        let e = h.close(id).unwrap().blocking_recv().unwrap().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let e = h.close(FileId(999)).unwrap().blocking_recv().unwrap();
+        assert!(e.is_err());
+        let stats = pool.stats();
+        assert_eq!((stats.open_errors, stats.samples_dropped), (1, 160));
+        pool.shutdown();
+        assert_eq!(h.append(id, vec![1]), Err(WriterClosed));
+    }
+
+    /// 2,000 open files, 50 appends of 160 samples per file per second, driven on a virtual
+    /// clock: every file is flushed once per interval, each flush being two writes.
+    #[test]
+    fn two_thousand_files_flush_once_per_interval() {
+        const FILES: u64 = 2000;
+        const SECONDS: u64 = 3;
+        let dir = tempfile::tempdir().unwrap();
+        let stats = Arc::new(StatsCounters::default());
+        let mut core = ShardCore::new(config(1000), stats.clone());
+        let start = Instant::now();
+        for i in 0..FILES {
+            let path = dir.path().join(format!("{i}.wav"));
+            core.handle(
+                WriterCommand::Open {
+                    file_id: FileId(i),
+                    path,
+                    format: WavFormat::mono(8000),
+                },
+                start,
+            );
+        }
+        assert_eq!(
+            stats.snapshot().open_errors,
+            0,
+            "raise `ulimit -n` above 2100"
+        );
+        let packet = vec![100i16; 160];
+        for tick in 1..=SECONDS * 50 {
+            let now = start + Duration::from_millis(tick * 20);
+            for i in 0..FILES {
+                let samples = packet.clone();
+                core.handle(
+                    WriterCommand::Append {
+                        file_id: FileId(i),
+                        samples,
+                    },
+                    now,
+                );
+            }
+            core.flush_due(now);
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.flushes, FILES * SECONDS);
+        assert_eq!(
+            s.write_calls,
+            FILES + 2 * s.flushes,
+            "header at open + 2 per flush"
+        );
+        assert_eq!(
+            s.bytes_written,
+            FILES * (44 + SECONDS * 16_000 + SECONDS * 44)
+        );
+        assert_eq!(
+            core.next_deadline(),
+            Some(start + Duration::from_secs(SECONDS + 1))
+        );
+        core.close_all();
+        assert_eq!(
+            read(&dir.path().join("1999.wav")).len(),
+            SECONDS as usize * 8000
+        );
+        assert_eq!(stats.snapshot().files_open, 0);
+    }
+
+    #[test]
+    fn oversized_buffer_is_flushed_early_and_sync_follows_its_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = Arc::new(StatsCounters::default());
+        let cfg = WriterConfig {
+            max_buffer_bytes: 3200,
+            sync_interval: Some(Duration::from_secs(2)),
+            ..config(1000)
+        };
+        let mut core = ShardCore::new(cfg, stats.clone());
+        let t0 = Instant::now();
+        let open = |file_id, name: &str| WriterCommand::Open {
+            file_id,
+            path: dir.path().join(name),
+            format: WavFormat::mono(8000),
+        };
+        core.handle(open(FileId(1), "a.wav"), t0);
+        for _ in 0..10 {
+            core.handle(
+                WriterCommand::Append {
+                    file_id: FileId(1),
+                    samples: vec![1; 160],
+                },
+                t0,
+            );
+        }
+        assert_eq!(
+            stats.snapshot().flushes,
+            1,
+            "1600 samples = 3200 bytes: flushed at once"
+        );
+        for s in 1..=4 {
+            let now = t0 + Duration::from_secs(s);
+            core.handle(
+                WriterCommand::Append {
+                    file_id: FileId(1),
+                    samples: vec![1; 160],
+                },
+                now,
+            );
+            core.flush_due(now);
+        }
+        assert_eq!((stats.snapshot().flushes, stats.snapshot().syncs), (5, 2));
+        // A file id opened twice keeps the first file.
+        core.handle(open(FileId(1), "b.wav"), t0);
+        assert_eq!(stats.snapshot().open_errors, 1);
+    }
+
+    fn interleave(l: &[i16], r: &[i16]) -> Vec<i16> {
+        l.iter().zip(r).flat_map(|(&a, &b)| [a, b]).collect()
+    }
+
+    #[test]
+    fn interleaver_equal_rates_is_sample_exact() {
+        let mut st = StereoInterleaver::new(8000, 8000).unwrap();
+        let left: Vec<i16> = (0..1000).collect();
+        let right: Vec<i16> = (0..1000).map(|i| -i).collect();
+        let mut out = Vec::new();
+        // Uneven packet sizes on each side.
+        for (l, r) in left.chunks(160).zip(right.chunks(80)) {
+            st.push_left(l, &mut out);
+            st.push_right(r, &mut out);
+        }
+        st.push_right(&right[560..], &mut out);
+        assert_eq!(st.frames_emitted(), 1000);
+        assert_eq!(st.finish(&mut out), 0);
+        assert_eq!(out, interleave(&left, &right));
+    }
+
+    #[test]
+    fn interleaver_upsamples_the_lower_rate_side() {
+        let mut st = StereoInterleaver::new(8000, 16000).unwrap();
+        assert_eq!(st.output_rate(), 16000);
+        let left = tone(440.0, 8000, 8000);
+        let right = tone(880.0, 16000, 16000);
+        let mut out = Vec::new();
+        for (l, r) in left.chunks(160).zip(right.chunks(320)) {
+            st.push_left(l, &mut out);
+            st.push_right(r, &mut out);
+        }
+        st.finish(&mut out);
+        assert_eq!(out.len(), 2 * 16000, "both channels one second at 16 kHz");
+        let (l, r): (Vec<i16>, Vec<i16>) = out.chunks(2).map(|f| (f[0], f[1])).unzip();
+        assert_eq!(r, right);
+        // Even output samples are the input samples; odd ones lie between their neighbours.
+        assert_eq!(l[2 * 100], left[100]);
+        assert_eq!(
+            l[2 * 100 + 1],
+            ((i32::from(left[100]) + i32::from(left[101])) / 2) as i16
+        );
+        assert!((frequency(&l, 16000) - 440.0).abs() < 1.0);
+        assert!((frequency(&r, 16000) - 880.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn interleaver_waits_for_a_late_side_and_pads_at_finish() {
+        let mut st = StereoInterleaver::new(8000, 8000).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            st.push_left(&[1; 480], &mut out),
+            0,
+            "nothing until the right side speaks"
+        );
+        assert_eq!(st.push_right(&[2; 160], &mut out), 160);
+        assert_eq!(st.push_right(&[3; 400], &mut out), 320);
+        assert_eq!(st.finish(&mut out), 80);
+        assert_eq!(out.len(), 2 * 560);
+        assert_eq!(
+            &out[2 * 480..2 * 482],
+            &[0, 3, 0, 3],
+            "left padded with silence"
+        );
+    }
+
+    #[test]
+    fn interleaver_lag_bound_keeps_alignment() {
+        let mut st = StereoInterleaver::new(8000, 8000)
+            .unwrap()
+            .with_max_lag(100);
+        let mut out = Vec::new();
+        let left: Vec<i16> = (1..=300).collect();
+        assert_eq!(
+            st.push_left(&left, &mut out),
+            200,
+            "right treated as silent for 200"
+        );
+        assert_eq!(st.padded_frames(), (0, 200));
+        // The right side's first 200 samples belong to frames already emitted: dropped.
+        let right: Vec<i16> = (1..=300).map(|i| -i).collect();
+        assert_eq!(st.push_right(&right, &mut out), 100);
+        assert_eq!(&out[400..402], &[201, -201]);
+        assert_eq!(&out[598..600], &[300, -300]);
+        assert!(StereoInterleaver::new(0, 8000).is_err());
+    }
+}
