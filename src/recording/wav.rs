@@ -16,7 +16,10 @@
 //! `u32::MAX - 36` bytes of audio: about 74.5 hours of 8 kHz mono, 37 hours of 16 kHz mono or
 //! 8 kHz stereo. When that is reached the writer logs one error, drops further samples and
 //! keeps the file valid, instead of wrapping the sizes and corrupting it.
+//!
+//! [`StereoInterleaver`] builds a stereo file's frames from its two mono streams.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
@@ -334,6 +337,202 @@ impl Drop for WavStreamWriter {
     }
 }
 
+/// Default bound on how far one side of a [`StereoInterleaver`] may run ahead before the
+/// other is treated as silent: 2 s, enough for any reorder window, small in memory.
+const DEFAULT_MAX_LAG_SECONDS: u32 = 2;
+
+/// Builds sample-exact stereo frames from two mono streams that arrive independently.
+///
+/// Left sample *i* and right sample *i* (after resampling) always form frame *i*. When the
+/// rates differ, the lower-rate side is upsampled to the higher rate by linear interpolation
+/// between neighbouring input samples (exact integer positions, so no drift over hours;
+/// speech band content is unaffected, the new upper band is simply empty). A frame is emitted
+/// only when both sides have its sample; if one side runs more than `max_lag` frames ahead,
+/// the other is taken to be silent for the excess and its samples for those frames, should
+/// they arrive later, are dropped so alignment is kept. `finish` pads the shorter side with
+/// silence.
+#[derive(Debug)]
+pub struct StereoInterleaver {
+    left: ResampledSide,
+    right: ResampledSide,
+    rate: u32,
+    max_lag: usize,
+    emitted: u64,
+}
+
+impl StereoInterleaver {
+    /// Rates in Hz; the output rate is the higher one.
+    pub fn new(left_rate: u32, right_rate: u32) -> io::Result<Self> {
+        if left_rate == 0 || right_rate == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "stereo interleaver rates must be non-zero",
+            ));
+        }
+        let rate = left_rate.max(right_rate);
+        Ok(StereoInterleaver {
+            left: ResampledSide::new(left_rate, rate),
+            right: ResampledSide::new(right_rate, rate),
+            rate,
+            max_lag: (rate * DEFAULT_MAX_LAG_SECONDS) as usize,
+            emitted: 0,
+        })
+    }
+
+    /// Frames one side may lead before the other is padded with silence.
+    pub fn with_max_lag(mut self, frames: usize) -> Self {
+        self.max_lag = frames;
+        self
+    }
+
+    pub fn output_rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Frames emitted so far.
+    pub fn frames_emitted(&self) -> u64 {
+        self.emitted
+    }
+
+    /// Frames of silence inserted for (left, right) because that side lagged too far.
+    pub fn padded_frames(&self) -> (u64, u64) {
+        (self.left.padded, self.right.padded)
+    }
+
+    /// Adds left samples; appends ready interleaved frames to `out`, returns their count.
+    pub fn push_left(&mut self, samples: &[i16], out: &mut Vec<i16>) -> usize {
+        self.left.push(samples, false);
+        self.drain(out)
+    }
+
+    /// Adds right samples; appends ready interleaved frames to `out`, returns their count.
+    pub fn push_right(&mut self, samples: &[i16], out: &mut Vec<i16>) -> usize {
+        self.right.push(samples, false);
+        self.drain(out)
+    }
+
+    /// Emits everything left, the shorter side padded with silence.
+    pub fn finish(mut self, out: &mut Vec<i16>) -> usize {
+        self.left.push(&[], true);
+        self.right.push(&[], true);
+        let mut n = self.drain(out);
+        let extra = self.left.ready.len().max(self.right.ready.len());
+        self.left.pad(extra - self.left.ready.len());
+        self.right.pad(extra - self.right.ready.len());
+        n += self.drain(out);
+        n
+    }
+
+    fn drain(&mut self, out: &mut Vec<i16>) -> usize {
+        let lead = self.left.ready.len().max(self.right.ready.len());
+        if lead > self.max_lag {
+            let target = lead - self.max_lag;
+            self.left.pad(target.saturating_sub(self.left.ready.len()));
+            self.right
+                .pad(target.saturating_sub(self.right.ready.len()));
+        }
+        let frames = self.left.ready.len().min(self.right.ready.len());
+        out.reserve(frames * 2);
+        for (l, r) in self
+            .left
+            .ready
+            .drain(..frames)
+            .zip(self.right.ready.drain(..frames))
+        {
+            out.push(l);
+            out.push(r);
+        }
+        self.emitted += frames as u64;
+        frames
+    }
+}
+
+/// One side of the interleaver: input samples turned into output-rate samples.
+#[derive(Debug)]
+struct ResampledSide {
+    in_rate: u64,
+    out_rate: u64,
+    /// Input samples still needed for interpolation; `input[0]` has index `input_base`.
+    input: VecDeque<i16>,
+    input_base: u64,
+    received: u64,
+    /// Index of the next output sample to compute.
+    next_out: u64,
+    ready: VecDeque<i16>,
+    /// Output samples already emitted as silence padding: skipped when they are computed.
+    skip: u64,
+    padded: u64,
+}
+
+impl ResampledSide {
+    fn new(in_rate: u32, out_rate: u32) -> Self {
+        ResampledSide {
+            in_rate: u64::from(in_rate),
+            out_rate: u64::from(out_rate),
+            input: VecDeque::new(),
+            input_base: 0,
+            received: 0,
+            next_out: 0,
+            ready: VecDeque::new(),
+            skip: 0,
+            padded: 0,
+        }
+    }
+
+    fn input_at(&self, index: u64) -> i16 {
+        usize::try_from(index - self.input_base)
+            .ok()
+            .and_then(|i| self.input.get(i).copied())
+            .unwrap_or(0)
+    }
+
+    /// Output sample `n` sits at input position `n * in_rate / out_rate`; it is computed once
+    /// the input samples around that position exist (at `finish`, the last one is held).
+    fn push(&mut self, samples: &[i16], finishing: bool) {
+        self.input.extend(samples.iter().copied());
+        self.received += samples.len() as u64;
+        loop {
+            let pos = self.next_out * self.in_rate;
+            let idx = pos / self.out_rate;
+            let frac = pos % self.out_rate;
+            let needed = if frac == 0 || finishing { idx } else { idx + 1 };
+            if needed >= self.received {
+                break;
+            }
+            let a = i64::from(self.input_at(idx));
+            let b = if frac != 0 && idx + 1 < self.received {
+                i64::from(self.input_at(idx + 1))
+            } else {
+                a
+            };
+            let y = a + (b - a) * frac as i64 / self.out_rate as i64;
+            self.next_out += 1;
+            if self.skip > 0 {
+                self.skip -= 1;
+            } else {
+                self.ready
+                    .push_back(y.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16);
+            }
+        }
+        // Drop input that no future output sample can reach.
+        let first_needed = self.next_out * self.in_rate / self.out_rate;
+        while self.input_base < first_needed && !self.input.is_empty() {
+            self.input.pop_front();
+            self.input_base += 1;
+        }
+    }
+
+    /// Emits `frames` of silence in place of samples not yet computed.
+    fn pad(&mut self, frames: usize) {
+        if frames == 0 {
+            return;
+        }
+        self.ready.extend(std::iter::repeat_n(0, frames));
+        self.skip += frames as u64;
+        self.padded += frames as u64;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,5 +651,103 @@ mod tests {
         w.append(&[1; 320]);
         drop(w);
         assert_eq!(hound::WavReader::open(&path).unwrap().len(), 320);
+    }
+
+    /// Frequency from the span between the first and last rising zero crossings.
+    fn frequency(samples: &[i16], rate: u32) -> f64 {
+        let rising: Vec<usize> = (1..samples.len())
+            .filter(|&i| samples[i - 1] < 0 && samples[i] >= 0)
+            .collect();
+        let (Some(first), Some(last)) = (rising.first(), rising.last()) else {
+            return 0.0;
+        };
+        (rising.len() - 1) as f64 * f64::from(rate) / (last - first) as f64
+    }
+
+    fn interleave(l: &[i16], r: &[i16]) -> Vec<i16> {
+        l.iter().zip(r).flat_map(|(&a, &b)| [a, b]).collect()
+    }
+
+    #[test]
+    fn interleaver_equal_rates_is_sample_exact() {
+        let mut st = StereoInterleaver::new(8000, 8000).unwrap();
+        let left: Vec<i16> = (0..1000).collect();
+        let right: Vec<i16> = (0..1000).map(|i| -i).collect();
+        let mut out = Vec::new();
+        // Uneven packet sizes on each side.
+        for (l, r) in left.chunks(160).zip(right.chunks(80)) {
+            st.push_left(l, &mut out);
+            st.push_right(r, &mut out);
+        }
+        st.push_right(&right[560..], &mut out);
+        assert_eq!(st.frames_emitted(), 1000);
+        assert_eq!(st.finish(&mut out), 0);
+        assert_eq!(out, interleave(&left, &right));
+    }
+
+    #[test]
+    fn interleaver_upsamples_the_lower_rate_side() {
+        let mut st = StereoInterleaver::new(8000, 16000).unwrap();
+        assert_eq!(st.output_rate(), 16000);
+        let left = tone(440.0, 8000, 8000);
+        let right = tone(880.0, 16000, 16000);
+        let mut out = Vec::new();
+        for (l, r) in left.chunks(160).zip(right.chunks(320)) {
+            st.push_left(l, &mut out);
+            st.push_right(r, &mut out);
+        }
+        st.finish(&mut out);
+        assert_eq!(out.len(), 2 * 16000, "both channels one second at 16 kHz");
+        let (l, r): (Vec<i16>, Vec<i16>) = out.chunks(2).map(|f| (f[0], f[1])).unzip();
+        assert_eq!(r, right);
+        // Even output samples are the input samples; odd ones lie between their neighbours.
+        assert_eq!(l[2 * 100], left[100]);
+        assert_eq!(
+            l[2 * 100 + 1],
+            ((i32::from(left[100]) + i32::from(left[101])) / 2) as i16
+        );
+        assert!((frequency(&l, 16000) - 440.0).abs() < 1.0);
+        assert!((frequency(&r, 16000) - 880.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn interleaver_waits_for_a_late_side_and_pads_at_finish() {
+        let mut st = StereoInterleaver::new(8000, 8000).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            st.push_left(&[1; 480], &mut out),
+            0,
+            "nothing until the right side speaks"
+        );
+        assert_eq!(st.push_right(&[2; 160], &mut out), 160);
+        assert_eq!(st.push_right(&[3; 400], &mut out), 320);
+        assert_eq!(st.finish(&mut out), 80);
+        assert_eq!(out.len(), 2 * 560);
+        assert_eq!(
+            &out[2 * 480..2 * 482],
+            &[0, 3, 0, 3],
+            "left padded with silence"
+        );
+    }
+
+    #[test]
+    fn interleaver_lag_bound_keeps_alignment() {
+        let mut st = StereoInterleaver::new(8000, 8000)
+            .unwrap()
+            .with_max_lag(100);
+        let mut out = Vec::new();
+        let left: Vec<i16> = (1..=300).collect();
+        assert_eq!(
+            st.push_left(&left, &mut out),
+            200,
+            "right treated as silent for 200"
+        );
+        assert_eq!(st.padded_frames(), (0, 200));
+        // The right side's first 200 samples belong to frames already emitted: dropped.
+        let right: Vec<i16> = (1..=300).map(|i| -i).collect();
+        assert_eq!(st.push_right(&right, &mut out), 100);
+        assert_eq!(&out[400..402], &[201, -201]);
+        assert_eq!(&out[598..600], &[300, -300]);
+        assert!(StereoInterleaver::new(0, 8000).is_err());
     }
 }
