@@ -93,7 +93,7 @@ impl WavFormat {
 /// Builds the canonical 44-byte header for `data_bytes` of audio.
 pub fn header_bytes(format: WavFormat, data_bytes: u32) -> [u8; HEADER_LEN as usize] {
     let block_align = format.block_align();
-    let byte_rate = format.sample_rate * u32::from(block_align);
+    let byte_rate = format.sample_rate.saturating_mul(u32::from(block_align));
     let mut h = [0u8; HEADER_LEN as usize];
     h[0..4].copy_from_slice(b"RIFF");
     h[4..8].copy_from_slice(&data_bytes.saturating_add(36).to_le_bytes());
@@ -363,18 +363,15 @@ pub struct StereoInterleaver {
 impl StereoInterleaver {
     /// Rates in Hz; the output rate is the higher one.
     pub fn new(left_rate: u32, right_rate: u32) -> io::Result<Self> {
-        if left_rate == 0 || right_rate == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "stereo interleaver rates must be non-zero",
-            ));
-        }
+        // Same bounds as a WAV file's rate; they also keep the position arithmetic in u64.
+        WavFormat::stereo(left_rate).validate()?;
+        WavFormat::stereo(right_rate).validate()?;
         let rate = left_rate.max(right_rate);
         Ok(StereoInterleaver {
             left: ResampledSide::new(left_rate, rate),
             right: ResampledSide::new(right_rate, rate),
             rate,
-            max_lag: (rate * DEFAULT_MAX_LAG_SECONDS) as usize,
+            max_lag: rate.saturating_mul(DEFAULT_MAX_LAG_SECONDS) as usize,
             emitted: 0,
         })
     }
@@ -749,5 +746,6 @@ mod tests {
         assert_eq!(&out[400..402], &[201, -201]);
         assert_eq!(&out[598..600], &[300, -300]);
         assert!(StereoInterleaver::new(0, 8000).is_err());
+        assert!(StereoInterleaver::new(8000, u32::MAX).is_err());
     }
 }
