@@ -31,5 +31,9 @@ impl EndReason {
 }
 
 pub mod layout;
+pub mod startup;
+pub mod recovery;
 pub mod session;
 pub mod task;
+pub mod wav;
+pub mod writer;
