@@ -4,7 +4,8 @@ use crate::config::{Config, Transport};
 use crate::net::stream::{StreamSettings, StreamState, serve_tcp};
 use crate::net::{Inbound, Transmitter, udp};
 use crate::recording::EndReason;
-use crate::recording::task::{Prepared, RecordingSettings, RecordingTasks};
+use crate::recording::task::{RecordingReport, RecordingSettings, RecordingTasks};
+use crate::recording::writer::{WavWriterPool, WriterConfig};
 use crate::sdp::{AnswerConfig, PortPool};
 use crate::sip::message::Limits;
 use crate::sip::uas::{Output, Uas, UasConfig};
@@ -35,6 +36,18 @@ pub async fn run(config: Config) -> Result<(), Error> {
         tracing::warn!(
             min_session_expires_secs = config.sip.min_session_expires_secs,
             "sip.min_session_expires_secs is below the 90 s RFC 4028 minimum"
+        );
+    }
+    // Finalize what a crash left unfinished before taking new calls.
+    let recordings_dir = config.recording.dir.clone();
+    let recovered = tokio::task::spawn_blocking(move || {
+        crate::recording::startup::recover_unfinished(&recordings_dir)
+    })
+    .await?;
+    if !recovered.is_empty() {
+        tracing::warn!(
+            count = recovered.len(),
+            "recordings recovered after an unclean stop"
         );
     }
     let connections = Arc::new(DashMap::new());
@@ -103,20 +116,31 @@ pub async fn run(config: Config) -> Result<(), Error> {
         PortPool::new(config.media.rtp_port_min, config.media.rtp_port_max),
         rand::random(),
     );
-    let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
+    let writer = WavWriterPool::start(WriterConfig::default())
+        .map_err(|e| format!("cannot start the WAV writer: {e}"))?;
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let recordings = RecordingTasks::new(
         RecordingSettings {
             recordings_dir: config.recording.dir.clone(),
             layout: config.recording.layout.clone(),
+            media_bind_ip: if media_ip.is_ipv6() {
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+            },
+            media_source: config.media.media_source,
+            pause_policy: config.media.pause_policy,
+            media_timeout: Duration::from_secs(config.media.media_timeout_secs),
+            writer: writer.handle(),
         },
-        prepared_tx,
+        reports_tx,
     );
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     tracing::info!(listeners = ?bound, %media_ip, rtp_ports = %format!("{}-{}", config.media.rtp_port_min, config.media.rtp_port_max), "sip-recorder running");
     let core = tokio::spawn(run_core(
         uas,
         inbound_rx,
-        prepared_rx,
+        reports_rx,
         control_rx,
         transmitter,
         recordings,
@@ -128,6 +152,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
     )
     .await?;
     shutdown.cancel();
+    // Every recording task has closed its files; this flushes anything left and stops the threads.
+    tokio::task::spawn_blocking(move || writer.shutdown()).await?;
     tracing::info!("sip-recorder stopped");
     Ok(())
 }
@@ -211,7 +237,7 @@ async fn wait_for_shutdown(
 async fn run_core(
     mut uas: Uas,
     mut inbound: mpsc::Receiver<Inbound>,
-    mut prepared: mpsc::UnboundedReceiver<Prepared>,
+    mut reports: mpsc::UnboundedReceiver<RecordingReport>,
     mut control: mpsc::UnboundedReceiver<Control>,
     transmitter: Transmitter,
     mut recordings: RecordingTasks,
@@ -236,7 +262,14 @@ async fn run_core(
                     }
                 }
             }
-            Some(p) = prepared.recv() => uas.recording_prepared(Instant::now(), &p.recording_id, p.result),
+            Some(report) = reports.recv() => match report {
+                RecordingReport::Prepared { recording_id, result } => {
+                    uas.recording_prepared(Instant::now(), &recording_id, result)
+                }
+                RecordingReport::Stop { recording_id, reason } => {
+                    uas.stop_recording(Instant::now(), &recording_id, reason)
+                }
+            },
             Some(cmd) = control.recv() => match cmd {
                 Control::Drain => uas.start_drain(),
                 Control::StopAll => uas.stop_all(Instant::now(), EndReason::Shutdown),

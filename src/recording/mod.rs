@@ -31,9 +31,10 @@ impl EndReason {
 }
 
 pub mod layout;
-pub mod startup;
 pub mod recovery;
 pub mod session;
+pub mod startup;
+pub mod stream;
 pub mod task;
 pub mod wav;
 pub mod writer;

@@ -31,7 +31,7 @@ pub struct HeaderEntry {
 }
 
 /// One negotiated audio stream as recording.json shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StreamEntry {
     /// Position among the recording's audio streams (0 = first m= audio line).
     pub index: usize,
@@ -48,10 +48,29 @@ pub struct StreamEntry {
     pub direction: Direction,
     pub local_port: u16,
     pub remote: Option<String>,
+    /// The mono WAV file of this stream, relative to the recording directory.
+    pub file: Option<String>,
+    /// Audio duration of `file` (set when the file is final).
+    pub duration_seconds: Option<f64>,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    pub packets_duplicate: u64,
+    pub packets_late: u64,
+    pub jitter_ms: f64,
+    pub ssrcs: Vec<u32>,
+}
+
+/// One RFC 4733 key press.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DtmfEntry {
+    pub stream: usize,
+    pub digit: String,
+    pub at_seconds: f64,
+    pub duration_ms: u32,
 }
 
 /// recording.json (SPEC §5), keys in snake_case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordingDocument {
     pub recording_id: String,
     pub kind: RecordingKind,
@@ -72,6 +91,10 @@ pub struct RecordingDocument {
     pub end_reason: Option<EndReason>,
     pub pauses: Vec<Pause>,
     pub streams: Vec<StreamEntry>,
+    /// The stereo WAV (left = first stream, right = second) when there are two streams.
+    pub mixed_file: Option<String>,
+    pub mixed_duration_seconds: Option<f64>,
+    pub dtmf: Vec<DtmfEntry>,
     /// SIPREC: the participants of the recorded session (RFC 7865 metadata).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub participants: Option<Vec<Participant>>,
@@ -157,6 +180,9 @@ impl RecordingSession {
                 end_reason: None,
                 pauses: vec![],
                 streams: vec![],
+                mixed_file: None,
+                mixed_duration_seconds: None,
+                dtmf: vec![],
                 participants: metadata.as_ref().map(|m| m.participants.clone()),
                 siprec_session_id: metadata.as_ref().and_then(|m| m.session_id.clone()),
                 metadata_file: req
@@ -214,26 +240,39 @@ impl RecordingSession {
             .iter()
             .filter(|s| s.kind == MediaKind::Audio && s.accepted)
             .collect();
+        let previous = std::mem::take(&mut self.doc.streams);
         self.doc.streams = audio
             .iter()
             .enumerate()
-            .map(|(i, s)| StreamEntry {
-                index: i,
-                sdp_index: s.index,
-                label: s.label.clone(),
-                party: self.party_for(i, s.label.as_deref()),
-                codec: s.codec.as_ref().map(|c| c.name.clone()),
-                payload_type: s.codec.as_ref().map(|c| c.payload_type),
-                clock_rate: s.codec.as_ref().map(|c| c.clock_rate),
-                sample_rate: s
-                    .codec
-                    .as_ref()
-                    .map(|c| decoded_rate(&c.name, c.clock_rate)),
-                direction: s.answered_direction,
-                local_port: s.local_port,
-                remote: s
-                    .remote_addr
-                    .map(|a| std::net::SocketAddr::new(a, s.remote_port).to_string()),
+            .map(|(i, s)| {
+                // Files and counters belong to the stream, not to one negotiation.
+                let old = previous.iter().find(|p| p.sdp_index == s.index);
+                StreamEntry {
+                    index: i,
+                    sdp_index: s.index,
+                    label: s.label.clone(),
+                    party: self.party_for(i, s.label.as_deref()),
+                    codec: s.codec.as_ref().map(|c| c.name.clone()),
+                    payload_type: s.codec.as_ref().map(|c| c.payload_type),
+                    clock_rate: s.codec.as_ref().map(|c| c.clock_rate),
+                    sample_rate: s
+                        .codec
+                        .as_ref()
+                        .map(|c| decoded_rate(&c.name, c.clock_rate)),
+                    direction: s.answered_direction,
+                    local_port: s.local_port,
+                    remote: s
+                        .remote_addr
+                        .map(|a| std::net::SocketAddr::new(a, s.remote_port).to_string()),
+                    file: old.and_then(|o| o.file.clone()),
+                    duration_seconds: old.and_then(|o| o.duration_seconds),
+                    packets_received: old.map_or(0, |o| o.packets_received),
+                    packets_lost: old.map_or(0, |o| o.packets_lost),
+                    packets_duplicate: old.map_or(0, |o| o.packets_duplicate),
+                    packets_late: old.map_or(0, |o| o.packets_late),
+                    jitter_ms: old.map_or(0.0, |o| o.jitter_ms),
+                    ssrcs: old.map(|o| o.ssrcs.clone()).unwrap_or_default(),
+                }
             })
             .collect();
         let receiving = audio
@@ -258,6 +297,11 @@ impl RecordingSession {
             }
             _ => false,
         }
+    }
+
+    /// Mutable access for the recording task's media bookkeeping (files, counters, DTMF).
+    pub fn document_mut(&mut self) -> &mut RecordingDocument {
+        &mut self.doc
     }
 
     pub fn end(&mut self, reason: EndReason, at: OffsetDateTime) {

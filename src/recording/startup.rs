@@ -28,10 +28,14 @@ pub fn recover_unfinished(root: &Path) -> Vec<Recovered> {
 }
 
 fn collect(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() && depth < MAX_DEPTH {
             collect(&path, depth + 1, found);
         } else if kind.is_file() && path.file_name().is_some_and(|n| n == "recording.json") {
@@ -56,9 +60,16 @@ fn finalize(dir: &Path) -> Option<Recovered> {
     if doc.get("state").and_then(Value::as_str) == Some("ended") {
         return None;
     }
-    let mut last_write = std::fs::metadata(&json_path).and_then(|m| m.modified()).ok();
+    let mut last_write = std::fs::metadata(&json_path)
+        .and_then(|m| m.modified())
+        .ok();
     let mut wavs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "wav")).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+                .collect()
+        })
         .unwrap_or_default();
     wavs.sort();
     for wav in &wavs {
@@ -67,13 +78,21 @@ fn finalize(dir: &Path) -> Option<Recovered> {
         }
         match repair_wav(wav) {
             Ok(report) => {
-                let name = wav.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                let name = wav
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_string();
                 set_stream_duration(&mut doc, &name, report.duration_seconds);
             }
             Err(e) => tracing::error!(file = %wav.display(), error = %e, "cannot repair WAV"),
         }
     }
-    let ended_at = rfc3339(last_write.map(OffsetDateTime::from).unwrap_or_else(OffsetDateTime::now_utc));
+    let ended_at = rfc3339(
+        last_write
+            .map(OffsetDateTime::from)
+            .unwrap_or_else(OffsetDateTime::now_utc),
+    );
     if let Some(pauses) = doc.get_mut("pauses").and_then(Value::as_array_mut)
         && let Some(last) = pauses.last_mut()
         && last.get("ended_at").is_none_or(Value::is_null)
@@ -89,14 +108,19 @@ fn finalize(dir: &Path) -> Option<Recovered> {
         return None;
     }
     tracing::info!(dir = %dir.display(), files = wavs.len(), "recording recovered after an unclean stop");
-    Some(Recovered { dir: dir.to_path_buf(), document: doc })
+    Some(Recovered {
+        dir: dir.to_path_buf(),
+        document: doc,
+    })
 }
 
 fn set_stream_duration(doc: &mut Value, file: &str, seconds: f64) {
     if doc.get("mixed_file").and_then(Value::as_str) == Some(file) {
         doc["mixed_duration_seconds"] = seconds.into();
     }
-    let Some(streams) = doc.get_mut("streams").and_then(Value::as_array_mut) else { return };
+    let Some(streams) = doc.get_mut("streams").and_then(Value::as_array_mut) else {
+        return;
+    };
     for s in streams {
         if s.get("file").and_then(Value::as_str) == Some(file) {
             s["duration_seconds"] = seconds.into();

@@ -196,7 +196,11 @@ impl Recorder {
             .arg("--log-format")
             .arg("text")
             // SIP_RECORDER_TEST_LOG=debug makes a failing test's recorder log verbose.
-            .args(std::env::var("SIP_RECORDER_TEST_LOG").map(|l| vec!["--log-level".to_string(), l]).unwrap_or_default())
+            .args(
+                std::env::var("SIP_RECORDER_TEST_LOG")
+                    .map(|l| vec!["--log-level".to_string(), l])
+                    .unwrap_or_default(),
+            )
             .args(extra_args)
             .current_dir(dir.path())
             .stdin(Stdio::null())

@@ -1,0 +1,284 @@
+//! One task per received audio stream: it owns the stream's RTP (and RTCP) sockets and its
+//! [`StreamTimeline`], and hands finished PCM to its recording task a few times a second.
+
+use crate::config::{MediaSource, PausePolicy as ConfigPausePolicy};
+use crate::media::{
+    Decoder, DtmfEvent, PausePolicy, RtpPacket, StreamStats, StreamTimeline, TimelineConfig,
+};
+use crate::sdp::NegotiatedStream;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// How often finished PCM leaves the stream task. Short enough that files are at most
+/// ~1 s behind with the writer's flush, long enough to keep channel traffic tiny.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// PCM and counters from a stream task.
+#[derive(Debug)]
+pub struct StreamBlock {
+    /// Position of the stream among the recording's audio streams.
+    pub index: usize,
+    pub samples: Vec<i16>,
+    pub stats: StreamStats,
+    pub dtmf: Vec<DtmfEvent>,
+    /// When the last RTP packet was accepted, if any.
+    pub last_packet: Option<Instant>,
+    /// The stream task ended; this is its last block.
+    pub last: bool,
+}
+
+/// What the recording task tells a stream task.
+#[derive(Debug)]
+pub enum StreamControl {
+    Pause,
+    Resume,
+    /// Re-negotiated codec and/or remote address (transfer, conference).
+    Renegotiated {
+        payload_type: u8,
+        codec: String,
+        remote: Option<IpAddr>,
+        telephone_event: Option<(u8, u32)>,
+    },
+    /// Finish the timeline up to now and end.
+    Stop,
+}
+
+/// Sockets bound for one stream before the INVITE is answered.
+pub struct StreamSockets {
+    pub rtp: UdpSocket,
+    /// `None` with rtcp-mux.
+    pub rtcp: Option<UdpSocket>,
+}
+
+/// Bind the RTP (and RTCP) ports the answer promised. Failing here turns into a 503
+/// instead of an answered call that records nothing.
+pub fn bind_stream(bind_ip: IpAddr, stream: &NegotiatedStream) -> std::io::Result<StreamSockets> {
+    let rtp = bind_udp(SocketAddr::new(bind_ip, stream.local_port))?;
+    let rtcp = if stream.rtcp_mux {
+        None
+    } else {
+        Some(bind_udp(SocketAddr::new(
+            bind_ip,
+            stream.local_port.saturating_add(1),
+        ))?)
+    };
+    Ok(StreamSockets { rtp, rtcp })
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        None,
+    )?;
+    // Room for bursts while the task is busy: ~1 s of 20 ms packets with headroom.
+    let _ = socket.set_recv_buffer_size(256 * 1024);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Decoder, payload type and timeline config for a negotiated stream.
+pub fn timeline_for(
+    stream: &NegotiatedStream,
+    policy: ConfigPausePolicy,
+    start: Instant,
+) -> Result<StreamTimeline, String> {
+    let codec = stream.codec.as_ref().ok_or("stream without codec")?;
+    let decoder = Decoder::for_codec(&codec.name).map_err(|e| format!("{e:?}"))?;
+    let mut config = TimelineConfig::for_decoder(&decoder);
+    config.pause_policy = match policy {
+        ConfigPausePolicy::Silence => PausePolicy::Silence,
+        ConfigPausePolicy::Skip => PausePolicy::Skip,
+    };
+    config.dtmf = stream.telephone_event;
+    StreamTimeline::new(config, codec.payload_type, decoder, start).map_err(|e| format!("{e:?}"))
+}
+
+/// Which sources a stream accepts (SPEC §5): the SDP's address, port learned from the
+/// first packet; or, with `media_source = "learn"`, whoever sends first.
+#[derive(Debug, Clone, Copy)]
+struct SourceFilter {
+    expected_ip: Option<IpAddr>,
+    learned: Option<SocketAddr>,
+    learn_any: bool,
+}
+
+impl SourceFilter {
+    fn new(remote: Option<IpAddr>, mode: MediaSource) -> Self {
+        // c=0.0.0.0 (RFC 3264 hold) names no source: learn it.
+        let expected_ip = remote.filter(|ip| !ip.is_unspecified());
+        SourceFilter {
+            expected_ip,
+            learned: None,
+            learn_any: mode == MediaSource::Learn || expected_ip.is_none(),
+        }
+    }
+
+    fn accept(&mut self, from: SocketAddr) -> bool {
+        if let Some(learned) = self.learned {
+            return learned == from;
+        }
+        let ok = self.learn_any || self.expected_ip.is_some_and(|ip| same_ip(ip, from.ip()));
+        if ok {
+            self.learned = Some(from);
+        }
+        ok
+    }
+}
+
+fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    let canon = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    canon(a) == canon(b)
+}
+
+pub struct StreamTask {
+    pub index: usize,
+    pub sockets: StreamSockets,
+    pub timeline: StreamTimeline,
+    pub remote: Option<IpAddr>,
+    pub media_source: MediaSource,
+    pub paused: bool,
+}
+
+impl StreamTask {
+    pub async fn run(
+        mut self,
+        mut control: mpsc::UnboundedReceiver<StreamControl>,
+        blocks: mpsc::UnboundedSender<StreamBlock>,
+    ) {
+        let mut filter = SourceFilter::new(self.remote, self.media_source);
+        let mut buf = vec![0u8; 2048];
+        let mut rtcp_buf = vec![0u8; 2048];
+        let mut out: Vec<i16> = Vec::with_capacity(8192);
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_packet = None;
+        let mut spoofed: u64 = 0;
+        if self.paused {
+            self.timeline.pause(Instant::now());
+        }
+        loop {
+            tokio::select! {
+                r = self.sockets.rtp.recv_from(&mut buf) => {
+                    let Ok((len, from)) = r else { continue };
+                    if !filter.accept(from) {
+                        spoofed += 1;
+                        if spoofed.is_power_of_two() {
+                            tracing::warn!(stream = self.index, %from, dropped = spoofed, "RTP from an unexpected source dropped");
+                        }
+                        continue;
+                    }
+                    let data = &buf[..len];
+                    if crate::media::rtp::is_rtcp(data) {
+                        continue; // muxed RTCP: nothing in it changes the recording
+                    }
+                    if let Ok(packet) = RtpPacket::parse(data) {
+                        let now = Instant::now();
+                        self.timeline.push(now, &packet);
+                        last_packet = Some(now);
+                    }
+                }
+                r = recv_optional(self.sockets.rtcp.as_ref(), &mut rtcp_buf) => {
+                    // Read and dropped: an unread RTCP port would fill its buffer for nothing.
+                    let _ = r;
+                }
+                cmd = control.recv() => {
+                    let now = Instant::now();
+                    match cmd {
+                        Some(StreamControl::Pause) => self.timeline.pause(now),
+                        Some(StreamControl::Resume) => self.timeline.resume(now),
+                        Some(StreamControl::Renegotiated { payload_type, codec, remote, telephone_event }) => {
+                            if remote != filter.expected_ip && remote.is_some_and(|ip| !ip.is_unspecified()) {
+                                filter = SourceFilter::new(remote, self.media_source);
+                            }
+                            match Decoder::for_codec(&codec) {
+                                Ok(decoder) => {
+                                    if let Err(e) = self.timeline.set_codec(payload_type, decoder) {
+                                        tracing::warn!(stream = self.index, codec, error = ?e, "codec change not applied");
+                                    }
+                                }
+                                Err(e) => tracing::warn!(stream = self.index, codec, error = ?e, "no decoder"),
+                            }
+                            let _ = telephone_event;
+                        }
+                        Some(StreamControl::Stop) | None => {
+                            self.timeline.finish(now, &mut out);
+                            let _ = blocks.send(self.block(&mut out, last_packet, true));
+                            return;
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    self.timeline.poll(Instant::now(), &mut out);
+                    if blocks.send(self.block(&mut out, last_packet, false)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn block(
+        &mut self,
+        out: &mut Vec<i16>,
+        last_packet: Option<Instant>,
+        last: bool,
+    ) -> StreamBlock {
+        StreamBlock {
+            index: self.index,
+            samples: std::mem::replace(out, Vec::with_capacity(8192)),
+            stats: self.timeline.stats(),
+            dtmf: self.timeline.take_dtmf(),
+            last_packet,
+            last,
+        }
+    }
+}
+
+async fn recv_optional(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match socket {
+        Some(s) => s.recv_from(buf).await.map(|(n, _)| n),
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_source_learns_the_port_of_the_sdp_address() {
+        let mut f = SourceFilter::new(Some("192.0.2.1".parse().unwrap()), MediaSource::Strict);
+        assert!(!f.accept("192.0.2.9:4000".parse().unwrap()), "other IP");
+        assert!(f.accept("192.0.2.1:4000".parse().unwrap()));
+        assert!(
+            !f.accept("192.0.2.1:4002".parse().unwrap()),
+            "port is locked after the first packet"
+        );
+        assert!(f.accept("192.0.2.1:4000".parse().unwrap()));
+    }
+
+    #[test]
+    fn learn_mode_and_hold_address_take_the_first_sender() {
+        let mut f = SourceFilter::new(Some("192.0.2.1".parse().unwrap()), MediaSource::Learn);
+        assert!(f.accept("198.51.100.7:5000".parse().unwrap()));
+        assert!(!f.accept("192.0.2.1:4000".parse().unwrap()));
+        let mut f = SourceFilter::new(Some("0.0.0.0".parse().unwrap()), MediaSource::Strict);
+        assert!(f.accept("198.51.100.7:5000".parse().unwrap()));
+    }
+
+    #[test]
+    fn mapped_ipv4_matches() {
+        let mut f = SourceFilter::new(Some("127.0.0.1".parse().unwrap()), MediaSource::Strict);
+        assert!(f.accept("[::ffff:127.0.0.1]:4000".parse().unwrap()));
+    }
+}
