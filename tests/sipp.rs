@@ -45,6 +45,15 @@ fn final_counts(stat_file: &Path) -> (u64, u64) {
 /// `CALLS` calls succeeded.
 fn run_sipp(rec: &Recorder, scenario_file: &str, transport: Transport, extra: &[&str]) {
     let work = tempfile::tempdir().expect("tempdir");
+    // rtp_stream reads its audio relative to SIPp's working directory.
+    for entry in std::fs::read_dir(scenario(""))
+        .expect("scripts/sipp")
+        .flatten()
+    {
+        if entry.path().extension().is_some_and(|x| x == "wav") {
+            std::fs::copy(entry.path(), work.path().join(entry.file_name())).expect("copy audio");
+        }
+    }
     let stat_file = work.path().join("stats.csv");
     let local_port = free_port();
     let media_port = free_port();
@@ -186,4 +195,48 @@ fn sipp_genesys_pause_resume_refresh_udp() {
         assert_eq!(pauses.len(), 1, "{v}");
         assert!(pauses[0]["ended_at"].is_string(), "pause not closed: {v}");
     }
+}
+
+/// Dominant frequency from zero crossings: enough to tell 440 Hz from 880 Hz or silence.
+fn zero_crossing_hz(samples: &[i16], rate: u32) -> f64 {
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / f64::from(rate))
+}
+
+#[test]
+fn sipp_rtp_stream_audio_is_recorded() {
+    let rec = Recorder::start(&[]);
+    run_sipp(&rec, "uac_rtp_stream.xml", Transport::Udp, &[]);
+    for (dir, v) in rec.recordings() {
+        assert_eq!(v["state"], "ended", "{v}");
+        let stream = &v["streams"][0];
+        assert_eq!(stream["file"], "stream-0.wav", "{v}");
+        // SIPp sends the 3 s file as 20 ms packets; none may be lost on loopback.
+        let received = stream["packets_received"].as_u64().unwrap_or(0);
+        assert!(
+            (150..=151).contains(&received),
+            "packets_received {received}: {v}"
+        );
+        assert_eq!(stream["packets_lost"], 0, "{v}");
+        let mut wav = hound::WavReader::open(dir.join("stream-0.wav")).expect("valid WAV");
+        let spec = wav.spec();
+        assert_eq!(
+            (spec.sample_rate, spec.channels, spec.bits_per_sample),
+            (8000, 1, 16)
+        );
+        let samples: Vec<i16> = wav.samples::<i16>().map(|s| s.expect("sample")).collect();
+        // The call lasts the 3 s stream plus the scenario's 100 ms before the BYE.
+        let seconds = samples.len() as f64 / 8000.0;
+        assert!((3.0..3.5).contains(&seconds), "file holds {seconds:.3} s");
+        let tone = &samples[800..8000 * 3 - 800];
+        let hz = zero_crossing_hz(tone, 8000);
+        assert!(
+            (430.0..450.0).contains(&hz),
+            "dominant frequency {hz:.1} Hz"
+        );
+    }
+    assert_eq!(rec.recordings().len(), CALLS);
 }
