@@ -283,6 +283,9 @@ async fn run_core(
                     transmitter.send(&flow, data)
                 }
                 Output::Recording(event) => recordings.dispatch(event),
+                Output::Transaction(record) => {
+                    tracing::debug!(event = ?record.event, call_id = record.call_id, code = ?record.code, "SIP transaction");
+                }
             }
         }
         if uas.is_draining() && uas.active_sessions() == 0 {

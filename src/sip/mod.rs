@@ -5,6 +5,7 @@ pub mod framing;
 pub mod message;
 pub mod session_timer;
 pub mod timers;
+pub mod transaction_log;
 pub mod uas;
 pub mod uri;
 

@@ -10,6 +10,7 @@ use super::message::{
 };
 use super::session_timer::{Negotiation, SessionExpires, SessionTimer, negotiate};
 use super::timers::TimerQueue;
+use super::transaction_log::{TransactionEvent, TransactionRecord, event_for};
 use crate::recording::EndReason;
 use crate::sdp::{
     AnswerConfig, AnswerError, MediaSession, PortPool, Update, answer_offer, answer_reoffer,
@@ -67,8 +68,13 @@ pub enum RecordingEvent {
 
 #[derive(Debug, Clone)]
 pub enum Output {
-    Transmit { flow: Flow, data: Bytes },
+    Transmit {
+        flow: Flow,
+        data: Bytes,
+    },
     Recording(RecordingEvent),
+    /// A finished transaction, for the EDR log.
+    Transaction(Box<TransactionRecord>),
 }
 
 /// Counters the API exposes.
@@ -164,6 +170,8 @@ struct ClientTx {
     interval: Duration,
     dialog: Option<DialogId>,
     method: Method,
+    /// Filled in when the transaction ends, for the EDR log.
+    log: TransactionRecord,
 }
 
 /// Why a recording could not be prepared.
@@ -187,7 +195,7 @@ pub struct Uas {
     dialog_index: HashMap<(String, String), DialogId>,
     by_recording: HashMap<String, DialogId>,
     /// Initial INVITEs waiting for their recording to be prepared.
-    pending_requests: HashMap<DialogId, SipRequest>,
+    pending_requests: HashMap<DialogId, (SipRequest, Instant)>,
     timers: TimerQueue<Timer>,
     outputs: VecDeque<Output>,
     draining: bool,
@@ -543,7 +551,7 @@ impl Uas {
             flow,
         });
         // Kept so the 200 can be built later.
-        self.pending_requests.insert(dialog_id, req);
+        self.pending_requests.insert(dialog_id, (req, now));
     }
 
     /// The recording layer finished preparing: answer the INVITE.
@@ -556,7 +564,7 @@ impl Uas {
         let Some(&dialog_id) = self.by_recording.get(recording_id) else {
             return; // cancelled meanwhile; the recording layer already got Discarded
         };
-        let Some(req) = self.pending_requests.remove(&dialog_id) else {
+        let Some((req, received_at)) = self.pending_requests.remove(&dialog_id) else {
             return;
         };
         let Some(dialog) = self.dialogs.get(&dialog_id) else {
@@ -572,6 +580,9 @@ impl Uas {
                 let resp = self.invite_ok(&req, dialog_id, &local_tag, true);
                 let bytes = resp.to_bytes();
                 self.finish_tx(now, &key, bytes.clone(), true);
+                let flow = self.dialogs[&dialog_id].flow;
+                let sdp = self.dialogs[&dialog_id].media.answer_sdp.clone();
+                self.log_response(&req, flow, received_at, now, 200, &local_tag, Some(sdp));
                 let cseq = req.cseq;
                 let dialog = self.dialogs.get_mut(&dialog_id).expect("checked above");
                 dialog.state = DialogState::AwaitingAck;
@@ -607,6 +618,7 @@ impl Uas {
                 resp.headers.extend(headers);
                 let bytes = resp.to_bytes();
                 self.finish_tx(now, &key, bytes.clone(), false);
+                self.log_response(&req, flow, received_at, now, code, &local_tag, None);
                 self.transmit(flow, bytes);
             }
         }
@@ -683,7 +695,7 @@ impl Uas {
             .find(|(_, d)| d.invite_tx == invite_key)
             .map(|(id, _)| *id);
         let Some(dialog_id) = dialog_id else { return };
-        let Some(invite) = self.pending_requests.remove(&dialog_id) else {
+        let Some((invite, received_at)) = self.pending_requests.remove(&dialog_id) else {
             return;
         };
         let local_tag = self.dialogs[&dialog_id].local_tag.clone();
@@ -692,6 +704,15 @@ impl Uas {
         self.remove_dialog(dialog_id);
         let bytes = self.response(&invite, 487, Some(&local_tag)).to_bytes();
         self.finish_tx(now, &invite_key, bytes.clone(), false);
+        self.log_response(
+            &invite,
+            invite_flow,
+            received_at,
+            now,
+            487,
+            &local_tag,
+            None,
+        );
         self.transmit(invite_flow, bytes);
         self.emit(RecordingEvent::Discarded { recording_id });
     }
@@ -725,6 +746,10 @@ impl Uas {
         if dialog.state == DialogState::AwaitingAck {
             dialog.state = DialogState::Confirmed;
         }
+        let flow = dialog.flow;
+        let log = TransactionRecord::incoming(&req, TransactionEvent::InAck, flow, now);
+        self.outputs.push_back(Output::Transaction(Box::new(log)));
+        let dialog = self.dialogs.get_mut(&dialog_id).expect("indexed");
         if std::mem::take(&mut dialog.expect_answer_in_ack)
             && !req.body.is_empty()
             && let Ok(answer) = parse_offer(&req.body)
@@ -900,6 +925,8 @@ impl Uas {
         dialog.expect_answer_in_ack = media.is_none();
         let resp = self.invite_ok(&req, dialog_id, &local_tag, true);
         let bytes = resp.to_bytes();
+        let sdp = self.dialogs[&dialog_id].media.answer_sdp.clone();
+        self.log_response(&req, flow, now, now, 200, &local_tag, Some(sdp));
         self.server_txs.insert(
             key.clone(),
             ServerTx {
@@ -951,41 +978,13 @@ impl Uas {
                 if let Some(t) = self.dialogs[&dialog_id].session_timer {
                     headers.push(("Session-Expires".to_string(), t.header_value()));
                 }
-                let body =
-                    media.map(|m| ("application/sdp".to_string(), Bytes::from(m.answer_sdp)));
-                self.reply(
-                    now,
-                    &req,
-                    flow,
-                    &key,
-                    200,
-                    Some(&local_tag),
-                    headers.clone(),
-                );
-                if let Some(body) = body {
-                    // reply() cached a body-less 200; replace it with the one carrying the answer.
-                    let mut resp = self.response(&req, 200, Some(&local_tag));
-                    resp.headers.extend(headers);
-                    resp.body = Some(body);
-                    let bytes = resp.to_bytes();
-                    self.replace_last_sent(&key, flow, bytes);
-                }
+                let body = media.map(|m| Bytes::from(m.answer_sdp));
+                self.reply_with(now, &req, flow, &key, 200, Some(&local_tag), headers, body);
                 self.restart_session_timer(now, dialog_id);
             }
             Err((code, headers)) => {
                 self.reply(now, &req, flow, &key, code, Some(&local_tag), headers)
             }
-        }
-    }
-
-    /// Replace the response just queued for `key` (same flow) by `bytes`.
-    fn replace_last_sent(&mut self, key: &TxKey, flow: Flow, bytes: Bytes) {
-        if let Some(Output::Transmit { data, .. }) = self.outputs.back_mut() {
-            *data = bytes.clone();
-        }
-        if let Some(tx) = self.server_txs.get_mut(key) {
-            tx.last_response = Some(bytes);
-            tx.flow = flow;
         }
     }
 
@@ -999,6 +998,7 @@ impl Uas {
         let Some(tx) = self.client_txs.remove(&branch) else {
             return;
         };
+        self.log_client(&tx, resp.code, now);
         if tx.method == Method::Update
             && let Some(dialog_id) = tx.dialog
             && let Some(dialog) = self.dialogs.get_mut(&dialog_id)
@@ -1036,12 +1036,13 @@ impl Uas {
             let local_tag = dialog.local_tag.clone();
             let recording_id = dialog.recording_id.clone();
             let flow = dialog.flow;
-            if let Some(invite) = self.pending_requests.remove(&dialog_id) {
+            if let Some((invite, received_at)) = self.pending_requests.remove(&dialog_id) {
                 let mut resp = self.response(&invite, 503, Some(&local_tag));
                 resp.headers
                     .push(("Retry-After".into(), self.cfg.retry_after_secs.to_string()));
                 let bytes = resp.to_bytes();
                 self.finish_tx(now, &key, bytes.clone(), false);
+                self.log_response(&invite, flow, received_at, now, 503, &local_tag, None);
                 self.transmit(flow, bytes);
             }
             self.remove_dialog(dialog_id);
@@ -1081,6 +1082,23 @@ impl Uas {
         if method == Method::Update {
             dialog.update_in_flight = true;
         }
+        let log = TransactionRecord {
+            event: TransactionEvent::OutBye,
+            method: method.as_str().to_string(),
+            call_id: dialog.call_id.clone(),
+            cseq: dialog.local_cseq,
+            from_uri: request.from.clone(),
+            to_uri: request.to.clone(),
+            flow,
+            via: None,
+            local_tag: Some(dialog.local_tag.clone()),
+            remote_tag: Some(dialog.remote_tag.clone()),
+            sdp_in: None,
+            sdp_out: None,
+            code: None,
+            request_at: now,
+            response_at: None,
+        };
         self.client_txs.insert(
             branch.clone(),
             ClientTx {
@@ -1089,6 +1107,7 @@ impl Uas {
                 interval: self.cfg.t1,
                 dialog: Some(dialog_id),
                 method,
+                log,
             },
         );
         if !flow.is_reliable() {
@@ -1205,13 +1224,27 @@ impl Uas {
                 self.transmit(flow, bytes);
             }
             Timer::ClientTimeout { branch } => {
-                if let Some(tx) = self.client_txs.remove(&branch)
-                    && let Some(d) = tx.dialog.and_then(|id| self.dialogs.get_mut(&id))
-                {
+                let Some(tx) = self.client_txs.remove(&branch) else {
+                    return;
+                };
+                // No response within 64*T1: as if 408 (RFC 3261 §8.1.3.1).
+                self.log_client(&tx, 408, now);
+                if let Some(d) = tx.dialog.and_then(|id| self.dialogs.get_mut(&id)) {
                     d.update_in_flight = false;
                 }
             }
         }
+    }
+
+    /// Report a request the recorder sent (BYE) once it is answered or timed out.
+    fn log_client(&mut self, tx: &ClientTx, code: u16, now: Instant) {
+        if tx.method != Method::Bye {
+            return;
+        }
+        let mut log = tx.log.clone();
+        log.code = Some(code);
+        log.response_at = Some(now);
+        self.outputs.push_back(Output::Transaction(Box::new(log)));
     }
 
     fn arm_2xx_timers(&mut self, now: Instant, dialog: DialogId, cseq: u32, flow: Flow) {
@@ -1287,6 +1320,22 @@ impl Uas {
         to_tag: Option<&str>,
         headers: Vec<(String, String)>,
     ) {
+        self.reply_with(now, req, flow, key, code, to_tag, headers, None);
+    }
+
+    /// [`Self::reply`] with an SDP body.
+    #[allow(clippy::too_many_arguments)]
+    fn reply_with(
+        &mut self,
+        now: Instant,
+        req: &SipRequest,
+        flow: Flow,
+        key: &TxKey,
+        code: u16,
+        to_tag: Option<&str>,
+        headers: Vec<(String, String)>,
+        body: Option<Bytes>,
+    ) {
         let generated;
         let tag = match to_tag {
             Some(t) => Some(t),
@@ -1298,7 +1347,16 @@ impl Uas {
         };
         let mut resp = self.response(req, code, tag);
         resp.headers.extend(headers);
+        if let Some(sdp) = &body {
+            resp.body = Some(("application/sdp".to_string(), sdp.clone()));
+        }
         let bytes = resp.to_bytes();
+        let mut log = TransactionRecord::incoming(req, event_for(req, code), flow, now);
+        log.local_tag = tag.map(str::to_string).or(log.local_tag);
+        log.sdp_out = body.map(|b| String::from_utf8_lossy(&b).into_owned());
+        log.code = Some(code);
+        log.response_at = Some(now);
+        self.outputs.push_back(Output::Transaction(Box::new(log)));
         let invite_failure = key.invite && code >= 300;
         self.server_txs.insert(
             key.clone(),
@@ -1323,6 +1381,26 @@ impl Uas {
             .schedule(now + self.cfg.t1 * 64, Timer::ExpireTx { tx: key.clone() });
         self.count_response(code);
         self.transmit(flow, bytes);
+    }
+
+    /// Report a final response sent outside [`Self::reply_with`] (INVITE 2xx, 487, late 5xx).
+    #[allow(clippy::too_many_arguments)]
+    fn log_response(
+        &mut self,
+        req: &SipRequest,
+        flow: Flow,
+        request_at: Instant,
+        now: Instant,
+        code: u16,
+        local_tag: &str,
+        sdp_out: Option<String>,
+    ) {
+        let mut log = TransactionRecord::incoming(req, event_for(req, code), flow, request_at);
+        log.local_tag = Some(local_tag.to_string());
+        log.sdp_out = sdp_out;
+        log.code = Some(code);
+        log.response_at = Some(now);
+        self.outputs.push_back(Output::Transaction(Box::new(log)));
     }
 
     fn response(&self, req: &SipRequest, code: u16, to_tag: Option<&str>) -> OutgoingResponse {

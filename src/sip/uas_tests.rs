@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::Transport;
 use crate::sip::message::{SipMessage, SipResponse, parse_message};
+use crate::sip::transaction_log::{TransactionEvent, TransactionRecord};
 use std::net::{IpAddr, Ipv4Addr};
 
 const T1: Duration = Duration::from_millis(500);
@@ -40,6 +41,7 @@ struct Harness {
     flow: Flow,
     sent: Vec<(Flow, Bytes)>,
     events: Vec<RecordingEvent>,
+    transactions: Vec<TransactionRecord>,
 }
 
 fn sdp(version: u32, direction: &str) -> String {
@@ -109,6 +111,7 @@ impl Harness {
             flow: udp_flow(),
             sent: vec![],
             events: vec![],
+            transactions: vec![],
         }
     }
 
@@ -117,6 +120,7 @@ impl Harness {
             match out {
                 Output::Transmit { flow, data } => self.sent.push((flow, data)),
                 Output::Recording(e) => self.events.push(e),
+                Output::Transaction(t) => self.transactions.push(*t),
             }
         }
     }
@@ -824,4 +828,75 @@ fn garbage_never_disturbs_an_active_recording() {
             ..
         }]
     ));
+}
+
+#[test]
+fn every_transaction_is_reported_for_the_edr_log() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    h.establish(&mut call);
+    call.cseq = 2;
+    h.input(&call.request(
+        "INVITE",
+        "t2",
+        "",
+        Some(("application/sdp", &sdp(2, "inactive"))),
+    ));
+    h.input(&call.request("ACK", "t2a", "", None));
+    call.cseq = 3;
+    h.input(&call.request("BYE", "t3", "", None));
+    h.input(&Call::new(7).request("BYE", "t4", "", None).replace(
+        "To: <sip:record@127.0.0.1>",
+        "To: <sip:record@127.0.0.1>;tag=nope",
+    ));
+    let c5 = Call::new(5);
+    h.input(&c5.request(
+        "INVITE",
+        "t5",
+        "",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
+    h.input(&c5.request("CANCEL", "t5", "", None));
+    let seen: Vec<(TransactionEvent, Option<u16>)> =
+        h.transactions.iter().map(|t| (t.event, t.code)).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (TransactionEvent::InInvite, Some(200)),
+            (TransactionEvent::InAck, None),
+            (TransactionEvent::InReinvite, Some(200)),
+            (TransactionEvent::InAck, None),
+            (TransactionEvent::InBye, Some(200)),
+            (TransactionEvent::InByeUnknown, Some(481)),
+            (TransactionEvent::InCancel, Some(200)),
+            (TransactionEvent::InInvite, Some(487)),
+        ]
+    );
+    let invite = &h.transactions[0];
+    assert!(invite.sdp_in.as_deref().unwrap().contains("m=audio 30000"));
+    assert!(invite.sdp_out.as_deref().unwrap().contains("a=recvonly"));
+    assert_eq!(
+        invite.via.as_ref().and_then(|v| v.branch.as_deref()),
+        Some("z9hG4bKinvft1")
+    );
+    assert_eq!(invite.remote_tag.as_deref(), Some("ft1"));
+    assert!(invite.local_tag.is_some());
+}
+
+#[test]
+fn a_bye_the_recorder_sends_is_reported_with_its_answer_or_408() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    let id = h.establish(&mut call);
+    h.transactions.clear();
+    h.uas.stop_recording(h.now, &id, EndReason::Shutdown);
+    h.collect();
+    assert!(
+        h.transactions.is_empty(),
+        "reported when it ends, not when sent"
+    );
+    h.advance(T1 * 64);
+    let seen: Vec<(TransactionEvent, Option<u16>)> =
+        h.transactions.iter().map(|t| (t.event, t.code)).collect();
+    assert_eq!(seen, vec![(TransactionEvent::OutBye, Some(408))]);
 }
