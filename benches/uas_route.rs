@@ -86,6 +86,9 @@ fn drain(uas: &mut Uas) -> (Option<String>, Option<String>) {
                 }
                 black_box(data);
             }
+            Output::Transaction(t) => {
+                black_box(t);
+            }
             Output::Recording(e) => {
                 black_box(e);
             }
