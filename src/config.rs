@@ -140,6 +140,11 @@ pub struct LimitsConfig {
     pub max_sessions: usize,
     /// `Retry-After` seconds on 503. Default 5.
     pub retry_after_secs: u32,
+    /// Refuse new recordings (503) once the recordings disk is this full, in percent.
+    /// Default 95.
+    pub disk_high_watermark_percent: u8,
+    /// Take recordings again once usage is back below this. Default 90.
+    pub disk_low_watermark_percent: u8,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -251,6 +256,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_sessions: 10000,
             retry_after_secs: 5,
+            disk_high_watermark_percent: 95,
+            disk_low_watermark_percent: 90,
         }
     }
 }
@@ -516,6 +523,8 @@ struct HttpFile {
 struct LimitsFile {
     max_sessions: Option<usize>,
     retry_after_secs: Option<u32>,
+    disk_high_watermark_percent: Option<u8>,
+    disk_low_watermark_percent: Option<u8>,
 }
 
 #[derive(Deserialize)]
@@ -711,6 +720,14 @@ impl Config {
                     let f: LimitsFile = section(text, name, value)?;
                     merge!(c.limits.max_sessions, f.max_sessions);
                     merge!(c.limits.retry_after_secs, f.retry_after_secs);
+                    merge!(
+                        c.limits.disk_high_watermark_percent,
+                        f.disk_high_watermark_percent
+                    );
+                    merge!(
+                        c.limits.disk_low_watermark_percent,
+                        f.disk_low_watermark_percent
+                    );
                 }
                 "shutdown" => {
                     let f: ShutdownFile = section(text, name, value)?;
@@ -791,6 +808,18 @@ impl Config {
         self.validate_cdr()?;
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
+        }
+        if self.limits.disk_high_watermark_percent > 100 {
+            return Err(invalid(
+                "limits.disk_high_watermark_percent",
+                "must be at most 100",
+            ));
+        }
+        if self.limits.disk_low_watermark_percent > self.limits.disk_high_watermark_percent {
+            return Err(invalid(
+                "limits.disk_low_watermark_percent",
+                "must not be above limits.disk_high_watermark_percent",
+            ));
         }
         if self.limits.retry_after_secs > 86_400 {
             return Err(invalid(

@@ -5,7 +5,9 @@
 //! `server` wires them together.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod config;
+pub mod disk;
 pub mod logging;
 pub mod media;
 pub mod net;
@@ -14,3 +16,4 @@ pub mod sdp;
 pub mod server;
 pub mod sip;
 pub mod siprec;
+pub mod telemetry;

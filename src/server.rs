@@ -1,5 +1,6 @@
 //! Wiring: listeners, the SIP core task, recording tasks, signals and graceful shutdown.
 
+use crate::api::{ApiCommand, ApiState};
 use crate::config::{Config, Transport};
 use crate::net::stream::{StreamSettings, StreamState, serve_tcp};
 use crate::net::{Inbound, Transmitter, udp};
@@ -9,6 +10,7 @@ use crate::recording::writer::{WavWriterPool, WriterConfig};
 use crate::sdp::{AnswerConfig, PortPool};
 use crate::sip::message::Limits;
 use crate::sip::uas::{Output, Uas, UasConfig};
+use crate::telemetry::Telemetry;
 use dashmap::DashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -50,6 +52,15 @@ pub async fn run(config: Config) -> Result<(), Error> {
             "recordings recovered after an unclean stop"
         );
     }
+    let telemetry = Arc::new(Telemetry::default());
+    std::fs::create_dir_all(&config.recording.dir)
+        .map_err(|e| format!("recording.dir {}: {e}", config.recording.dir.display()))?;
+    crate::disk::check(
+        &config.recording.dir,
+        &telemetry,
+        config.limits.disk_high_watermark_percent,
+        config.limits.disk_low_watermark_percent,
+    );
     let connections = Arc::new(DashMap::new());
     let stream_state = StreamState::new(connections.clone());
     let shutdown = CancellationToken::new();
@@ -132,18 +143,47 @@ pub async fn run(config: Config) -> Result<(), Error> {
             pause_policy: config.media.pause_policy,
             media_timeout: Duration::from_secs(config.media.media_timeout_secs),
             writer: writer.handle(),
+            telemetry: telemetry.clone(),
         },
         reports_tx,
     );
     let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (api_tx, api_rx) = mpsc::unbounded_channel();
+    let http = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|e| format!("cannot bind http.listen {}: {e}", config.http.listen))?;
+    let app = crate::api::router(ApiState {
+        telemetry: telemetry.clone(),
+        commands: api_tx,
+    });
+    let http_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let served = axum::serve(http, app)
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    });
+    tokio::spawn(watch_disk(
+        config.recording.dir.clone(),
+        telemetry.clone(),
+        config.limits.disk_high_watermark_percent,
+        config.limits.disk_low_watermark_percent,
+        shutdown.clone(),
+    ));
     tracing::info!(listeners = ?bound, %media_ip, rtp_ports = %format!("{}-{}", config.media.rtp_port_min, config.media.rtp_port_max), "sip-recorder running");
     let core = tokio::spawn(run_core(
         uas,
-        inbound_rx,
-        reports_rx,
-        control_rx,
-        transmitter,
-        recordings,
+        CoreIo {
+            inbound: inbound_rx,
+            reports: reports_rx,
+            control: control_rx,
+            api: api_rx,
+            transmitter,
+            recordings,
+            telemetry,
+        },
     ));
     wait_for_shutdown(
         control_tx,
@@ -232,16 +272,41 @@ async fn wait_for_shutdown(
     Ok(())
 }
 
+/// Everything the SIP core task talks to.
+struct CoreIo {
+    inbound: mpsc::Receiver<Inbound>,
+    reports: mpsc::UnboundedReceiver<RecordingReport>,
+    control: mpsc::UnboundedReceiver<Control>,
+    api: mpsc::UnboundedReceiver<ApiCommand>,
+    transmitter: Transmitter,
+    recordings: RecordingTasks,
+    telemetry: Arc<Telemetry>,
+}
+
+/// Re-check the recordings disk every second (SPEC §7 watermarks).
+async fn watch_disk(
+    dir: std::path::PathBuf,
+    telemetry: Arc<Telemetry>,
+    high: u8,
+    low: u8,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let (dir, t) = (dir.clone(), telemetry.clone());
+        let _ = tokio::task::spawn_blocking(move || crate::disk::check(&dir, &t, high, low)).await;
+    }
+}
+
 /// The SIP core task: owns the sans-IO [`Uas`], feeds it inputs and the clock, and carries
 /// out what it asks for.
-async fn run_core(
-    mut uas: Uas,
-    mut inbound: mpsc::Receiver<Inbound>,
-    mut reports: mpsc::UnboundedReceiver<RecordingReport>,
-    mut control: mpsc::UnboundedReceiver<Control>,
-    transmitter: Transmitter,
-    mut recordings: RecordingTasks,
-) {
+async fn run_core(mut uas: Uas, mut io: CoreIo) {
+    use std::sync::atomic::Ordering;
+    let mut publish = tokio::time::interval(Duration::from_secs(1));
     loop {
         let deadline = uas.poll_timeout();
         let sleep = async {
@@ -250,19 +315,20 @@ async fn run_core(
                 None => std::future::pending().await,
             }
         };
+        uas.set_disk_full(io.telemetry.disk_full.load(Ordering::Relaxed));
         tokio::select! {
-            Some(msg) = inbound.recv() => {
+            Some(msg) = io.inbound.recv() => {
                 tracing::trace!(remote = %msg.flow.remote, bytes = msg.data.len(), "SIP message in");
                 uas.handle_input(Instant::now(), msg.data, msg.flow);
                 // Take what else is queued in one go: fewer wake-ups under load.
                 for _ in 0..64 {
-                    match inbound.try_recv() {
+                    match io.inbound.try_recv() {
                         Ok(msg) => uas.handle_input(Instant::now(), msg.data, msg.flow),
                         Err(_) => break,
                     }
                 }
             }
-            Some(report) = reports.recv() => match report {
+            Some(report) = io.reports.recv() => match report {
                 RecordingReport::Prepared { recording_id, result } => {
                     uas.recording_prepared(Instant::now(), &recording_id, result)
                 }
@@ -270,19 +336,40 @@ async fn run_core(
                     uas.stop_recording(Instant::now(), &recording_id, reason)
                 }
             },
-            Some(cmd) = control.recv() => match cmd {
-                Control::Drain => uas.start_drain(),
+            Some(cmd) = io.control.recv() => match cmd {
+                Control::Drain => {
+                    io.telemetry.draining.store(true, Ordering::Relaxed);
+                    uas.start_drain()
+                }
                 Control::StopAll => uas.stop_all(Instant::now(), EndReason::Shutdown),
             },
+            Some(cmd) = io.api.recv() => match cmd {
+                ApiCommand::Stop { recording_id } => {
+                    tracing::info!(recording_id, "recording stopped through the API");
+                    uas.stop_recording(Instant::now(), &recording_id, EndReason::Shutdown)
+                }
+            },
+            _ = publish.tick() => {
+                io.telemetry.set_responses(&uas.stats().responses_by_code);
+                io.telemetry.active_sessions.store(uas.active_sessions() as u64, Ordering::Relaxed);
+                io.telemetry.free_rtp_ports.store(uas.free_rtp_ports() as u64, Ordering::Relaxed);
+            }
             _ = sleep => uas.handle_timeout(Instant::now()),
         }
         while let Some(out) = uas.poll_output() {
             match out {
                 Output::Transmit { flow, data } => {
                     tracing::trace!(remote = %flow.remote, bytes = data.len(), "SIP message out");
-                    transmitter.send(&flow, data)
+                    io.transmitter.send(&flow, data)
                 }
-                Output::Recording(event) => recordings.dispatch(event),
+                Output::Recording(event) => {
+                    if let crate::sip::uas::RecordingEvent::Established { .. } = event {
+                        io.telemetry
+                            .recordings_started
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    io.recordings.dispatch(event)
+                }
                 Output::Transaction(record) => {
                     tracing::debug!(event = ?record.event, call_id = record.call_id, code = ?record.code, "SIP transaction");
                 }
@@ -294,5 +381,5 @@ async fn run_core(
     }
     // Let the last BYEs leave before the sockets close.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    recordings.join_all().await;
+    io.recordings.join_all().await;
 }

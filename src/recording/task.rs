@@ -34,6 +34,7 @@ pub struct RecordingSettings {
     pub pause_policy: PausePolicy,
     pub media_timeout: Duration,
     pub writer: WriterHandle,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// A recording task's report back to the SIP layer.
@@ -249,6 +250,7 @@ impl RecordingTask {
                 },
                 Some(block) = blocks.recv() => self.take_block(block),
                 _ = media_check.tick() => {
+                    self.publish();
                     if !timeout_reported && self.media_timed_out(Instant::now()) {
                         timeout_reported = true;
                         tracing::warn!(recording_id, timeout_secs = self.settings.media_timeout.as_secs(), "no RTP: ending recording");
@@ -426,7 +428,20 @@ impl RecordingTask {
                 stream.remote = n.remote_addr;
             }
         }
+        self.write_and_publish().await;
+    }
+
+    async fn write_and_publish(&self) {
         write_document(&self.dir, self.session.document()).await;
+        self.publish();
+    }
+
+    fn publish(&self) {
+        if let Ok(doc) = serde_json::to_value(self.session.document()) {
+            self.settings
+                .telemetry
+                .publish_active(&self.recording_id, doc);
+        }
     }
 
     /// SPEC §5: no RTP on any receiving stream for `media_timeout`; paused streams exempt.
@@ -503,6 +518,10 @@ impl RecordingTask {
         }
         self.session.end(reason, OffsetDateTime::now_utc());
         write_document(&self.dir, self.session.document()).await;
+        self.settings.telemetry.publish_ended(
+            &self.recording_id,
+            serde_json::to_value(self.session.document()).ok(),
+        );
     }
 
     /// Cancelled before it was answered: nothing of it is kept.
@@ -523,6 +542,9 @@ impl RecordingTask {
             tracing::warn!(recording_id = self.recording_id, error = %e, "cannot remove discarded recording");
         }
         remove_empty_parents(&self.dir, &self.settings.recordings_dir).await;
+        self.settings
+            .telemetry
+            .publish_ended(&self.recording_id, None);
     }
 }
 

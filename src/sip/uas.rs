@@ -199,6 +199,8 @@ pub struct Uas {
     timers: TimerQueue<Timer>,
     outputs: VecDeque<Output>,
     draining: bool,
+    /// The recordings disk is above its high watermark.
+    disk_full: bool,
     stats: UasStats,
 }
 
@@ -238,6 +240,7 @@ impl Uas {
             timers: TimerQueue::default(),
             outputs: VecDeque::new(),
             draining: false,
+            disk_full: false,
             stats: UasStats::default(),
         }
     }
@@ -264,6 +267,11 @@ impl Uas {
 
     pub fn is_draining(&self) -> bool {
         self.draining
+    }
+
+    /// While set, new recordings get 503 (SPEC §7 disk watermarks).
+    pub fn set_disk_full(&mut self, full: bool) {
+        self.disk_full = full;
     }
 
     /// Stop taking new recordings (SIGTERM): INVITE and OPTIONS get 503 from now on.
@@ -388,7 +396,7 @@ impl Uas {
     /// `Some(headers)` when new sessions must be refused with 503.
     fn admission_refusal(&self) -> Option<Vec<(String, String)>> {
         let full = self.dialogs.len() >= self.cfg.max_sessions || self.pool.available() == 0;
-        (self.draining || full).then(|| {
+        (self.draining || full || self.disk_full).then(|| {
             vec![(
                 "Retry-After".to_string(),
                 self.cfg.retry_after_secs.to_string(),

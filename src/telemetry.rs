@@ -1,0 +1,120 @@
+//! What the running recorder knows about itself, shared between the SIP core, the recording
+//! tasks and the HTTP API: counters, the active recordings' documents, and flags that drive
+//! admission (draining, disk full).
+
+use dashmap::DashMap;
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// How many ended recordings `GET /api/v1/recordings` keeps showing.
+const RECENT: usize = 100;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RtpCounters {
+    pub received: u64,
+    pub lost: u64,
+    pub late: u64,
+}
+
+#[derive(Default)]
+pub struct Telemetry {
+    pub draining: AtomicBool,
+    pub disk_full: AtomicBool,
+    pub disk_used_percent: AtomicU64,
+    pub disk_free_bytes: AtomicU64,
+    pub active_sessions: AtomicU64,
+    pub free_rtp_ports: AtomicU64,
+    pub recordings_started: AtomicU64,
+    responses: Mutex<BTreeMap<u16, u64>>,
+    /// recording.json of every active recording, by recording id.
+    active: DashMap<String, Value>,
+    recent: Mutex<VecDeque<Value>>,
+    /// RTP counters of ended recordings by codec (active ones are summed at render time).
+    rtp_ended: Mutex<BTreeMap<String, RtpCounters>>,
+}
+
+impl Telemetry {
+    pub fn set_responses(&self, by_code: &std::collections::HashMap<u16, u64>) {
+        if let Ok(mut r) = self.responses.lock() {
+            r.clear();
+            r.extend(by_code.iter().map(|(k, v)| (*k, *v)));
+        }
+    }
+
+    pub fn responses(&self) -> BTreeMap<u16, u64> {
+        self.responses.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    pub fn publish_active(&self, recording_id: &str, document: Value) {
+        self.active.insert(recording_id.to_string(), document);
+    }
+
+    /// A recording ended (or was discarded, `document = None`): move it to the recent list.
+    pub fn publish_ended(&self, recording_id: &str, document: Option<Value>) {
+        self.active.remove(recording_id);
+        let Some(doc) = document else { return };
+        if let Ok(mut totals) = self.rtp_ended.lock() {
+            add_rtp(&mut totals, &doc);
+        }
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(doc);
+        }
+    }
+
+    pub fn recording(&self, recording_id: &str) -> Option<Value> {
+        if let Some(doc) = self.active.get(recording_id) {
+            return Some(doc.clone());
+        }
+        let recent = self.recent.lock().ok()?;
+        recent
+            .iter()
+            .rev()
+            .find(|d| d["recording_id"] == recording_id)
+            .cloned()
+    }
+
+    /// Active recordings first, then the most recent ended ones.
+    pub fn recordings(&self) -> (Vec<Value>, Vec<Value>) {
+        let active = self.active.iter().map(|e| e.value().clone()).collect();
+        let recent = self
+            .recent
+            .lock()
+            .map(|r| r.iter().rev().cloned().collect())
+            .unwrap_or_default();
+        (active, recent)
+    }
+
+    pub fn active_recordings(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn rtp_by_codec(&self) -> BTreeMap<String, RtpCounters> {
+        let mut totals = self.rtp_ended.lock().map(|t| t.clone()).unwrap_or_default();
+        for doc in self.active.iter() {
+            add_rtp(&mut totals, doc.value());
+        }
+        totals
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+fn add_rtp(totals: &mut BTreeMap<String, RtpCounters>, doc: &Value) {
+    let Some(streams) = doc["streams"].as_array() else {
+        return;
+    };
+    for s in streams {
+        let codec = s["codec"].as_str().unwrap_or("unknown").to_string();
+        let t = totals.entry(codec).or_default();
+        t.received += s["packets_received"].as_u64().unwrap_or(0);
+        t.lost += s["packets_lost"].as_u64().unwrap_or(0);
+        t.late += s["packets_late"].as_u64().unwrap_or(0);
+    }
+}
