@@ -91,6 +91,14 @@ pub struct SipConfig {
     pub max_connections_per_source: usize,
     /// `Server` header value; `None` → no header. Default `Some("sip-recorder")`.
     pub server_header: Option<String>,
+    /// PEM certificate chain for `tls:` listeners (required when one is configured).
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM private key for `tls:` listeners.
+    pub tls_private_key: Option<PathBuf>,
+    /// PEM CA bundle: when set, TLS clients must present a certificate it signed.
+    pub tls_client_ca: Option<PathBuf>,
+    /// A TLS handshake not done within this is dropped. Default 10 s.
+    pub tls_handshake_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -209,6 +217,10 @@ impl Default for SipConfig {
             max_connections: 1024,
             max_connections_per_source: 64,
             server_header: Some("sip-recorder".to_owned()),
+            tls_certificate: None,
+            tls_private_key: None,
+            tls_client_ca: None,
+            tls_handshake_timeout_secs: 10,
         }
     }
 }
@@ -480,6 +492,11 @@ struct SipFile {
     max_connections_per_source: Option<usize>,
     /// `""` → send no `Server` header.
     server_header: Option<String>,
+    /// `""` → none.
+    tls_certificate: Option<PathBuf>,
+    tls_private_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    tls_handshake_timeout_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -566,6 +583,17 @@ impl SipFile {
         if let Some(h) = self.server_header {
             c.server_header = (!h.is_empty()).then_some(h);
         }
+        let path = |p: PathBuf| (!p.as_os_str().is_empty()).then_some(p);
+        if let Some(p) = self.tls_certificate {
+            c.tls_certificate = path(p);
+        }
+        if let Some(p) = self.tls_private_key {
+            c.tls_private_key = path(p);
+        }
+        if let Some(p) = self.tls_client_ca {
+            c.tls_client_ca = path(p);
+        }
+        merge!(c.tls_handshake_timeout_secs, self.tls_handshake_timeout_secs);
     }
 }
 
@@ -845,6 +873,17 @@ impl Config {
             if s.listen[..i].contains(a) {
                 return Err(invalid("sip.listen", format!("{a} is listed twice")));
             }
+        }
+        if s.listen.iter().any(|l| l.transport == Transport::Tls) {
+            if s.tls_certificate.is_none() {
+                return Err(invalid("sip.tls_certificate", "a tls: listener needs a certificate"));
+            }
+            if s.tls_private_key.is_none() {
+                return Err(invalid("sip.tls_private_key", "a tls: listener needs a private key"));
+            }
+        }
+        if s.tls_handshake_timeout_secs == 0 {
+            return Err(invalid("sip.tls_handshake_timeout_secs", "must be at least 1"));
         }
         if s.max_message_size < MIN_MESSAGE_SIZE {
             return Err(invalid(
@@ -1197,6 +1236,10 @@ mod tests {
             max_connections = 8
             max_connections_per_source = 2
             server_header = ""
+            tls_certificate = "/etc/sip-recorder/cert.pem"
+            tls_private_key = "/etc/sip-recorder/key.pem"
+            tls_client_ca = ""
+            tls_handshake_timeout_secs = 3
             [media]
             rtp_port_min = 30000
             rtp_port_max = 30009
@@ -1383,6 +1426,7 @@ mod tests {
     fn each_override_replaces_the_file_value() {
         let mut c = parse(
             "[sip]\nlisten = [\"udp:1.1.1.1:5060\", \"tcp:1.1.1.1:5060\"]\n\
+             tls_certificate = \"/c.pem\"\ntls_private_key = \"/k.pem\"\n\
              [cdr]\nreceivers = [\"http://a/\", \"http://b/\"]\n",
         )
         .unwrap();

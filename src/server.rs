@@ -87,13 +87,13 @@ pub async fn run(config: Config) -> Result<(), Error> {
                 udp_sockets.push(Some(socket));
                 bound.push(format!("udp:{local}"));
             }
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
                 let tcp = TcpListener::bind(listen.addr)
                     .await
-                    .map_err(|e| format!("cannot bind SIP listener tcp:{}: {e}", listen.addr))?;
+                    .map_err(|e| format!("cannot bind SIP listener {listen}: {e}"))?;
                 let local = tcp.local_addr()?;
                 let settings = StreamSettings {
-                    transport: Transport::Tcp,
+                    transport: listen.transport,
                     listener,
                     advertised: advertised_addr(local, media_ip),
                     max_message_size: config.sip.max_message_size,
@@ -101,22 +101,21 @@ pub async fn run(config: Config) -> Result<(), Error> {
                     max_connections: config.sip.max_connections,
                     max_connections_per_source: config.sip.max_connections_per_source,
                 };
+                let tls = match listen.transport {
+                    Transport::Tls => Some(tls_setup(&config)?),
+                    _ => None,
+                };
                 tokio::spawn(serve_tcp(
                     tcp,
                     settings,
                     stream_state.clone(),
                     inbound_tx.clone(),
                     shutdown.clone(),
+                    tls,
                 ));
                 udp_sockets.push(None);
-                bound.push(format!("tcp:{local}"));
-            }
-            Transport::Tls => {
-                return Err(format!(
-                    "sip.listen: tls:{} is not supported by this build yet",
-                    listen.addr
-                )
-                .into());
+                let scheme = if listen.transport == Transport::Tls { "tls" } else { "tcp" };
+                bound.push(format!("{scheme}:{local}"));
             }
         }
     }
@@ -196,6 +195,17 @@ pub async fn run(config: Config) -> Result<(), Error> {
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
     tracing::info!("sip-recorder stopped");
     Ok(())
+}
+
+fn tls_setup(config: &Config) -> Result<crate::net::tls::TlsSetup, Error> {
+    let (Some(cert), Some(key)) = (&config.sip.tls_certificate, &config.sip.tls_private_key) else {
+        return Err("a tls: listener needs sip.tls_certificate and sip.tls_private_key".into());
+    };
+    let server = crate::net::tls::server_config(cert, key, config.sip.tls_client_ca.as_deref())?;
+    Ok(crate::net::tls::TlsSetup {
+        acceptor: tokio_rustls::TlsAcceptor::from(server),
+        handshake_timeout: Duration::from_secs(config.sip.tls_handshake_timeout_secs),
+    })
 }
 
 /// Our address as peers should see it: an unspecified listener IP is replaced by the

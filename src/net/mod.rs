@@ -2,6 +2,7 @@
 //! transmitter that sends what the sans-IO core produced.
 
 pub mod stream;
+pub mod tls;
 pub mod udp;
 
 use crate::sip::Flow;

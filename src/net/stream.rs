@@ -62,12 +62,14 @@ impl Drop for SourceSlot {
     }
 }
 
+/// Accept TCP connections (and, with `tls`, run the TLS handshake on them) and serve each.
 pub async fn serve_tcp(
     listener: TcpListener,
     settings: StreamSettings,
     state: StreamState,
     inbound: mpsc::Sender<Inbound>,
     shutdown: CancellationToken,
+    tls: Option<super::tls::TlsSetup>,
 ) {
     let limit = Arc::new(Semaphore::new(settings.max_connections));
     let mut backoff = Duration::from_millis(10);
@@ -109,8 +111,19 @@ pub async fn serve_tcp(
         let state = state.clone();
         let inbound = inbound.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(stream, remote, settings, state, inbound, shutdown).await;
+            match tls {
+                None => serve_connection(stream, remote, settings, state, inbound, shutdown).await,
+                Some(tls) => {
+                    // A bounded handshake: a peer that stalls it cannot hold a slot forever.
+                    match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, remote, settings, state, inbound, shutdown).await,
+                        Ok(Err(e)) => tracing::warn!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::warn!(%remote, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(slot);
             drop(permit);
         });
