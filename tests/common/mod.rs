@@ -7,6 +7,7 @@
 pub mod call;
 pub mod client;
 pub mod msg;
+pub mod rtp;
 pub mod sdp;
 
 // Re-exported for the test files; each uses a different subset.
