@@ -593,7 +593,10 @@ impl SipFile {
         if let Some(p) = self.tls_client_ca {
             c.tls_client_ca = path(p);
         }
-        merge!(c.tls_handshake_timeout_secs, self.tls_handshake_timeout_secs);
+        merge!(
+            c.tls_handshake_timeout_secs,
+            self.tls_handshake_timeout_secs
+        );
     }
 }
 
@@ -876,14 +879,23 @@ impl Config {
         }
         if s.listen.iter().any(|l| l.transport == Transport::Tls) {
             if s.tls_certificate.is_none() {
-                return Err(invalid("sip.tls_certificate", "a tls: listener needs a certificate"));
+                return Err(invalid(
+                    "sip.tls_certificate",
+                    "a tls: listener needs a certificate",
+                ));
             }
             if s.tls_private_key.is_none() {
-                return Err(invalid("sip.tls_private_key", "a tls: listener needs a private key"));
+                return Err(invalid(
+                    "sip.tls_private_key",
+                    "a tls: listener needs a private key",
+                ));
             }
         }
         if s.tls_handshake_timeout_secs == 0 {
-            return Err(invalid("sip.tls_handshake_timeout_secs", "must be at least 1"));
+            return Err(invalid(
+                "sip.tls_handshake_timeout_secs",
+                "must be at least 1",
+            ));
         }
         if s.max_message_size < MIN_MESSAGE_SIZE {
             return Err(invalid(

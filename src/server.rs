@@ -114,7 +114,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
                     tls,
                 ));
                 udp_sockets.push(None);
-                let scheme = if listen.transport == Transport::Tls { "tls" } else { "tcp" };
+                let scheme = if listen.transport == Transport::Tls {
+                    "tls"
+                } else {
+                    "tcp"
+                };
                 bound.push(format!("{scheme}:{local}"));
             }
         }
@@ -126,8 +130,11 @@ pub async fn run(config: Config) -> Result<(), Error> {
         PortPool::new(config.media.rtp_port_min, config.media.rtp_port_max),
         rand::random(),
     );
-    let writer = WavWriterPool::start(WriterConfig::default())
-        .map_err(|e| format!("cannot start the WAV writer: {e}"))?;
+    let writer = WavWriterPool::start(WriterConfig {
+        flush_interval: crate::recording::stream::FLUSH_INTERVAL,
+        ..WriterConfig::default()
+    })
+    .map_err(|e| format!("cannot start the WAV writer: {e}"))?;
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let recordings = RecordingTasks::new(
         RecordingSettings {

@@ -492,8 +492,28 @@ impl StreamTimeline {
     pub fn finish(&mut self, now: Instant, out: &mut Vec<i16>) {
         self.dtmf.close();
         let end = self.wall_position(now);
-        self.drain(end, out);
-        // What is left lies after `now` (a fast sender's clock): not part of the recording.
+        // Every buffered packet arrived before `now`; its RTP timestamp may still place it a
+        // little after `end` (its anchor is the first packet's arrival, jitter included).
+        // Such a packet belongs to the recording, but the file may not run more than one
+        // packet past the wall clock: what would is cut.
+        let limit = end + self.ptime();
+        while self.buf.front().is_some_and(|s| s.pos < limit) {
+            if let Some(slot) = self.buf.pop_front() {
+                self.emit(&slot, out);
+                self.pool.push(slot.payload);
+            }
+        }
+        if self.cursor > limit {
+            let excess = usize::try_from(self.cursor - limit)
+                .unwrap_or(0)
+                .min(out.len());
+            out.truncate(out.len() - excess);
+            self.cursor -= excess as i64;
+        }
+        if end > self.cursor {
+            self.silence(end - self.cursor, out);
+        }
+        // What is left lies further out (a fast sender's clock): not part of the recording.
         while let Some(slot) = self.buf.pop_front() {
             self.pool.push(slot.payload);
         }

@@ -501,14 +501,14 @@ fn drifting_sender(ppm_fast: i64) -> Rig {
 fn fast_sender_clock_keeps_wall_clock_length() {
     let rig = drifting_sender(5000); // 0.5 % fast: 2400 extra samples a minute
     let len = rig.out.len() as i64;
-    assert!((480_000..480_160).contains(&len), "{len}");
+    assert!((480_000..=480_160).contains(&len), "{len}");
 }
 
 #[test]
 fn slow_sender_clock_keeps_wall_clock_length() {
     let rig = drifting_sender(-5000);
     let len = rig.out.len() as i64;
-    assert!((480_000..480_160).contains(&len), "{len}");
+    assert!((480_000..=480_160).contains(&len), "{len}");
 }
 
 #[test]

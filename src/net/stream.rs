@@ -117,8 +117,13 @@ pub async fn serve_tcp(
                 None => serve_connection(stream, remote, settings, state, inbound, shutdown).await,
                 Some(tls) => {
                     // A bounded handshake: a peer that stalls it cannot hold a slot forever.
-                    match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, remote, settings, state, inbound, shutdown).await,
+                    match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, remote, settings, state, inbound, shutdown)
+                                .await
+                        }
                         Ok(Err(e)) => tracing::warn!(%remote, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::warn!(%remote, "TLS handshake timed out"),
                     }

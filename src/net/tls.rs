@@ -23,28 +23,44 @@ pub fn install_crypto_provider() {
 }
 
 /// Build the server configuration. Errors name the config key of the file at fault.
-pub fn server_config(certificate: &Path, private_key: &Path, client_ca: Option<&Path>) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn server_config(
+    certificate: &Path,
+    private_key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     install_crypto_provider();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| format!("sip.tls_certificate {}: {e}", certificate.display()))?;
     if certs.is_empty() {
-        return Err(format!("sip.tls_certificate {}: no certificate in the file", certificate.display()));
+        return Err(format!(
+            "sip.tls_certificate {}: no certificate in the file",
+            certificate.display()
+        ));
     }
-    let key = PrivateKeyDer::from_pem_file(private_key).map_err(|e| format!("sip.tls_private_key {}: {e}", private_key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(private_key)
+        .map_err(|e| format!("sip.tls_private_key {}: {e}", private_key.display()))?;
     let builder = rustls::ServerConfig::builder();
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("sip.tls_client_ca {}: {e}", ca.display()))? {
+            for cert in CertificateDer::pem_file_iter(ca)
+                .map_err(|e| format!("sip.tls_client_ca {}: {e}", ca.display()))?
+            {
                 let cert = cert.map_err(|e| format!("sip.tls_client_ca {}: {e}", ca.display()))?;
-                roots.add(cert).map_err(|e| format!("sip.tls_client_ca {}: {e}", ca.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("sip.tls_client_ca {}: {e}", ca.display()))?;
             }
-            let verifier = WebPkiClientVerifier::builder(Arc::new(roots)).build().map_err(|e| format!("sip.tls_client_ca {}: {e}", ca.display()))?;
+            let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .map_err(|e| format!("sip.tls_client_ca {}: {e}", ca.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let config = builder.with_single_cert(certs, key).map_err(|e| format!("sip.tls_private_key {}: {e}", private_key.display()))?;
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("sip.tls_private_key {}: {e}", private_key.display()))?;
     Ok(Arc::new(config))
 }

@@ -11,9 +11,13 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-/// How often finished PCM leaves the stream task. Short enough that files are at most
-/// ~1 s behind with the writer's flush, long enough to keep channel traffic tiny.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often finished PCM leaves the stream task. With the 60 ms reorder window and the
+/// writer's flush interval (`FLUSH_INTERVAL`) it bounds how far a file on disk trails the
+/// call: 100 + 60 + 800 ms < 1 s (SPEC §5).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Interval at which the WAV writer brings every open file up to date on disk.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(800);
 
 /// PCM and counters from a stream task.
 #[derive(Debug)]
@@ -211,6 +215,17 @@ impl StreamTask {
                             let _ = telephone_event;
                         }
                         Some(StreamControl::Stop) | None => {
+                            // Packets that came before the BYE may still sit in the socket.
+                            let mut drained = 0;
+                            while drained < 1024 {
+                                let Ok((len, from)) = self.sockets.rtp.try_recv_from(&mut buf) else { break };
+                                drained += 1;
+                                if filter.accept(from) && !crate::media::rtp::is_rtcp(&buf[..len])
+                                    && let Ok(packet) = RtpPacket::parse(&buf[..len])
+                                {
+                                    self.timeline.push(now, &packet);
+                                }
+                            }
                             self.timeline.finish(now, &mut out);
                             let _ = blocks.send(self.block(&mut out, last_packet, true));
                             return;
