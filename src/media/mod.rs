@@ -12,6 +12,7 @@ pub mod codec;
 pub mod dtmf;
 pub mod rtp;
 mod sequence;
+pub mod srtp;
 pub mod timeline;
 
 pub use codec::{Decoder, UnsupportedCodec};

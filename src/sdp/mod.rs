@@ -4,6 +4,7 @@
 
 mod answer;
 mod codec;
+pub mod crypto;
 mod offer;
 mod ports;
 #[cfg(test)]
