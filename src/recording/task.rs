@@ -202,7 +202,8 @@ impl RecordingTask {
         let prepared = self.prepare(blocks_tx).await;
         let recording_id = self.recording_id.clone();
         if let Err(e) = &prepared {
-            tracing::error!(recording_id, dir = %self.dir.display(), error = %e, "cannot create recording");
+            // Directory, file or RTP socket: the error says which.
+            tracing::error!(recording_id, dir = %self.dir.display(), error = %e, "cannot prepare recording");
             self.discard().await;
         }
         let failed = prepared.is_err();
@@ -268,7 +269,9 @@ impl RecordingTask {
         let media = self.initial_media.clone();
         let mut tasks = Vec::new();
         for (index, stream) in media.iter().enumerate() {
-            let sockets = bind_stream(self.settings.media_bind_ip, stream)?;
+            let sockets = bind_stream(self.settings.media_bind_ip, stream).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("RTP port {}: {e}", stream.local_port))
+            })?;
             let timeline = timeline_for(stream, self.settings.pause_policy, start)
                 .map_err(std::io::Error::other)?;
             let sample_rate = timeline.sample_rate();
