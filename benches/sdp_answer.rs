@@ -16,6 +16,7 @@ fn bench(c: &mut Criterion) {
     let cfg = AnswerConfig {
         media_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
         accept_video: false,
+        srtp: Default::default(),
     };
     let mut pool = PortPool::new(20000, 39999);
     c.bench_function("parse_offer cms", |b| {

@@ -24,6 +24,7 @@ fn config() -> UasConfig {
         answer: AnswerConfig {
             media_ip: "127.0.0.1".parse().unwrap(),
             accept_video: false,
+            srtp: Default::default(),
         },
     }
 }

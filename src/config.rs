@@ -42,6 +42,17 @@ pub enum PausePolicy {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum SrtpMode {
+    /// SRTP when offered with a supported suite, plain RTP otherwise.
+    Optional,
+    /// Plain RTP offers get 488.
+    Required,
+    /// SRTP offers are declined.
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MediaSource {
     /// Only from the SDP's address.
     Strict,
@@ -112,6 +123,8 @@ pub struct MediaConfig {
     pub media_ip: Option<IpAddr>,
     pub media_source: MediaSource,
     pub pause_policy: PausePolicy,
+    /// SDES-SRTP: `optional` (default), `required`, `off` (SPEC §4).
+    pub srtp: SrtpMode,
     /// Default 60.
     pub media_timeout_secs: u64,
 }
@@ -233,6 +246,7 @@ impl Default for MediaConfig {
             media_ip: None,
             media_source: MediaSource::Strict,
             pause_policy: PausePolicy::Silence,
+            srtp: SrtpMode::Optional,
             media_timeout_secs: 60,
         }
     }
@@ -507,6 +521,7 @@ struct MediaFile {
     media_ip: Option<MediaIpSetting>,
     media_source: Option<MediaSource>,
     pause_policy: Option<PausePolicy>,
+    srtp: Option<SrtpMode>,
     media_timeout_secs: Option<u64>,
 }
 
@@ -611,6 +626,7 @@ impl MediaFile {
         }
         merge!(c.media_source, self.media_source);
         merge!(c.pause_policy, self.pause_policy);
+        merge!(c.srtp, self.srtp);
         merge!(c.media_timeout_secs, self.media_timeout_secs);
     }
 }

@@ -240,6 +240,11 @@ fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
         retry_after_secs: config.limits.retry_after_secs,
         server_header: config.sip.server_header.clone(),
         answer: AnswerConfig {
+            srtp: match config.media.srtp {
+                crate::config::SrtpMode::Optional => crate::sdp::SrtpPolicy::Optional,
+                crate::config::SrtpMode::Required => crate::sdp::SrtpPolicy::Required,
+                crate::config::SrtpMode::Off => crate::sdp::SrtpPolicy::Off,
+            },
             media_ip,
             accept_video: false,
         },

@@ -58,6 +58,12 @@ pub struct StreamEntry {
     pub packets_late: u64,
     pub jitter_ms: f64,
     pub ssrcs: Vec<u32>,
+    /// Whether the stream arrives as SRTP, and with which suite (never the key).
+    pub encrypted: bool,
+    pub srtp_suite: Option<String>,
+    /// SRTP packets dropped because they failed authentication, and replays rejected.
+    pub srtp_auth_failures: u64,
+    pub srtp_replays: u64,
 }
 
 /// One RFC 4733 key press.
@@ -272,6 +278,13 @@ impl RecordingSession {
                     packets_late: old.map_or(0, |o| o.packets_late),
                     jitter_ms: old.map_or(0.0, |o| o.jitter_ms),
                     ssrcs: old.map(|o| o.ssrcs.clone()).unwrap_or_default(),
+                    encrypted: s.srtp.is_some(),
+                    srtp_suite: s
+                        .srtp
+                        .as_ref()
+                        .map(|k| k.remote.suite.sdp_name().to_string()),
+                    srtp_auth_failures: old.map_or(0, |o| o.srtp_auth_failures),
+                    srtp_replays: old.map_or(0, |o| o.srtp_replays),
                 }
             })
             .collect();
@@ -344,6 +357,7 @@ mod tests {
             offered_direction: Direction::SendOnly,
             answered_direction: direction,
             label: None,
+            srtp: None,
         };
         MediaSession {
             session_id: 1,

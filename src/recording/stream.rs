@@ -2,10 +2,12 @@
 //! [`StreamTimeline`], and hands finished PCM to its recording task a few times a second.
 
 use crate::config::{MediaSource, PausePolicy as ConfigPausePolicy};
+use crate::media::srtp::SrtpReceiver;
 use crate::media::{
     Decoder, DtmfEvent, PausePolicy, RtpPacket, StreamStats, StreamTimeline, TimelineConfig,
 };
 use crate::sdp::NegotiatedStream;
+use crate::sdp::crypto::CryptoAttribute;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -29,6 +31,9 @@ pub struct StreamBlock {
     pub dtmf: Vec<DtmfEvent>,
     /// When the last RTP packet was accepted, if any.
     pub last_packet: Option<Instant>,
+    /// SRTP packets dropped for failed authentication, and replays rejected.
+    pub srtp_auth_failures: u64,
+    pub srtp_replays: u64,
     /// The stream task ended; this is its last block.
     pub last: bool,
 }
@@ -44,6 +49,8 @@ pub enum StreamControl {
         codec: String,
         remote: Option<IpAddr>,
         telephone_event: Option<(u8, u32)>,
+        /// The sender's (possibly new) SRTP key.
+        srtp: Option<CryptoAttribute>,
     },
     /// Finish the timeline up to now and end.
     Stop,
@@ -151,6 +158,18 @@ pub struct StreamTask {
     pub remote: Option<IpAddr>,
     pub media_source: MediaSource,
     pub paused: bool,
+    /// Decrypts the sender's SRTP when the stream is `RTP/SAVP`.
+    pub srtp: Option<SrtpReceiver>,
+}
+
+/// Build the SRTP receiver for a negotiated stream (the offerer's key decrypts its media).
+pub fn srtp_for(stream: &NegotiatedStream) -> std::io::Result<Option<SrtpReceiver>> {
+    let Some(keys) = &stream.srtp else {
+        return Ok(None);
+    };
+    SrtpReceiver::new(keys.remote.suite, keys.remote.key_salt())
+        .map(Some)
+        .map_err(|e| std::io::Error::other(format!("SRTP key: {e}")))
 }
 
 impl StreamTask {
@@ -162,6 +181,7 @@ impl StreamTask {
         let mut filter = SourceFilter::new(self.remote, self.media_source);
         let mut buf = vec![0u8; 2048];
         let mut rtcp_buf = vec![0u8; 2048];
+        let mut plain = Vec::with_capacity(2048);
         let mut out: Vec<i16> = Vec::with_capacity(8192);
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -185,6 +205,16 @@ impl StreamTask {
                     if crate::media::rtp::is_rtcp(data) {
                         continue; // muxed RTCP: nothing in it changes the recording
                     }
+                    let data = match self.srtp.as_mut() {
+                        None => data,
+                        Some(srtp) => {
+                            // Failures are counted by the receiver; the call goes on.
+                            if srtp.unprotect_rtp(data, &mut plain).is_err() {
+                                continue;
+                            }
+                            &plain[..]
+                        }
+                    };
                     if let Ok(packet) = RtpPacket::parse(data) {
                         let now = Instant::now();
                         self.timeline.push(now, &packet);
@@ -200,7 +230,20 @@ impl StreamTask {
                     match cmd {
                         Some(StreamControl::Pause) => self.timeline.pause(now),
                         Some(StreamControl::Resume) => self.timeline.resume(now),
-                        Some(StreamControl::Renegotiated { payload_type, codec, remote, telephone_event }) => {
+                        Some(StreamControl::Renegotiated { payload_type, codec, remote, telephone_event, srtp }) => {
+                            match (srtp, self.srtp.as_mut()) {
+                                (Some(key), Some(receiver)) => {
+                                    // New keys on re-INVITE; the same key keeps the state.
+                                    if let Err(e) = receiver.rekey(key.suite, key.key_salt()) {
+                                        tracing::warn!(stream = self.index, error = %e, "SRTP re-key refused");
+                                    }
+                                }
+                                (Some(key), None) => match SrtpReceiver::new(key.suite, key.key_salt()) {
+                                    Ok(r) => self.srtp = Some(r),
+                                    Err(e) => tracing::warn!(stream = self.index, error = %e, "SRTP key refused"),
+                                },
+                                (None, _) => self.srtp = None,
+                            }
                             if remote != filter.expected_ip && remote.is_some_and(|ip| !ip.is_unspecified()) {
                                 filter = SourceFilter::new(remote, self.media_source);
                             }
@@ -220,9 +263,19 @@ impl StreamTask {
                             while drained < 1024 {
                                 let Ok((len, from)) = self.sockets.rtp.try_recv_from(&mut buf) else { break };
                                 drained += 1;
-                                if filter.accept(from) && !crate::media::rtp::is_rtcp(&buf[..len])
-                                    && let Ok(packet) = RtpPacket::parse(&buf[..len])
-                                {
+                                if !filter.accept(from) || crate::media::rtp::is_rtcp(&buf[..len]) {
+                                    continue;
+                                }
+                                let data = match self.srtp.as_mut() {
+                                    None => &buf[..len],
+                                    Some(srtp) => {
+                                        if srtp.unprotect_rtp(&buf[..len], &mut plain).is_err() {
+                                            continue;
+                                        }
+                                        &plain[..]
+                                    }
+                                };
+                                if let Ok(packet) = RtpPacket::parse(data) {
                                     self.timeline.push(now, &packet);
                                 }
                             }
@@ -254,6 +307,8 @@ impl StreamTask {
             stats: self.timeline.stats(),
             dtmf: self.timeline.take_dtmf(),
             last_packet,
+            srtp_auth_failures: self.srtp.as_ref().map_or(0, SrtpReceiver::auth_failures),
+            srtp_replays: self.srtp.as_ref().map_or(0, SrtpReceiver::replays),
             last,
         }
     }

@@ -128,6 +128,7 @@ struct StreamHandle {
     direction: Direction,
     codec: Option<(u8, String)>,
     remote: Option<IpAddr>,
+    srtp_key: Option<crate::sdp::crypto::CryptoAttribute>,
     /// Last RTP packet, or when the stream (re)started receiving.
     last_activity: Instant,
     finished: bool,
@@ -297,6 +298,7 @@ impl RecordingTask {
                     .as_ref()
                     .map(|c| (c.payload_type, c.name.clone())),
                 remote: stream.remote_addr,
+                srtp_key: stream.srtp.as_ref().map(|k| k.remote.clone()),
                 last_activity: start,
                 finished: false,
             });
@@ -308,6 +310,7 @@ impl RecordingTask {
                     remote: stream.remote_addr,
                     media_source: self.settings.media_source,
                     paused: !receiving,
+                    srtp: super::stream::srtp_for(stream)?,
                 },
                 control_rx,
             ));
@@ -380,6 +383,8 @@ impl RecordingTask {
             entry.packets_late = block.stats.packets_late;
             entry.jitter_ms = (block.stats.jitter_ms * 100.0).round() / 100.0;
             entry.ssrcs = block.stats.ssrcs;
+            entry.srtp_auth_failures = block.srtp_auth_failures;
+            entry.srtp_replays = block.srtp_replays;
         }
         doc.dtmf.extend(block.dtmf.into_iter().map(|d| DtmfEntry {
             stream: index,
@@ -418,17 +423,24 @@ impl RecordingTask {
             }
             stream.direction = direction;
             let codec = n.codec.as_ref().map(|c| (c.payload_type, c.name.clone()));
-            if n.accepted && (codec != stream.codec || n.remote_addr != stream.remote) {
+            let srtp_key = n.srtp.as_ref().map(|k| k.remote.clone());
+            if n.accepted
+                && (codec != stream.codec
+                    || n.remote_addr != stream.remote
+                    || srtp_key != stream.srtp_key)
+            {
                 if let Some((payload_type, name)) = codec.clone() {
                     let _ = stream.control.send(StreamControl::Renegotiated {
                         payload_type,
                         codec: name,
                         remote: n.remote_addr,
                         telephone_event: n.telephone_event,
+                        srtp: srtp_key.clone(),
                     });
                 }
                 stream.codec = codec;
                 stream.remote = n.remote_addr;
+                stream.srtp_key = srtp_key;
             }
         }
         self.write_and_publish().await;

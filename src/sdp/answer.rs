@@ -1,6 +1,7 @@
 //! Parse an SDP offer and build the recorder's answer.
 
 use super::PortPool;
+use super::crypto::{CryptoAttribute, answer_crypto, choose_crypto};
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -120,6 +121,29 @@ pub struct NegotiatedStream {
     pub offered_direction: Direction,
     pub answered_direction: Direction,
     pub label: Option<String>,
+    /// SDES-SRTP when the stream is `RTP/SAVP`: the offerer's key decrypts what it sends.
+    pub srtp: Option<SrtpKeys>,
+}
+
+/// The keys of an SDES-SRTP stream (RFC 4568). Debug output never shows key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    /// The crypto line chosen from the offer: the sender's key.
+    pub remote: CryptoAttribute,
+    /// The recorder's own fresh key, sent in the answer.
+    pub local: CryptoAttribute,
+}
+
+/// SPEC §4 `srtp` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpPolicy {
+    /// Take SRTP when offered with a supported suite, plain RTP otherwise.
+    #[default]
+    Optional,
+    /// Only SRTP: a plain RTP audio line is declined.
+    Required,
+    /// Only plain RTP: an `RTP/SAVP` line is declined.
+    Off,
 }
 
 /// Settings of the answerer.
@@ -128,6 +152,7 @@ pub struct AnswerConfig {
     pub media_ip: IpAddr,
     /// Whether video is recorded; SPEC §4 default false → video declined with port 0.
     pub accept_video: bool,
+    pub srtp: SrtpPolicy,
 }
 
 /// The negotiated media session of one dialog: what was answered last.
@@ -166,7 +191,7 @@ pub fn answer_offer(
     pool: &mut PortPool,
     session_id: u64,
 ) -> Result<MediaSession, AnswerError> {
-    let streams = negotiate(offer, pool, |_| None)?;
+    let streams = negotiate(offer, cfg.srtp, pool, |_| None)?;
     let version = 1;
     let answer_sdp = render(session_id, version, cfg.media_ip, offer, &streams);
     Ok(MediaSession {
@@ -194,14 +219,13 @@ pub fn answer_reoffer(
         // RFC 3264 §8: the same o= version means the same SDP (RFC 4028 refresh, retransmit).
         return Ok(Update::Unchanged);
     }
-    let kept_port = |i: usize| {
+    let kept = |i: usize| {
         current
             .streams
             .get(i)
             .filter(|s| s.accepted && s.local_port != 0)
-            .map(|s| s.local_port)
     };
-    let streams = negotiate(offer, pool, kept_port)?;
+    let streams = negotiate(offer, cfg.srtp, pool, kept)?;
 
     for old in current.streams.iter().filter(|s| s.accepted) {
         let still_used = streams
@@ -257,48 +281,65 @@ fn remote_origin(offer: &Offer) -> (String, String, String) {
 enum Decline {
     /// Not audio, or audio with port 0: nothing to negotiate.
     NotAudio,
-    /// Audio over a transport the recorder cannot receive yet (SRTP, DTLS, ...).
+    /// Audio over a transport the recorder cannot receive (DTLS, SRTP without a usable
+    /// suite, or one the `srtp` policy refuses).
     Transport,
     /// Audio without a codec the recorder can store.
     NoCodec,
 }
 
-/// Whether the recorder receives this m= line. SRTP support slots in at `Transport`.
-fn acceptance(m: &OfferedMedia) -> Result<(), Decline> {
+/// Whether the recorder receives this m= line; `Some` crypto line for SRTP.
+fn acceptance(m: &OfferedMedia, policy: SrtpPolicy) -> Result<Option<CryptoAttribute>, Decline> {
     if m.kind != MediaKind::Audio || m.port == 0 {
         return Err(Decline::NotAudio);
     }
-    if !(m.protocol.eq_ignore_ascii_case("RTP/AVP") || m.protocol.eq_ignore_ascii_case("RTP/AVPF"))
-    {
-        return Err(Decline::Transport);
-    }
+    let proto = m.protocol.to_ascii_uppercase();
+    let crypto = match (proto.as_str(), policy) {
+        ("RTP/AVP" | "RTP/AVPF", SrtpPolicy::Required) => return Err(Decline::Transport),
+        ("RTP/AVP" | "RTP/AVPF", _) => None,
+        ("RTP/SAVP" | "RTP/SAVPF", SrtpPolicy::Off) => return Err(Decline::Transport),
+        // An encrypted line without a suite we can decrypt cannot be recorded.
+        ("RTP/SAVP" | "RTP/SAVPF", _) => Some(choose_crypto(&m.crypto).ok_or(Decline::Transport)?),
+        _ => return Err(Decline::Transport),
+    };
     if m.codec.is_none() {
         return Err(Decline::NoCodec);
     }
-    Ok(())
+    Ok(crypto)
 }
 
 /// One stream per offered m= line. `kept_port(i)` is the port line `i` already holds.
 /// On error every port allocated here is back in `pool`.
-fn negotiate(
+fn negotiate<'c>(
     offer: &Offer,
+    policy: SrtpPolicy,
     pool: &mut PortPool,
-    kept_port: impl Fn(usize) -> Option<u16>,
+    kept: impl Fn(usize) -> Option<&'c NegotiatedStream>,
 ) -> Result<Vec<NegotiatedStream>, AnswerError> {
     let mut streams = Vec::with_capacity(offer.media.len());
     let mut fresh: Vec<u16> = Vec::new();
     let mut declines = Vec::new();
     for (index, m) in offer.media.iter().enumerate() {
-        let accepted = match acceptance(m) {
-            Ok(()) => true,
+        let (accepted, crypto) = match acceptance(m, policy) {
+            Ok(crypto) => (true, crypto),
             Err(d) => {
                 declines.push((d, m));
-                false
+                (false, None)
             }
         };
+        let srtp = crypto.map(|remote| {
+            // Keep our key across re-offers of the same suite: a refresh must not change the
+            // answer (RFC 4568 allows the answerer to keep its key).
+            let local = kept(index)
+                .and_then(|k| k.srtp.as_ref())
+                .filter(|k| k.local.suite == remote.suite && k.local.tag == remote.tag)
+                .map(|k| k.local.clone())
+                .unwrap_or_else(|| answer_crypto(&remote, &mut rand::rng()).0);
+            SrtpKeys { remote, local }
+        });
         let local_port = if !accepted {
             0
-        } else if let Some(port) = kept_port(index) {
+        } else if let Some(port) = kept(index).map(|k| k.local_port) {
             port
         } else if let Some(port) = pool.allocate() {
             fresh.push(port);
@@ -325,6 +366,7 @@ fn negotiate(
                 Direction::Inactive
             },
             label: m.label.clone(),
+            srtp,
         });
     }
     if !streams.iter().any(|s| s.accepted) {
@@ -437,6 +479,9 @@ fn render(
         }
         if let Some(label) = &s.label {
             let _ = write!(out, "a=label:{label}\r\n");
+        }
+        if let Some(keys) = &s.srtp {
+            let _ = write!(out, "a=crypto:{}\r\n", keys.local.to_sdp_value());
         }
         let _ = write!(out, "a={}\r\n", s.answered_direction.as_str());
     }

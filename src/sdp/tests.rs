@@ -7,6 +7,7 @@ fn cfg() -> AnswerConfig {
     AnswerConfig {
         media_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
         accept_video: false,
+        srtp: Default::default(),
     }
 }
 
@@ -360,7 +361,7 @@ fn no_audio_is_304() {
 }
 
 #[test]
-fn srtp_audio_declined_for_now_and_ports_released() {
+fn srtp_line_with_mki_is_declined() {
     let o = offer(&[
         "v=0",
         "o=- 1 1 IN IP4 10.0.0.1",
@@ -379,7 +380,12 @@ fn srtp_audio_declined_for_now_and_ports_released() {
     assert!(!s.streams[1].accepted);
     assert_eq!(m_lines(&s.answer_sdp)[1], "m=audio 0 RTP/SAVP 0");
 
-    // SRTP only: 488 and nothing left allocated.
+    // The MKI line cannot be used (RFC 4568 MKI is unsupported): declined like any
+    // undecryptable line, and the plain RTP line is still taken.
+}
+
+#[test]
+fn srtp_is_answered_with_the_recorders_own_key_and_follows_the_policy() {
     let only = offer(&[
         "v=0",
         "o=- 1 1 IN IP4 10.0.0.1",
@@ -387,21 +393,95 @@ fn srtp_audio_declined_for_now_and_ports_released() {
         "c=IN IP4 10.0.0.1",
         "t=0 0",
         "m=audio 4002 RTP/SAVP 0",
-        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+        "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
     ]);
-    let before = pool.available();
-    let err = answer_offer(&only, &cfg(), &mut pool, 2).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AnswerError::NotAcceptable {
-                warning_code: 305,
-                ..
-            }
-        ),
-        "{err:?}"
+    let mut pool = PortPool::new(20000, 20099);
+    let s = answer_offer(&only, &cfg(), &mut pool, 2).unwrap();
+    let keys = s.streams[0].srtp.as_ref().expect("SRTP negotiated");
+    assert_eq!(
+        keys.remote.suite.sdp_name(),
+        "AES_CM_128_HMAC_SHA1_32",
+        "first supported line"
     );
+    assert_ne!(
+        keys.local.key_salt(),
+        keys.remote.key_salt(),
+        "the recorder's own key"
+    );
+    assert!(
+        s.answer_sdp.contains("m=audio 20000 RTP/SAVP 0\r\n"),
+        "{}",
+        s.answer_sdp
+    );
+    assert!(
+        s.answer_sdp
+            .contains("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:"),
+        "{}",
+        s.answer_sdp
+    );
+    // A re-offer with a new o= version and the same key keeps our key: same answer body.
+    let again = offer(&[
+        "v=0",
+        "o=- 1 2 IN IP4 10.0.0.1",
+        "s=-",
+        "c=IN IP4 10.0.0.1",
+        "t=0 0",
+        "m=audio 4002 RTP/SAVP 0",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+    ]);
+    let Update::Changed(next) = answer_reoffer(&s, &again, &cfg(), &mut pool).unwrap() else {
+        panic!("new o= version")
+    };
+    assert_eq!(next.answer_sdp, s.answer_sdp);
+    release_ports(&next, &mut pool);
+
+    // Policy off: an encrypted-only offer gets 488, nothing left allocated.
+    let off = AnswerConfig {
+        srtp: SrtpPolicy::Off,
+        ..cfg()
+    };
+    let before = pool.available();
+    assert!(matches!(
+        answer_offer(&only, &off, &mut pool, 3),
+        Err(AnswerError::NotAcceptable {
+            warning_code: 305,
+            ..
+        })
+    ));
     assert_eq!(pool.available(), before);
+    // Policy required: a plain RTP offer gets 488.
+    let required = AnswerConfig {
+        srtp: SrtpPolicy::Required,
+        ..cfg()
+    };
+    let plain = offer(&[
+        "v=0",
+        "o=- 1 1 IN IP4 10.0.0.1",
+        "s=-",
+        "c=IN IP4 10.0.0.1",
+        "t=0 0",
+        "m=audio 4000 RTP/AVP 0",
+    ]);
+    assert!(matches!(
+        answer_offer(&plain, &required, &mut pool, 4),
+        Err(AnswerError::NotAcceptable {
+            warning_code: 305,
+            ..
+        })
+    ));
+    // An encrypted offer whose suites are all unknown cannot be recorded: 488.
+    let unknown = offer(&[
+        "v=0",
+        "o=- 1 1 IN IP4 10.0.0.1",
+        "s=-",
+        "c=IN IP4 10.0.0.1",
+        "t=0 0",
+        "m=audio 4002 RTP/SAVP 0",
+        "a=crypto:1 F8_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+    ]);
+    assert!(answer_offer(&unknown, &cfg(), &mut pool, 5).is_err());
+    assert_eq!(pool.available(), pool.capacity());
 }
 
 #[test]
@@ -431,6 +511,7 @@ fn ipv6_media_ip_and_offer() {
     let cfg6 = AnswerConfig {
         media_ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
         accept_video: false,
+        srtp: Default::default(),
     };
     let mut pool = PortPool::new(20000, 20099);
     let s = answer_offer(&o, &cfg6, &mut pool, 9).unwrap();

@@ -21,6 +21,7 @@ fn config() -> UasConfig {
         answer: AnswerConfig {
             media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             accept_video: false,
+            srtp: Default::default(),
         },
     }
 }
