@@ -7,6 +7,7 @@ use sip_recorder::config::Transport;
 use sip_recorder::sdp::{AnswerConfig, PortPool};
 use sip_recorder::sip::Flow;
 use sip_recorder::sip::message::Limits;
+use sip_recorder::sip::source_policy::SourcePolicyConfig;
 use sip_recorder::sip::uas::{Output, RecordingEvent, Uas, UasConfig};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -21,6 +22,14 @@ fn config() -> UasConfig {
         max_sessions: 1_000_000,
         retry_after_secs: 5,
         server_header: Some("sip-recorder".into()),
+        sources: SourcePolicyConfig {
+            allow: vec![],
+            reply_to_refused: true,
+            rate_per_second: 0.0,
+            burst: 1.0,
+            reply_to_limited: true,
+            scanner_user_agents: vec!["friendly-scanner".into()],
+        },
         answer: AnswerConfig {
             media_ip: "127.0.0.1".parse().unwrap(),
             accept_video: false,

@@ -78,6 +78,44 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
+    pub security: SecurityConfig,
+}
+
+/// Source control (SPEC §7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityConfig {
+    /// CIDRs allowed to send SIP; empty allows everyone. Default empty.
+    pub allow: Vec<String>,
+    /// Refused sources get 403 (`Reply`, default) or nothing (`Drop`).
+    pub refused_action: RefusalAction,
+    /// Out-of-dialog requests per second per source IP; 0 disables. Default 1000.
+    pub rate_limit_per_second: u32,
+    /// Requests a source may send at once above the rate. Default 2000.
+    pub rate_limit_burst: u32,
+    /// Requests over the limit get 503 + Retry-After (`Reply`, default) or nothing.
+    pub rate_limited_action: RefusalAction,
+    /// Drop requests whose User-Agent names a known scanner, silently. Default true.
+    pub drop_scanners: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefusalAction {
+    Reply,
+    Drop,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            allow: vec![],
+            refused_action: RefusalAction::Reply,
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 2000,
+            rate_limited_action: RefusalAction::Reply,
+            drop_scanners: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -567,6 +605,17 @@ struct ShutdownFile {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SecurityFile {
+    allow: Option<Vec<String>>,
+    refused_action: Option<RefusalAction>,
+    rate_limit_per_second: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    rate_limited_action: Option<RefusalAction>,
+    drop_scanners: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct LogFile {
     format: Option<LogFormat>,
     level: Option<String>,
@@ -641,6 +690,7 @@ const TABLES: &[&str] = &[
     "limits",
     "shutdown",
     "log",
+    "security",
 ];
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -780,6 +830,15 @@ impl Config {
                     let f: ShutdownFile = section(text, name, value)?;
                     merge!(c.shutdown.grace_period_secs, f.grace_period_secs);
                 }
+                "security" => {
+                    let f: SecurityFile = section(text, name, value)?;
+                    merge!(c.security.allow, f.allow);
+                    merge!(c.security.refused_action, f.refused_action);
+                    merge!(c.security.rate_limit_per_second, f.rate_limit_per_second);
+                    merge!(c.security.rate_limit_burst, f.rate_limit_burst);
+                    merge!(c.security.rate_limited_action, f.rate_limited_action);
+                    merge!(c.security.drop_scanners, f.drop_scanners);
+                }
                 "log" => {
                     let f: LogFile = section(text, name, value)?;
                     merge!(c.log.format, f.format);
@@ -853,6 +912,7 @@ impl Config {
         self.validate_media()?;
         self.validate_storage()?;
         self.validate_cdr()?;
+        self.validate_security()?;
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
         }
@@ -1017,6 +1077,21 @@ impl Config {
         }
         if self.spool.dir.as_os_str().is_empty() {
             return Err(invalid("spool.dir", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        for cidr in &self.security.allow {
+            if let Err(e) = cidr.parse::<crate::sip::source_policy::Cidr>() {
+                return Err(invalid("security.allow", e));
+            }
+        }
+        if self.security.rate_limit_per_second > 0 && self.security.rate_limit_burst == 0 {
+            return Err(invalid(
+                "security.rate_limit_burst",
+                "must be at least 1 with a rate limit",
+            ));
         }
         Ok(())
     }

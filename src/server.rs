@@ -239,6 +239,28 @@ fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
         max_sessions: config.limits.max_sessions,
         retry_after_secs: config.limits.retry_after_secs,
         server_header: config.sip.server_header.clone(),
+        sources: crate::sip::source_policy::SourcePolicyConfig {
+            // Validated by Config::validate.
+            allow: config
+                .security
+                .allow
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            reply_to_refused: config.security.refused_action == crate::config::RefusalAction::Reply,
+            rate_per_second: f64::from(config.security.rate_limit_per_second),
+            burst: f64::from(config.security.rate_limit_burst),
+            reply_to_limited: config.security.rate_limited_action
+                == crate::config::RefusalAction::Reply,
+            scanner_user_agents: if config.security.drop_scanners {
+                crate::sip::source_policy::DEFAULT_SCANNER_USER_AGENTS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                vec![]
+            },
+        },
         answer: AnswerConfig {
             srtp: match config.media.srtp {
                 crate::config::SrtpMode::Optional => crate::sdp::SrtpPolicy::Optional,

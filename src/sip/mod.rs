@@ -4,6 +4,7 @@ pub mod classify;
 pub mod framing;
 pub mod message;
 pub mod session_timer;
+pub mod source_policy;
 pub mod timers;
 pub mod transaction_log;
 pub mod uas;

@@ -9,6 +9,7 @@ use super::message::{
     SipResponse, parse_message,
 };
 use super::session_timer::{Negotiation, SessionExpires, SessionTimer, negotiate};
+use super::source_policy::{SourceDecision, SourcePolicy, SourcePolicyConfig};
 use super::timers::TimerQueue;
 use super::transaction_log::{TransactionEvent, TransactionRecord, event_for};
 use crate::recording::EndReason;
@@ -38,6 +39,7 @@ pub struct UasConfig {
     pub retry_after_secs: u32,
     pub server_header: Option<String>,
     pub answer: AnswerConfig,
+    pub sources: SourcePolicyConfig,
 }
 
 /// What the recording layer is told. Events for one recording arrive in order.
@@ -201,6 +203,7 @@ pub struct Uas {
     draining: bool,
     /// The recordings disk is above its high watermark.
     disk_full: bool,
+    sources: SourcePolicy,
     stats: UasStats,
 }
 
@@ -226,6 +229,7 @@ fn format_host_port(addr: std::net::SocketAddr) -> String {
 
 impl Uas {
     pub fn new(cfg: UasConfig, pool: PortPool, seed: u64) -> Self {
+        let sources = SourcePolicy::new(cfg.sources.clone());
         Uas {
             cfg,
             pool,
@@ -241,6 +245,7 @@ impl Uas {
             outputs: VecDeque::new(),
             draining: false,
             disk_full: false,
+            sources,
             stats: UasStats::default(),
         }
     }
@@ -287,11 +292,25 @@ impl Uas {
                     top.stamp_source(flow.remote);
                 }
                 let flow = response_flow(&req, flow);
+                if !self.admit_source(now, &req, flow) {
+                    return;
+                }
                 self.handle_request(now, req, flow);
             }
             Ok(SipMessage::Response(resp)) => self.handle_response(now, resp),
             Err(failure) => {
                 // Responses and ACKs are never answered; requests only when we can route back.
+                // Sources outside the allow-list get nothing, not even a 400.
+                if !self.cfg.sources.allow.is_empty()
+                    && !self
+                        .cfg
+                        .sources
+                        .allow
+                        .iter()
+                        .any(|c| c.contains(flow.remote.ip()))
+                {
+                    return;
+                }
                 if let Some(mut ctx) = failure.reply {
                     if ctx.method == Method::Ack {
                         return;
@@ -308,6 +327,54 @@ impl Uas {
                 }
             }
         }
+    }
+
+    /// SPEC §7 source control. In-dialog requests skip the rate limit: a flood must never
+    /// cost an established recording its BYE or re-INVITE. Returns whether to go on.
+    fn admit_source(&mut self, now: Instant, req: &SipRequest, flow: Flow) -> bool {
+        let in_dialog = req.to.tag.is_some() || req.method == Method::Ack;
+        let source = flow.remote.ip();
+        let (decision, log) =
+            if in_dialog && self.cfg.sources.allow.iter().any(|c| c.contains(source)) {
+                (SourceDecision::Accept, false)
+            } else if in_dialog && self.cfg.sources.allow.is_empty() {
+                (SourceDecision::Accept, false)
+            } else {
+                self.sources.check(now, source, req.header("User-Agent"))
+            };
+        if decision == SourceDecision::Accept {
+            return true;
+        }
+        if log {
+            // One fixed-format line per refused source and minute, for fail2ban:
+            //   failregex = refused source source=<HOST> reason=
+            let reason = match decision {
+                SourceDecision::Forbidden => "not_allowed",
+                SourceDecision::RateLimited => "rate_limited",
+                _ if req.header("User-Agent").is_some() => "scanner_or_refused",
+                _ => "refused",
+            };
+            tracing::warn!(target: "sip_recorder::security", "refused source source={source} reason={reason}");
+        }
+        if req.method == Method::Ack {
+            return false;
+        }
+        let key = TxKey {
+            id: tx_id(req),
+            invite: req.method == Method::Invite,
+        };
+        match decision {
+            SourceDecision::Forbidden => self.reply(now, req, flow, &key, 403, None, vec![]),
+            SourceDecision::RateLimited => {
+                let retry = vec![(
+                    "Retry-After".to_string(),
+                    self.cfg.retry_after_secs.to_string(),
+                )];
+                self.reply(now, req, flow, &key, 503, None, retry)
+            }
+            SourceDecision::Drop | SourceDecision::Accept => {}
+        }
+        false
     }
 
     fn handle_request(&mut self, now: Instant, req: SipRequest, flow: Flow) {

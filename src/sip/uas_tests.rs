@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::Transport;
 use crate::sip::message::{SipMessage, SipResponse, parse_message};
+use crate::sip::source_policy::SourcePolicyConfig;
 use crate::sip::transaction_log::{TransactionEvent, TransactionRecord};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -18,6 +19,14 @@ fn config() -> UasConfig {
         max_sessions: 100,
         retry_after_secs: 5,
         server_header: Some("sip-recorder".into()),
+        sources: SourcePolicyConfig {
+            allow: vec![],
+            reply_to_refused: true,
+            rate_per_second: 0.0,
+            burst: 1.0,
+            reply_to_limited: true,
+            scanner_user_agents: vec!["friendly-scanner".into()],
+        },
         answer: AnswerConfig {
             media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             accept_video: false,
@@ -900,4 +909,53 @@ fn a_bye_the_recorder_sends_is_reported_with_its_answer_or_408() {
     let seen: Vec<(TransactionEvent, Option<u16>)> =
         h.transactions.iter().map(|t| (t.event, t.code)).collect();
     assert_eq!(seen, vec![(TransactionEvent::OutBye, Some(408))]);
+}
+
+#[test]
+fn source_control_allow_list_rate_limit_and_scanners() {
+    let mut cfg = config();
+    cfg.sources.allow = vec!["10.0.0.0/8".parse().unwrap()];
+    let mut h = Harness::with(cfg, PortPool::new(20000, 20099));
+    h.input(&Call::new(1).request("OPTIONS", "o1", "", None));
+    assert_eq!(h.codes(), vec![403], "127.0.0.1 is not on the allow-list");
+    let mut cfg = config();
+    cfg.sources.allow = vec!["10.0.0.0/8".parse().unwrap()];
+    cfg.sources.reply_to_refused = false;
+    let mut h = Harness::with(cfg, PortPool::new(20000, 20099));
+    h.input(&Call::new(1).request("OPTIONS", "o1", "", None));
+    h.uas
+        .handle_input(h.now, Bytes::from_static(b"garbage"), h.flow);
+    h.collect();
+    assert!(h.take_sent().is_empty(), "dropped silently, garbage too");
+
+    let mut cfg = config();
+    cfg.sources.rate_per_second = 1.0;
+    cfg.sources.burst = 3.0;
+    let mut h = Harness::with(cfg, PortPool::new(20000, 20099));
+    let mut call = Call::new(1);
+    h.establish(&mut call); // one token
+    for i in 0..4 {
+        h.input(&Call::new(10 + i).request("OPTIONS", &format!("r{i}"), "", None));
+    }
+    assert_eq!(
+        h.codes(),
+        vec![200, 200, 503, 503],
+        "burst of 3 incl. the INVITE"
+    );
+    // In-dialog requests are never limited: the call can still be paused and hung up.
+    call.cseq = 2;
+    h.input(&call.request(
+        "INVITE",
+        "p",
+        "",
+        Some(("application/sdp", &sdp(2, "inactive"))),
+    ));
+    h.input(&call.request("ACK", "pa", "", None));
+    call.cseq = 3;
+    h.input(&call.request("BYE", "b", "", None));
+    assert_eq!(h.codes(), vec![200, 200]);
+
+    let mut h = Harness::new();
+    h.input(&Call::new(1).request("OPTIONS", "s1", "User-Agent: friendly-scanner\r\n", None));
+    assert!(h.take_sent().is_empty(), "scanners get nothing");
 }
