@@ -334,14 +334,13 @@ impl Uas {
     fn admit_source(&mut self, now: Instant, req: &SipRequest, flow: Flow) -> bool {
         let in_dialog = req.to.tag.is_some() || req.method == Method::Ack;
         let source = flow.remote.ip();
-        let (decision, log) =
-            if in_dialog && self.cfg.sources.allow.iter().any(|c| c.contains(source)) {
-                (SourceDecision::Accept, false)
-            } else if in_dialog && self.cfg.sources.allow.is_empty() {
-                (SourceDecision::Accept, false)
-            } else {
-                self.sources.check(now, source, req.header("User-Agent"))
-            };
+        let allowed = self.cfg.sources.allow.is_empty()
+            || self.cfg.sources.allow.iter().any(|c| c.contains(source));
+        let (decision, log) = if in_dialog && allowed {
+            (SourceDecision::Accept, false)
+        } else {
+            self.sources.check(now, source, req.header("User-Agent"))
+        };
         if decision == SourceDecision::Accept {
             return true;
         }
