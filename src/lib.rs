@@ -5,6 +5,7 @@
 //! `server` wires them together.
 #![forbid(unsafe_code)]
 
+pub mod cdr;
 pub mod config;
 pub mod logging;
 pub mod media;
