@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod cdr;
 pub mod config;
 pub mod disk;
 pub mod logging;

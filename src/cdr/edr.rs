@@ -1,0 +1,708 @@
+//! SIP EDR log in the N-Squared format, merged mode (SPEC §6).
+//!
+//! One line per SIP transaction:
+//!
+//! ```text
+//! 2026-11-21 10:00:00.123<instance>IN-INVITE-ALEG|CALL_ID=a84b4c76e66710|CODE=200|CSEQ=314159 INVITE|...
+//! ```
+//!
+//! - the timestamp is UTC, `YYYY-MM-DD HH:MM:SS.mmm`, and `<instance>` is the key of the
+//!   process instance, as in N-Squared's common EDR format;
+//! - fields are `KEY=VALUE` separated by `|`, in alphabetical key order, absent fields
+//!   omitted;
+//! - a `,` separates repeated values (several Via headers, several provisional codes);
+//!   inside one value `%` `|` `,` CR LF and other control characters are percent-encoded
+//!   (`%25` `%7C` `%2C` `%0D` `%0A`), so a line stays one line and splits unambiguously;
+//! - `REQUEST_AT` / `RESPONSE_AT` use the same timestamp layout as the line itself;
+//! - files open with `#HEADER|FILENAME=..|TIME_START=<epoch>|HOSTNAME=..` and, when rotated
+//!   or closed, end with `#FOOTER|TIME_FINISH=<epoch>|NUM_EDRS=..|NUM_BYTES=..`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use tracing::{error, warn};
+
+const EDR_TIME: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]");
+const ROTATED_TIME: &[FormatItem<'static>] =
+    format_description!("[year][month][day]T[hour][minute][second].[subsecond digits:3]Z");
+const FILE_NAME: &str = "sip-edr.log";
+/// Queue depth between SIP handling and the writer; past it lines are dropped (and counted)
+/// rather than slowing SIP down.
+const QUEUE: usize = 65_536;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EdrEvent {
+    #[default]
+    InInviteAleg,
+    InReinviteAleg,
+    InCancelAleg,
+    InByeAleg,
+    /// BYE for an unknown dialog (answered 481).
+    InBye,
+    InAckAleg,
+    OutByeAleg,
+    Shutdown,
+}
+
+impl EdrEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InInviteAleg => "IN-INVITE-ALEG",
+            Self::InReinviteAleg => "IN-REINVITE-ALEG",
+            Self::InCancelAleg => "IN-CANCEL-ALEG",
+            Self::InByeAleg => "IN-BYE-ALEG",
+            Self::InBye => "IN-BYE",
+            Self::InAckAleg => "IN-ACK-ALEG",
+            Self::OutByeAleg => "OUT-BYE-ALEG",
+            Self::Shutdown => "SHUTDOWN",
+        }
+    }
+}
+
+/// One merged-mode EDR. `via_*` are parallel lists, one entry per Via header (top first);
+/// an empty string marks a parameter that Via did not carry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EdrRecord {
+    pub event: EdrEvent,
+    /// Line timestamp; `None` = when [`EdrLog::log`] is called.
+    pub at: Option<OffsetDateTime>,
+    pub call_id: Option<String>,
+    pub cseq: Option<String>,
+    pub from_uri: Option<String>,
+    pub to_uri: Option<String>,
+    pub transport: Option<String>,
+    pub via_host: Vec<String>,
+    pub via_port: Vec<String>,
+    pub via_branch: Vec<String>,
+    pub via_received: Vec<String>,
+    pub via_rport: Vec<String>,
+    /// Local (recorder) tag.
+    pub ltag: Option<String>,
+    /// Remote (SRC) tag.
+    pub rtag: Option<String>,
+    pub sdp_in: Option<String>,
+    pub sdp_out: Option<String>,
+    /// Provisional response codes sent before the final one (e.g. 100).
+    pub pcodes: Vec<u16>,
+    /// Final response code.
+    pub code: Option<u16>,
+    pub request_at: Option<OffsetDateTime>,
+    pub response_at: Option<OffsetDateTime>,
+    /// Additional fields (e.g. `REASON` on `SHUTDOWN`); keys are upper-cased and reduced to
+    /// `[A-Z0-9_]`.
+    pub extra: Vec<(String, String)>,
+}
+
+fn fmt_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(EDR_TIME).unwrap_or_default()
+}
+
+/// Percent-encodes what would break the line or field structure.
+pub fn encode_value(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '%' | '|' | ',' | '\r' | '\n' | '\u{7f}' => push_pct(out, c),
+            c if (c as u32) < 0x20 => push_pct(out, c),
+            c => out.push(c),
+        }
+    }
+}
+
+fn push_pct(out: &mut String, c: char) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "%{:02X}", c as u32);
+}
+
+fn encode_list<S: AsRef<str>>(values: &[S]) -> String {
+    let mut out = String::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        encode_value(&mut out, v.as_ref());
+    }
+    out
+}
+
+fn encode_one(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    encode_value(&mut out, v);
+    out
+}
+
+/// Formats one EDR line (without the trailing LF).
+pub fn format_line(r: &EdrRecord, instance: &str) -> String {
+    let at = r.at.unwrap_or_else(OffsetDateTime::now_utc);
+    let mut fields: Vec<(String, String)> = Vec::with_capacity(20);
+    let mut opt = |k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            fields.push((k.to_string(), encode_one(v)));
+        }
+    };
+    opt("CALL_ID", &r.call_id);
+    opt("CSEQ", &r.cseq);
+    opt("FROM_URI", &r.from_uri);
+    opt("TO_URI", &r.to_uri);
+    opt("TRANSPORT", &r.transport);
+    opt("LTAG", &r.ltag);
+    opt("RTAG", &r.rtag);
+    opt("SDP_IN", &r.sdp_in);
+    opt("SDP_OUT", &r.sdp_out);
+    let lists = [
+        ("VIA_HOST", &r.via_host),
+        ("VIA_PORT", &r.via_port),
+        ("VIA_BRANCH", &r.via_branch),
+        ("VIA_RECEIVED", &r.via_received),
+        ("VIA_RPORT", &r.via_rport),
+    ];
+    for (k, v) in lists {
+        if v.iter().any(|s| !s.is_empty()) {
+            fields.push((k.to_string(), encode_list(v)));
+        }
+    }
+    if !r.pcodes.is_empty() {
+        let codes: Vec<String> = r.pcodes.iter().map(u16::to_string).collect();
+        fields.push(("PCODES".into(), codes.join(",")));
+    }
+    if let Some(c) = r.code {
+        fields.push(("CODE".into(), c.to_string()));
+    }
+    if let Some(t) = r.request_at {
+        fields.push(("REQUEST_AT".into(), fmt_time(t)));
+    }
+    if let Some(t) = r.response_at {
+        fields.push(("RESPONSE_AT".into(), fmt_time(t)));
+    }
+    for (k, v) in &r.extra {
+        let key: String = k
+            .chars()
+            .map(|c| c.to_ascii_uppercase())
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        if !key.is_empty() {
+            fields.push((key, encode_one(v)));
+        }
+    }
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let mut line = fmt_time(at);
+    line.push('<');
+    for c in instance.chars() {
+        match c {
+            '<' | '>' => push_pct(&mut line, c),
+            c => encode_value(&mut line, c.encode_utf8(&mut [0; 4])),
+        }
+    }
+    line.push('>');
+    line.push_str(r.event.as_str());
+    for (k, v) in fields {
+        line.push('|');
+        line.push_str(&k);
+        line.push('=');
+        line.push_str(&v);
+    }
+    line
+}
+
+#[derive(Debug, Clone)]
+pub struct EdrSettings {
+    /// Directory of `sip-edr.log` (SPEC: `<spool_dir>/edr`).
+    pub dir: PathBuf,
+    /// The `<instance>` key written on every line.
+    pub instance: String,
+    /// Rotate when the file reaches this size.
+    pub max_bytes: u64,
+    /// Rotate when the file is this old (and holds at least one EDR).
+    pub max_age: Duration,
+    /// Log `IN-ACK-ALEG` lines (off by default: one per call, little value).
+    pub log_ack: bool,
+}
+
+impl EdrSettings {
+    pub fn new(spool_dir: &Path) -> Self {
+        EdrSettings {
+            dir: spool_dir.join("edr"),
+            instance: format!(
+                "sip-recorder~{}~{}",
+                hostname(),
+                OffsetDateTime::now_utc().unix_timestamp()
+            ),
+            max_bytes: 100 * 1024 * 1024,
+            max_age: Duration::from_secs(3600),
+            log_ack: false,
+        }
+    }
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+enum Cmd {
+    // Boxed: a record is large, the channel slot should not be.
+    Line(Box<EdrRecord>),
+    Stop,
+}
+
+/// Cloneable, non-blocking handle to the EDR writer thread.
+#[derive(Clone)]
+pub struct EdrLog {
+    tx: SyncSender<Cmd>,
+    log_ack: bool,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Owns the writer thread; [`EdrService::shutdown`] flushes and closes the file.
+pub struct EdrService {
+    tx: SyncSender<Cmd>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EdrLog {
+    /// Queues a record; never blocks. Dropped (and counted) if the writer is far behind.
+    pub fn log(&self, mut record: EdrRecord) {
+        if record.event == EdrEvent::InAckAleg && !self.log_ack {
+            return;
+        }
+        record.at.get_or_insert_with(OffsetDateTime::now_utc);
+        match self.tx.try_send(Cmd::Line(Box::new(record))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                if self.dropped.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+                    warn!("EDR writer behind, EDR lines dropped");
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Whether `IN-ACK-ALEG` lines are wanted (lets callers skip building them).
+    pub fn logs_ack(&self) -> bool {
+        self.log_ack
+    }
+
+    /// Lines dropped because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl EdrService {
+    /// Writes everything queued, closes the file with its footer and stops the thread.
+    /// Blocks briefly (disk I/O); from async code call it inside `spawn_blocking`.
+    pub fn shutdown(mut self) {
+        let _ = self.tx.send(Cmd::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EdrService {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.tx.try_send(Cmd::Stop);
+        }
+    }
+}
+
+/// Opens `dir/sip-edr.log` (rotating any file a previous run left) and starts the writer.
+pub fn start(settings: EdrSettings) -> io::Result<(EdrLog, EdrService)> {
+    fs::create_dir_all(&settings.dir)?;
+    let mut file = EdrFile::new(settings.clone());
+    file.rotate_leftover()?;
+    file.open()?;
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("sip-edr".into())
+        .spawn(move || file.run(rx))?;
+    let log = EdrLog {
+        tx: tx.clone(),
+        log_ack: settings.log_ack,
+        dropped: Arc::new(AtomicU64::new(0)),
+    };
+    Ok((
+        log,
+        EdrService {
+            tx,
+            thread: Some(thread),
+        },
+    ))
+}
+
+struct EdrFile {
+    settings: EdrSettings,
+    out: Option<BufWriter<File>>,
+    opened: Instant,
+    bytes: u64,
+    edrs: u64,
+}
+
+impl EdrFile {
+    fn new(settings: EdrSettings) -> Self {
+        EdrFile {
+            settings,
+            out: None,
+            opened: Instant::now(),
+            bytes: 0,
+            edrs: 0,
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.settings.dir.join(FILE_NAME)
+    }
+
+    fn rotated_path(&self) -> PathBuf {
+        let stamp = OffsetDateTime::now_utc()
+            .format(ROTATED_TIME)
+            .unwrap_or_default();
+        let mut p = self.settings.dir.join(format!("sip-edr-{stamp}.log"));
+        let mut n = 1;
+        while p.exists() {
+            p = self.settings.dir.join(format!("sip-edr-{stamp}-{n}.log"));
+            n += 1;
+        }
+        p
+    }
+
+    fn rotate_leftover(&mut self) -> io::Result<()> {
+        match fs::metadata(self.path()) {
+            Ok(m) if m.len() > 0 => fs::rename(self.path(), self.rotated_path()),
+            _ => Ok(()),
+        }
+    }
+
+    fn open(&mut self) -> io::Result<()> {
+        let path = self.path();
+        let f = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut out = BufWriter::with_capacity(64 * 1024, f);
+        let header = format!(
+            "#HEADER|FILENAME={}|TIME_START={}|HOSTNAME={}\n",
+            encode_one(&path.display().to_string()),
+            OffsetDateTime::now_utc().unix_timestamp(),
+            encode_one(&hostname())
+        );
+        out.write_all(header.as_bytes())?;
+        self.bytes = header.len() as u64;
+        self.edrs = 0;
+        self.opened = Instant::now();
+        self.out = Some(out);
+        Ok(())
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        if let Some(mut out) = self.out.take() {
+            let footer = format!(
+                "#FOOTER|TIME_FINISH={}|NUM_EDRS={}|NUM_BYTES={}\n",
+                OffsetDateTime::now_utc().unix_timestamp(),
+                self.edrs,
+                self.bytes
+            );
+            out.write_all(footer.as_bytes())?;
+            out.flush()?;
+            out.get_ref().sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.close()?;
+        fs::rename(self.path(), self.rotated_path())?;
+        self.open()
+    }
+
+    fn due(&self) -> bool {
+        self.edrs > 0
+            && (self.bytes >= self.settings.max_bytes
+                || self.opened.elapsed() >= self.settings.max_age)
+    }
+
+    fn write(&mut self, r: &EdrRecord) -> io::Result<()> {
+        if self.out.is_none() {
+            self.open()?;
+        }
+        let mut line = format_line(r, &self.settings.instance);
+        line.push('\n');
+        if let Some(out) = self.out.as_mut() {
+            out.write_all(line.as_bytes())?;
+        }
+        self.bytes += line.len() as u64;
+        self.edrs += 1;
+        if self.due() {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Cmd>) {
+        let mut last_err: Option<Instant> = None;
+        let mut report = |e: io::Error| {
+            // One line per minute at most: a full disk must not flood the log.
+            if last_err.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                error!(error = %e, "EDR log write failed");
+                last_err = Some(Instant::now());
+            }
+        };
+        let mut last_flush = Instant::now();
+        loop {
+            let wait = Duration::from_secs(1).saturating_sub(last_flush.elapsed());
+            match rx.recv_timeout(wait) {
+                Ok(Cmd::Line(r)) => {
+                    if let Err(e) = self.write(&r) {
+                        // Reopen on the next line: the file may have been removed.
+                        self.out = None;
+                        report(e);
+                    }
+                }
+                Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                    while let Ok(Cmd::Line(r)) = rx.try_recv() {
+                        if let Err(e) = self.write(&r) {
+                            report(e);
+                        }
+                    }
+                    if let Err(e) = self.close() {
+                        report(e);
+                    }
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if last_flush.elapsed() >= Duration::from_secs(1) {
+                // At most ~1 s behind on disk, busy or idle; rotation by age is checked here.
+                last_flush = Instant::now();
+                let res = match self.out.as_mut() {
+                    Some(out) => out.flush(),
+                    None => Ok(()),
+                };
+                let res = res.and_then(|()| if self.due() { self.rotate() } else { Ok(()) });
+                if let Err(e) = res {
+                    report(e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn base(event: EdrEvent) -> EdrRecord {
+        EdrRecord {
+            event,
+            at: Some(datetime!(2026-11-21 10:00:00.123 UTC)),
+            call_id: Some("a84b4c76e66710@pc33".into()),
+            cseq: Some("314159 INVITE".into()),
+            from_uri: Some("sip:alice@example.com".into()),
+            to_uri: Some("sip:record=r1@srs.example.com;dn=1001".into()),
+            transport: Some("UDP".into()),
+            via_host: vec!["10.0.0.1".into(), "proxy.example.com".into()],
+            via_port: vec!["5060".into(), "".into()],
+            via_branch: vec!["z9hG4bK776asdhds".into(), "z9hG4bK1".into()],
+            via_received: vec!["192.0.2.1".into(), "".into()],
+            via_rport: vec!["5062".into(), "".into()],
+            ltag: Some("srs-1".into()),
+            rtag: Some("1928301774".into()),
+            request_at: Some(datetime!(2026-11-21 10:00:00.100 UTC)),
+            response_at: Some(datetime!(2026-11-21 10:00:00.120 UTC)),
+            ..EdrRecord::default()
+        }
+    }
+
+    /// Splits a line back into (event, fields), decoding values.
+    fn parse(line: &str) -> (String, Vec<(String, Vec<String>)>) {
+        let rest = line.split_once('>').expect("instance").1;
+        let mut parts = rest.split('|');
+        let event = parts.next().expect("event").to_string();
+        let fields = parts
+            .map(|f| {
+                let (k, v) = f.split_once('=').expect("key=value");
+                let vals = v
+                    .split(',')
+                    .map(|x| {
+                        percent_encoding::percent_decode_str(x)
+                            .decode_utf8()
+                            .expect("utf8")
+                            .into_owned()
+                    })
+                    .collect();
+                (k.to_string(), vals)
+            })
+            .collect();
+        (event, fields)
+    }
+
+    fn field<'a>(f: &'a [(String, Vec<String>)], k: &str) -> &'a [String] {
+        &f.iter().find(|(key, _)| key == k).expect(k).1
+    }
+
+    #[test]
+    fn invite_line_layout() {
+        let mut r = base(EdrEvent::InInviteAleg);
+        r.sdp_in = Some("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=a|b,c%\r\n".into());
+        r.sdp_out = Some("v=0\r\n".into());
+        r.pcodes = vec![100];
+        r.code = Some(200);
+        let line = format_line(&r, "sip-recorder~h~1");
+        assert!(
+            line.starts_with("2026-11-21 10:00:00.123<sip-recorder~h~1>IN-INVITE-ALEG|CALL_ID=")
+        );
+        assert!(!line.contains('\n') && !line.contains('\r'));
+        assert!(
+            line.contains("|SDP_IN=v=0%0D%0Ao=- 1 1 IN IP4 10.0.0.1%0D%0As=a%7Cb%2Cc%25%0D%0A|")
+        );
+        assert!(line.contains("|VIA_PORT=5060,|"));
+        assert!(line.contains("|VIA_HOST=10.0.0.1,proxy.example.com|"));
+        assert!(line.contains("|CODE=200|"));
+        assert!(line.contains("|PCODES=100|"));
+        assert!(
+            line.contains(
+                "|REQUEST_AT=2026-11-21 10:00:00.100|RESPONSE_AT=2026-11-21 10:00:00.120|"
+            )
+        );
+        let (event, fields) = parse(&line);
+        assert_eq!(event, "IN-INVITE-ALEG");
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted, "fields in key order");
+        for k in [
+            "CALL_ID",
+            "CSEQ",
+            "FROM_URI",
+            "TO_URI",
+            "TRANSPORT",
+            "VIA_HOST",
+            "VIA_PORT",
+            "VIA_BRANCH",
+            "VIA_RECEIVED",
+            "VIA_RPORT",
+            "LTAG",
+            "RTAG",
+            "SDP_IN",
+            "SDP_OUT",
+            "PCODES",
+            "CODE",
+            "REQUEST_AT",
+            "RESPONSE_AT",
+        ] {
+            assert!(keys.contains(&k), "{k} missing");
+        }
+        assert_eq!(
+            field(&fields, "SDP_IN"),
+            ["v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=a|b,c%\r\n"]
+        );
+        assert_eq!(field(&fields, "VIA_RECEIVED"), ["192.0.2.1", ""]);
+    }
+
+    #[test]
+    fn comma_and_bar_inside_one_value() {
+        let mut r = base(EdrEvent::InReinviteAleg);
+        r.from_uri = Some("\"Doe, John|x\" <sip:j@example.com>".into());
+        r.cseq = Some("314160 INVITE".into());
+        r.code = Some(200);
+        let line = format_line(&r, "i");
+        assert!(line.contains("|FROM_URI=\"Doe%2C John%7Cx\" <sip:j@example.com>|"));
+        let (event, fields) = parse(&line);
+        assert_eq!(event, "IN-REINVITE-ALEG");
+        assert_eq!(
+            field(&fields, "FROM_URI"),
+            ["\"Doe, John|x\" <sip:j@example.com>"]
+        );
+    }
+
+    #[test]
+    fn cancel_bye_and_unknown_dialog_bye() {
+        let mut c = base(EdrEvent::InCancelAleg);
+        c.cseq = Some("314159 CANCEL".into());
+        c.code = Some(200);
+        assert!(format_line(&c, "i").contains(">IN-CANCEL-ALEG|CALL_ID="));
+
+        let mut b = base(EdrEvent::InByeAleg);
+        b.cseq = Some("314161 BYE".into());
+        b.code = Some(200);
+        let (e, f) = parse(&format_line(&b, "i"));
+        assert_eq!(e, "IN-BYE-ALEG");
+        assert_eq!(field(&f, "CSEQ"), ["314161 BYE"]);
+
+        let mut u = base(EdrEvent::InBye);
+        u.ltag = None;
+        u.code = Some(481);
+        let (e, f) = parse(&format_line(&u, "i"));
+        assert_eq!(e, "IN-BYE");
+        assert_eq!(field(&f, "CODE"), ["481"]);
+        assert!(f.iter().all(|(k, _)| k != "LTAG"));
+    }
+
+    #[test]
+    fn hostile_instance_and_extra_keys() {
+        let mut r = EdrRecord {
+            event: EdrEvent::Shutdown,
+            at: Some(datetime!(2026-11-21 10:00:00 UTC)),
+            ..EdrRecord::default()
+        };
+        r.extra.push(("reason|x".into(), "sig\nterm".into()));
+        let line = format_line(&r, "a<b>|c\n");
+        assert_eq!(
+            line,
+            "2026-11-21 10:00:00.000<a%3Cb%3E%7Cc%0A>SHUTDOWN|REASON_X=sig%0Aterm"
+        );
+    }
+
+    #[test]
+    fn writer_rotates_by_size_and_flushes_on_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = EdrSettings::new(dir.path());
+        s.instance = "test".into();
+        s.max_bytes = 2_000;
+        let (log, svc) = start(s).expect("start");
+        for _ in 0..40 {
+            log.log(base(EdrEvent::InByeAleg));
+        }
+        log.log(base(EdrEvent::InAckAleg)); // off by default
+        svc.shutdown();
+        let mut edrs = 0;
+        let mut files = 0;
+        for de in fs::read_dir(dir.path().join("edr")).expect("dir").flatten() {
+            files += 1;
+            let text = fs::read_to_string(de.path()).expect("read");
+            assert!(text.starts_with("#HEADER|"));
+            assert!(text.ends_with('\n'));
+            edrs += text.lines().filter(|l| !l.starts_with('#')).count();
+            assert!(!text.contains("IN-ACK-ALEG"));
+        }
+        assert_eq!(edrs, 40);
+        assert!(files > 1, "rotated by size");
+    }
+
+    #[test]
+    fn writer_flushes_within_a_second() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = EdrSettings::new(dir.path());
+        s.log_ack = true;
+        let (log, svc) = start(s).expect("start");
+        log.log(base(EdrEvent::InAckAleg));
+        std::thread::sleep(Duration::from_millis(1_500));
+        let text = fs::read_to_string(dir.path().join("edr").join(FILE_NAME)).expect("read");
+        assert!(text.contains("IN-ACK-ALEG"));
+        svc.shutdown();
+    }
+}

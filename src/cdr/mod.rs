@@ -1,0 +1,492 @@
+//! CDRs in the Cisco Meeting Server format, delivered durably over HTTP(S), and the SIP EDR
+//! log (SPEC §6).
+//!
+//! ```text
+//! caller ── CdrSink::record() ──(unbounded channel, never blocks)──▶ writer thread
+//!     writer: stamp correlatorIndex, serialize once, write+fsync+rename into each
+//!             receiver's spool (spool_dir/cdr/<receiver-key>/), wake delivery
+//!     delivery task per receiver: batch ─▶ POST ─▶ 2xx: delete │ 5xx/429/error: backoff
+//!                                                            │ other 4xx: dead-letter
+//! ```
+//!
+//! TLS: reqwest's `rustls` feature, which uses the **aws-lc-rs** crypto provider. Any other
+//! rustls user in the process (SIP over TLS) should use aws-lc-rs too, so that only one
+//! provider is compiled in and `CryptoProvider::get_default` is unambiguous.
+
+pub mod delivery;
+pub mod edr;
+pub mod model;
+pub mod spool;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use reqwest::Url;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+pub use edr::{EdrEvent, EdrLog, EdrRecord, EdrSettings, format_line};
+pub use model::{
+    BurstStats, CallLegEnd, CallLegEndReason, CallLegStart, CallLegUpdate, CdrEvent, RecordingEnd,
+    RecordingStart, RxAudio,
+};
+
+use delivery::{DeliveryConfig, Receiver};
+use spool::{Prepared, Spool};
+
+/// CMS supports up to 4 CDR receivers; so do we.
+pub const MAX_RECEIVERS: usize = 4;
+
+/// Records written per spool group commit (one directory fsync per group).
+const GROUP_MAX: usize = 512;
+
+#[derive(Debug, Clone)]
+pub struct CdrSettings {
+    /// Spool root; CDRs live under `<spool_dir>/cdr/`.
+    pub spool_dir: PathBuf,
+    /// `http://` or `https://` URLs, at most [`MAX_RECEIVERS`].
+    pub receivers: Vec<String>,
+    /// Per-receiver bound; past it the oldest undelivered records are dropped.
+    pub max_spool_records: usize,
+    /// Retry backoff cap.
+    pub max_backoff: Duration,
+    /// Records per POST.
+    pub batch_size: usize,
+    /// Whole-request timeout; a receiver slower than this counts as failed and is retried.
+    pub request_timeout: Duration,
+}
+
+impl Default for CdrSettings {
+    fn default() -> Self {
+        CdrSettings {
+            spool_dir: PathBuf::from("./spool"),
+            receivers: Vec::new(),
+            max_spool_records: 100_000,
+            max_backoff: Duration::from_secs(30),
+            batch_size: 100,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CdrError {
+    #[error("at most {MAX_RECEIVERS} CDR receivers are supported, {0} configured")]
+    TooManyReceivers(usize),
+    #[error("CDR receiver {url:?}: {reason}")]
+    BadReceiver { url: String, reason: String },
+    #[error("CDR spool {path}: {source}")]
+    Spool {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("cdr::start must be called inside a Tokio runtime")]
+    NoRuntime,
+    #[error("cannot start the CDR writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+enum Msg {
+    // Boxed: events are large, the channel slot should not be.
+    Record(OffsetDateTime, Box<CdrEvent>),
+    Flush(oneshot::Sender<()>),
+    Stop(oneshot::Sender<()>),
+}
+
+struct Target {
+    spool: Arc<Spool>,
+    notify: Option<Arc<Notify>>,
+}
+
+/// Cheap, cloneable handle; every method returns without touching disk or network.
+#[derive(Clone)]
+pub struct CdrSink {
+    tx: mpsc::UnboundedSender<Msg>,
+    session: Arc<str>,
+    spools: Arc<Vec<Arc<Spool>>>,
+}
+
+impl std::fmt::Debug for CdrSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CdrSink")
+            .field("session", &self.session)
+            .finish()
+    }
+}
+
+impl CdrSink {
+    /// Records `event` with the current time. Never blocks.
+    pub fn record(&self, event: CdrEvent) {
+        self.record_at(event, OffsetDateTime::now_utc());
+    }
+
+    /// Records `event` with an explicit time (e.g. a recording finalized by recovery).
+    pub fn record_at(&self, event: CdrEvent, time: OffsetDateTime) {
+        if let Err(mpsc::error::SendError(Msg::Record(_, ev))) =
+            self.tx.send(Msg::Record(time, Box::new(event)))
+        {
+            error!(
+                record_type = ev.record_type(),
+                xml = %ev.inner_xml(),
+                "CDR recorded after CDR shutdown, not spooled"
+            );
+        }
+    }
+
+    /// Resolves once every record recorded before this call is on disk.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// This process session's GUID (`<records session>`).
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// Records waiting for delivery, summed over receivers (0 with no receiver: the local
+    /// archive is not a backlog).
+    pub fn spool_depth(&self) -> usize {
+        self.spools.iter().map(|s| s.len()).sum()
+    }
+}
+
+/// Owns the writer thread and the delivery tasks.
+pub struct CdrService {
+    tx: mpsc::UnboundedSender<Msg>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    cancel: CancellationToken,
+    stopping: Arc<AtomicBool>,
+}
+
+impl CdrService {
+    /// Spools everything recorded so far, then stops delivery. Undelivered records stay in
+    /// the spool for the next run.
+    pub async fn shutdown(mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        if let Some(w) = self.writer.take() {
+            let _ = tokio::task::spawn_blocking(move || w.join()).await;
+        }
+        self.cancel.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for CdrService {
+    fn drop(&mut self) {
+        // Without shutdown(): stop delivery; the writer still drains what was queued.
+        self.cancel.cancel();
+        if self.writer.is_some() {
+            let (tx, _rx) = oneshot::channel();
+            let _ = self.tx.send(Msg::Stop(tx));
+        }
+    }
+}
+
+/// Stable directory name for a receiver: readable host/port plus a hash of the whole URL.
+fn receiver_key(url: &Url) -> String {
+    let host: String = url
+        .host_str()
+        .unwrap_or("receiver")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    let port = url.port_or_known_default().unwrap_or(0);
+    // FNV-1a: stable across builds and platforms (std's hasher is not).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in url.as_str().bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{host}_{port}-{h:016x}")
+}
+
+fn parse_receiver(s: &str) -> Result<Url, CdrError> {
+    let bad = |reason: &str| CdrError::BadReceiver {
+        url: s.to_string(),
+        reason: reason.to_string(),
+    };
+    let url = Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("scheme must be http or https"));
+    }
+    if url.host_str().is_none() {
+        return Err(bad("no host"));
+    }
+    Ok(url)
+}
+
+/// Starts the CDR subsystem: loads the spools, starts the writer thread and one delivery
+/// task per receiver (records left by a previous run are re-sent first).
+pub fn start(settings: CdrSettings) -> Result<(CdrSink, CdrService), CdrError> {
+    let rt = tokio::runtime::Handle::try_current().map_err(|_| CdrError::NoRuntime)?;
+    if settings.receivers.len() > MAX_RECEIVERS {
+        return Err(CdrError::TooManyReceivers(settings.receivers.len()));
+    }
+    let urls = settings
+        .receivers
+        .iter()
+        .map(|r| parse_receiver(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let root = settings.spool_dir.join("cdr");
+    let open = |dir: PathBuf, max| {
+        Spool::open(dir.clone(), max).map_err(|source| CdrError::Spool { path: dir, source })
+    };
+
+    let session: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    let cancel = CancellationToken::new();
+    let mut targets = Vec::new();
+    let mut receivers = Vec::new();
+    let mut keys = Vec::new();
+    for url in urls {
+        let key = receiver_key(&url);
+        let spool = Arc::new(open(root.join(&key), Some(settings.max_spool_records))?);
+        if !spool.is_empty() {
+            info!(receiver = %url, pending = spool.len(), "re-sending spooled CDRs");
+        }
+        let notify = Arc::new(Notify::new());
+        // Wake the task once so a reloaded spool is sent without waiting for a new record.
+        notify.notify_one();
+        targets.push(Target {
+            spool: spool.clone(),
+            notify: Some(notify.clone()),
+        });
+        receivers.push(Receiver { url, spool, notify });
+        keys.push(key);
+    }
+    if receivers.is_empty() {
+        targets.push(Target {
+            spool: Arc::new(open(root.join("local"), None)?),
+            notify: None,
+        });
+        keys.push("local".into());
+    }
+    warn_orphans(&root, &keys);
+
+    let mut tasks = Vec::new();
+    let cfg = DeliveryConfig {
+        batch_size: settings.batch_size,
+        max_backoff: settings.max_backoff,
+    };
+    let spools: Vec<Arc<Spool>> = receivers.iter().map(|r| r.spool.clone()).collect();
+    for rx in receivers {
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
+            .timeout(settings.request_timeout)
+            .pool_max_idle_per_host(1)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("sip-recorder/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        tasks.push(rt.spawn(delivery::run(rx, client, cfg.clone(), cancel.clone())));
+    }
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let session = session.clone();
+        let stopping = stopping.clone();
+        std::thread::Builder::new()
+            .name("cdr-spool".into())
+            .spawn(move || writer_loop(rx, session, targets, stopping))
+            .map_err(CdrError::Thread)?
+    };
+    info!(%session, receivers = tasks.len(), "CDR delivery started");
+    let sink = CdrSink {
+        tx: tx.clone(),
+        session,
+        spools: Arc::new(spools),
+    };
+    let service = CdrService {
+        tx,
+        writer: Some(writer),
+        tasks,
+        cancel,
+        stopping,
+    };
+    Ok((sink, service))
+}
+
+/// Records spooled for a receiver that is no longer configured are not sent anywhere.
+fn warn_orphans(root: &std::path::Path, keys: &[String]) {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
+    for de in rd.flatten() {
+        let name = de.file_name().to_string_lossy().into_owned();
+        if keys.contains(&name) || name == "local" {
+            continue;
+        }
+        let pending = std::fs::read_dir(de.path())
+            .map(|d| {
+                d.flatten()
+                    .filter(|f| f.path().extension().is_some_and(|e| e == "cdr"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if pending > 0 {
+            warn!(dir = %de.path().display(), pending, "CDR spool of a receiver no longer configured");
+        }
+    }
+}
+
+fn writer_loop(
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    session: Arc<str>,
+    targets: Vec<Target>,
+    stopping: Arc<AtomicBool>,
+) {
+    let mut correlator = 0u64;
+    let mut stop = false;
+    let prepare = |time: OffsetDateTime, ev: Box<CdrEvent>, correlator: &mut u64| {
+        let p = Prepared {
+            session: session.clone(),
+            correlator: *correlator,
+            record_type: ev.record_type().into(),
+            time: model::format_time(time).into(),
+            inner_xml: ev.inner_xml(),
+        };
+        *correlator += 1;
+        p
+    };
+    while !stop {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        let mut group = Vec::new();
+        let mut acks = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Record(time, ev) => group.push(prepare(time, ev, &mut correlator)),
+                Msg::Flush(ack) => acks.push(ack),
+                Msg::Stop(ack) => {
+                    acks.push(ack);
+                    if !stop {
+                        stop = true;
+                        // Anything already queued was recorded before the stop: keep it.
+                        rx.close();
+                    }
+                }
+            }
+            if group.len() < GROUP_MAX || stop {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !group.is_empty() {
+            for t in &targets {
+                write_with_retry(&t.spool, &group, &stopping);
+                if let Some(n) = &t.notify {
+                    n.notify_one();
+                }
+            }
+        }
+        for a in acks {
+            let _ = a.send(());
+        }
+    }
+}
+
+/// A full or failing disk must not lose records while the process lives: retry until it
+/// works, except at shutdown where we give up after a few attempts and log the records.
+fn write_with_retry(spool: &Spool, group: &[Prepared], stopping: &AtomicBool) {
+    let mut attempts = 0u32;
+    loop {
+        match spool.append(group) {
+            Ok(()) => return,
+            Err(err) => {
+                attempts += 1;
+                if stopping.load(Ordering::Relaxed) && attempts >= 3 {
+                    for r in group {
+                        error!(spool = %spool.dir().display(), session = %r.session,
+                            correlator_index = r.correlator, record_type = %r.record_type,
+                            xml = %r.inner_xml, %err, "CDR could not be spooled at shutdown, lost");
+                    }
+                    return;
+                }
+                error!(spool = %spool.dir().display(), %err, attempts, "CDR spool write failed, retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receiver_keys_are_stable_and_distinct() {
+        let a = receiver_key(&parse_receiver("http://cdr.example.com/x").expect("url"));
+        let b = receiver_key(&parse_receiver("http://cdr.example.com/y").expect("url"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("cdr.example.com_80-"));
+        assert_eq!(
+            a,
+            receiver_key(&parse_receiver("http://cdr.example.com/x").expect("url"))
+        );
+    }
+
+    #[test]
+    fn receiver_validation() {
+        assert!(parse_receiver("ftp://x/").is_err());
+        assert!(parse_receiver("not a url").is_err());
+        assert!(parse_receiver("https://[::1]:8443/cdr").is_ok());
+    }
+
+    #[tokio::test]
+    async fn no_receiver_keeps_records_locally() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (sink, svc) = start(CdrSettings {
+            spool_dir: dir.path().into(),
+            ..CdrSettings::default()
+        })
+        .expect("start");
+        for i in 0..3 {
+            sink.record(CdrEvent::CallLegUpdate(CallLegUpdate {
+                call_leg: format!("leg{i}"),
+                deactivated: i % 2 == 0,
+                sip_call_id: None,
+            }));
+        }
+        svc.shutdown().await;
+        let n = std::fs::read_dir(dir.path().join("cdr/local"))
+            .expect("local dir")
+            .flatten()
+            .filter(|f| f.path().extension().is_some_and(|e| e == "cdr"))
+            .count();
+        assert_eq!(n, 3);
+        assert_eq!(sink.spool_depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn too_many_receivers() {
+        let r = start(CdrSettings {
+            receivers: vec!["http://a/".into(); 5],
+            ..CdrSettings::default()
+        });
+        assert!(matches!(r, Err(CdrError::TooManyReceivers(5))));
+    }
+}
