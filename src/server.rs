@@ -40,6 +40,16 @@ pub async fn run(config: Config) -> Result<(), Error> {
             "sip.min_session_expires_secs is below the 90 s RFC 4028 minimum"
         );
     }
+    crate::net::tls::install_crypto_provider();
+    let (cdr, cdr_service) = crate::cdr::start(crate::cdr::CdrSettings {
+        spool_dir: config.spool.dir.clone(),
+        receivers: config.cdr.receivers.clone(),
+        ..crate::cdr::CdrSettings::default()
+    })
+    .map_err(|e| format!("CDR spool {}: {e}", config.spool.dir.display()))?;
+    let (edr, edr_service) =
+        crate::cdr::edr::start(crate::cdr::EdrSettings::new(&config.spool.dir))
+            .map_err(|e| format!("EDR log under {}: {e}", config.spool.dir.display()))?;
     // Finalize what a crash left unfinished before taking new calls.
     let recordings_dir = config.recording.dir.clone();
     let recovered = tokio::task::spawn_blocking(move || {
@@ -51,6 +61,9 @@ pub async fn run(config: Config) -> Result<(), Error> {
             count = recovered.len(),
             "recordings recovered after an unclean stop"
         );
+    }
+    for r in &recovered {
+        recovered_cdrs(&cdr, r);
     }
     let telemetry = Arc::new(Telemetry::default());
     std::fs::create_dir_all(&config.recording.dir)
@@ -150,6 +163,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             media_timeout: Duration::from_secs(config.media.media_timeout_secs),
             writer: writer.handle(),
             telemetry: telemetry.clone(),
+            cdr: cdr.clone(),
         },
         reports_tx,
     );
@@ -189,6 +203,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
             transmitter,
             recordings,
             telemetry,
+            edr: edr.clone(),
+            cdr: cdr.clone(),
         },
     ));
     wait_for_shutdown(
@@ -200,6 +216,13 @@ pub async fn run(config: Config) -> Result<(), Error> {
     shutdown.cancel();
     // Every recording task has closed its files; this flushes anything left and stops the threads.
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
+    // Every CDR recorded so far is on disk before exit; undelivered ones are re-sent next start.
+    cdr_service.shutdown().await;
+    edr.log(crate::cdr::EdrRecord {
+        event: crate::cdr::EdrEvent::Shutdown,
+        ..Default::default()
+    });
+    tokio::task::spawn_blocking(move || edr_service.shutdown()).await?;
     tracing::info!("sip-recorder stopped");
     Ok(())
 }
@@ -325,6 +348,8 @@ struct CoreIo {
     transmitter: Transmitter,
     recordings: RecordingTasks,
     telemetry: Arc<Telemetry>,
+    edr: crate::cdr::EdrLog,
+    cdr: crate::cdr::CdrSink,
 }
 
 /// Re-check the recordings disk every second (SPEC §7 watermarks).
@@ -397,6 +422,7 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
                 io.telemetry.set_responses(&uas.stats().responses_by_code);
                 io.telemetry.active_sessions.store(uas.active_sessions() as u64, Ordering::Relaxed);
                 io.telemetry.free_rtp_ports.store(uas.free_rtp_ports() as u64, Ordering::Relaxed);
+                io.telemetry.cdr_spool_depth.store(io.cdr.spool_depth() as u64, Ordering::Relaxed);
             }
             _ = sleep => uas.handle_timeout(Instant::now()),
         }
@@ -415,7 +441,9 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
                     io.recordings.dispatch(event)
                 }
                 Output::Transaction(record) => {
-                    tracing::debug!(event = ?record.event, call_id = record.call_id, code = ?record.code, "SIP transaction");
+                    if let Some(line) = edr_record(&record, io.edr.logs_ack()) {
+                        io.edr.log(line);
+                    }
                 }
             }
         }
@@ -426,4 +454,111 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
     // Let the last BYEs leave before the sockets close.
     tokio::time::sleep(Duration::from_millis(50)).await;
     io.recordings.join_all().await;
+}
+
+/// The EDR line of a finished SIP transaction (SPEC §6); `None` for transactions the EDR
+/// format has no event for (OPTIONS, UPDATE, refused methods).
+fn edr_record(
+    r: &crate::sip::transaction_log::TransactionRecord,
+    log_ack: bool,
+) -> Option<crate::cdr::EdrRecord> {
+    use crate::cdr::EdrEvent as E;
+    use crate::sip::transaction_log::TransactionEvent as T;
+    let event = match r.event {
+        T::InInvite => E::InInviteAleg,
+        T::InReinvite => E::InReinviteAleg,
+        T::InCancel => E::InCancelAleg,
+        T::InBye => E::InByeAleg,
+        T::InByeUnknown => E::InBye,
+        T::InAck if log_ack => E::InAckAleg,
+        T::OutBye => E::OutByeAleg,
+        T::InAck | T::InUpdate | T::InOptions | T::InOther => return None,
+    };
+    // Instants become wall-clock stamps relative to now.
+    let (now_i, now_w) = (Instant::now(), time::OffsetDateTime::now_utc());
+    let wall = |at: Instant| now_w - now_i.saturating_duration_since(at);
+    let via = r.via.as_ref();
+    let v = |f: &dyn Fn(&crate::sip::message::Via) -> Option<String>| {
+        via.map(|v| f(v).unwrap_or_default())
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    Some(crate::cdr::EdrRecord {
+        event,
+        at: r.response_at.map(wall),
+        call_id: Some(r.call_id.clone()),
+        cseq: Some(format!("{} {}", r.cseq, r.method)),
+        from_uri: Some(r.from_uri.clone()),
+        to_uri: Some(r.to_uri.clone()),
+        transport: Some(r.flow.transport.as_str().to_string()),
+        via_host: v(&|v| Some(v.host.clone())),
+        via_port: v(&|v| v.port.map(|p| p.to_string())),
+        via_branch: v(&|v| v.branch.clone()),
+        via_received: v(&|v| v.received.clone()),
+        via_rport: v(&|v| v.rport.flatten().map(|p| p.to_string())),
+        ltag: r.local_tag.clone(),
+        rtag: r.remote_tag.clone(),
+        sdp_in: r.sdp_in.clone(),
+        sdp_out: r.sdp_out.clone(),
+        pcodes: r.provisional.clone(),
+        code: r.code,
+        request_at: Some(wall(r.request_at)),
+        response_at: r.response_at.map(wall),
+        extra: vec![],
+    })
+}
+
+/// A recording finalized by startup recovery still gets its callLegEnd and recordingEnd,
+/// stamped with the time its files were last written.
+fn recovered_cdrs(cdr: &crate::cdr::CdrSink, r: &crate::recording::startup::Recovered) {
+    use crate::cdr::*;
+    let doc = &r.document;
+    let text = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
+    let at = time::OffsetDateTime::parse(
+        &text("ended_at"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    let started = time::OffsetDateTime::parse(
+        &text("started_at"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok();
+    let duration_seconds = started.map_or(0, |s| (at - s).whole_seconds().max(0) as u64);
+    let streams = doc["streams"].as_array().cloned().unwrap_or_default();
+    let files: Vec<String> = streams
+        .iter()
+        .filter_map(|s| s["file"].as_str().map(str::to_string))
+        .chain(doc["mixed_file"].as_str().map(str::to_string))
+        .collect();
+    if !text("call_leg_id").is_empty() {
+        cdr.record_at(
+            CdrEvent::CallLegEnd(CallLegEnd {
+                call_leg: text("call_leg_id"),
+                reason: CallLegEndReason::Error,
+                remote_teardown: false,
+                duration_seconds,
+                sip_call_id: text("sip_call_id"),
+                rx_audio: streams
+                    .iter()
+                    .map(|s| RxAudio {
+                        codec: s["codec"].as_str().unwrap_or_default().to_ascii_lowercase(),
+                        packets_received: s["packets_received"].as_u64().unwrap_or(0),
+                        packets_lost: s["packets_lost"].as_u64().unwrap_or(0),
+                        ..RxAudio::default()
+                    })
+                    .collect(),
+            }),
+            at,
+        );
+    }
+    cdr.record_at(
+        CdrEvent::RecordingEnd(RecordingEnd {
+            recording_id: text("recording_id"),
+            end_reason: "recovered".to_string(),
+            files,
+            duration_seconds,
+        }),
+        at,
+    );
 }

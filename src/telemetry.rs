@@ -27,6 +27,7 @@ pub struct Telemetry {
     pub active_sessions: AtomicU64,
     pub free_rtp_ports: AtomicU64,
     pub recordings_started: AtomicU64,
+    pub cdr_spool_depth: AtomicU64,
     responses: Mutex<BTreeMap<u16, u64>>,
     /// recording.json of every active recording, by recording id.
     active: DashMap<String, Value>,

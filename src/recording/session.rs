@@ -79,6 +79,8 @@ pub struct DtmfEntry {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordingDocument {
     pub recording_id: String,
+    /// Id of the recording SIP leg in the CDRs (`callLeg*` records).
+    pub call_leg_id: String,
     pub kind: RecordingKind,
     pub record_id: Option<String>,
     pub calluuid: Option<String>,
@@ -161,6 +163,7 @@ impl RecordingSession {
             metadata: metadata.clone(),
             doc: RecordingDocument {
                 recording_id: recording_id.to_string(),
+                call_leg_id: uuid::Uuid::new_v4().to_string(),
                 kind: req.kind,
                 record_id: g.map(|g| g.record_id.clone()),
                 calluuid: g.and_then(|g| g.calluuid.clone()),
@@ -381,6 +384,7 @@ mod tests {
             uri_params: BTreeMap::new(),
             sip_call_id: "c1".into(),
             from: "<sip:a@b>;tag=1".into(),
+            from_uri: "sip:a@b".into(),
             to: "<sip:r@b>".into(),
             request_uri: "sip:record=R1@b".into(),
             sip_headers: vec![],

@@ -7,6 +7,10 @@ use super::session::{DtmfEntry, RecordingDocument, RecordingSession};
 use super::stream::{StreamBlock, StreamControl, StreamTask, bind_stream, timeline_for};
 use super::wav::{StereoInterleaver, WavFormat};
 use super::writer::{FileId, WriterHandle};
+use crate::cdr::{
+    CallLegEnd, CallLegEndReason, CallLegStart, CallLegUpdate, CdrEvent, RecordingEnd,
+    RecordingStart, RxAudio,
+};
 use crate::config::{MediaSource, PausePolicy};
 use crate::sdp::{Direction, MediaKind, MediaSession};
 use crate::sip::Flow;
@@ -35,6 +39,7 @@ pub struct RecordingSettings {
     pub media_timeout: Duration,
     pub writer: WriterHandle,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    pub cdr: crate::cdr::CdrSink,
 }
 
 /// A recording task's report back to the SIP layer.
@@ -150,6 +155,8 @@ struct RecordingTask {
     initial_media: Vec<crate::sdp::NegotiatedStream>,
     streams: Vec<StreamHandle>,
     stereo: Option<Stereo>,
+    /// When the 200 OK went out; `None` until then (and no CDRs before it).
+    established_at: Option<Instant>,
 }
 
 impl RecordingTask {
@@ -191,6 +198,7 @@ impl RecordingTask {
             initial_media,
             streams: vec![],
             stereo: None,
+            established_at: None,
         }
     }
 
@@ -237,6 +245,8 @@ impl RecordingTask {
                     Some(RecordingEvent::Prepare { .. }) => {}
                     Some(RecordingEvent::Established { .. }) => {
                         tracing::info!(recording_id, dir = %self.dir.display(), kind = ?self.request.kind, "recording started");
+                        self.established_at = Some(Instant::now());
+                        self.cdr_start();
                     }
                     Some(RecordingEvent::Discarded { .. }) => {
                         self.stop_streams(&mut blocks).await;
@@ -398,6 +408,16 @@ impl RecordingTask {
         let changed = self.session.apply_media(media, OffsetDateTime::now_utc());
         if changed {
             tracing::info!(recording_id = self.recording_id, state = ?self.session.state(), "recording state changed");
+            if self.established_at.is_some() {
+                let doc = self.session.document();
+                self.settings
+                    .cdr
+                    .record(CdrEvent::CallLegUpdate(CallLegUpdate {
+                        call_leg: doc.call_leg_id.clone(),
+                        deactivated: self.session.state() == super::session::RecordingState::Paused,
+                        sip_call_id: Some(doc.sip_call_id.clone()),
+                    }));
+            }
         }
         let now = Instant::now();
         for stream in &mut self.streams {
@@ -533,6 +553,7 @@ impl RecordingTask {
         }
         self.session.end(reason, OffsetDateTime::now_utc());
         write_document(&self.dir, self.session.document()).await;
+        self.cdr_end(reason);
         self.settings.telemetry.publish_ended(
             &self.recording_id,
             serde_json::to_value(self.session.document()).ok(),
@@ -560,6 +581,94 @@ impl RecordingTask {
         self.settings
             .telemetry
             .publish_ended(&self.recording_id, None);
+    }
+}
+
+impl RecordingTask {
+    /// What the CDRs call this recording's `<call>`: calluuid, else the SIPREC session id,
+    /// else the SIP Call-ID (SPEC §6).
+    fn cdr_call(&self) -> String {
+        let doc = self.session.document();
+        doc.calluuid
+            .clone()
+            .or_else(|| doc.siprec_session_id.clone())
+            .unwrap_or_else(|| doc.sip_call_id.clone())
+    }
+
+    fn files(&self) -> Vec<String> {
+        let doc = self.session.document();
+        doc.streams
+            .iter()
+            .filter_map(|s| s.file.clone())
+            .chain(doc.mixed_file.clone())
+            .collect()
+    }
+
+    fn cdr_start(&self) {
+        let doc = self.session.document();
+        let call = self.cdr_call();
+        self.settings
+            .cdr
+            .record(CdrEvent::CallLegStart(CallLegStart {
+                call_leg: doc.call_leg_id.clone(),
+                remote_party: self.request.from_uri.clone(),
+                local_address: doc.request_uri.clone(),
+                display_name: None,
+                sip_call_id: doc.sip_call_id.clone(),
+                call: Some(call.clone()),
+            }));
+        self.settings
+            .cdr
+            .record(CdrEvent::RecordingStart(RecordingStart {
+                recording_id: doc.recording_id.clone(),
+                path: self.dir.display().to_string(),
+                recorder_uri: doc.request_uri.clone(),
+                call,
+                call_leg: doc.call_leg_id.clone(),
+                calluuid: doc.calluuid.clone(),
+                dn: doc.dn.clone(),
+                other_dn: doc.other_dn.clone(),
+                kind: serde_json::to_value(doc.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                files: self.files(),
+            }));
+    }
+
+    fn cdr_end(&self, reason: EndReason) {
+        let Some(established) = self.established_at else {
+            return; // never answered: no recordingStart, so no recordingEnd either
+        };
+        let doc = self.session.document();
+        let duration_seconds = established.elapsed().as_secs();
+        self.settings.cdr.record(CdrEvent::CallLegEnd(CallLegEnd {
+            call_leg: doc.call_leg_id.clone(),
+            reason: CallLegEndReason::from_end_reason(reason.as_str()),
+            remote_teardown: reason == EndReason::Bye,
+            duration_seconds,
+            sip_call_id: doc.sip_call_id.clone(),
+            rx_audio: doc
+                .streams
+                .iter()
+                .map(|s| RxAudio {
+                    codec: s.codec.clone().unwrap_or_default().to_ascii_lowercase(),
+                    packets_received: s.packets_received,
+                    packets_lost: s.packets_lost,
+                    packet_loss_bursts: None,
+                    packet_gap: None,
+                    jitter_ms: Some(s.jitter_ms),
+                })
+                .collect(),
+        }));
+        self.settings
+            .cdr
+            .record(CdrEvent::RecordingEnd(RecordingEnd {
+                recording_id: doc.recording_id.clone(),
+                end_reason: reason.as_str().to_string(),
+                files: self.files(),
+                duration_seconds,
+            }));
     }
 }
 

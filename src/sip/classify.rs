@@ -24,6 +24,8 @@ pub struct RecordingRequest {
     pub uri_params: BTreeMap<String, String>,
     pub sip_call_id: String,
     pub from: String,
+    /// The URI inside From (the SRC).
+    pub from_uri: String,
     pub to: String,
     pub request_uri: String,
     pub sip_headers: Vec<Header>,
@@ -114,6 +116,7 @@ pub fn classify(req: &SipRequest, body: &ClassifiedBody) -> RecordingRequest {
         uri_params: params,
         sip_call_id: req.call_id.clone(),
         from: req.from.raw.clone(),
+        from_uri: req.from.uri.clone(),
         to: req.to.raw.clone(),
         request_uri: req.uri_raw.clone(),
         sip_headers: req.headers.clone(),

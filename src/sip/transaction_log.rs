@@ -41,6 +41,8 @@ pub struct TransactionRecord {
     pub remote_tag: Option<String>,
     pub sdp_in: Option<String>,
     pub sdp_out: Option<String>,
+    /// Provisional responses sent before the final one (100 for answered INVITEs).
+    pub provisional: Vec<u16>,
     /// Final status code; `None` for ACK.
     pub code: Option<u16>,
     pub request_at: Instant,
@@ -69,6 +71,7 @@ impl TransactionRecord {
             remote_tag: req.from.tag.clone(),
             sdp_in,
             sdp_out: None,
+            provisional: vec![],
             code: None,
             request_at,
             response_at: None,

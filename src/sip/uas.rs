@@ -1169,6 +1169,7 @@ impl Uas {
             remote_tag: Some(dialog.remote_tag.clone()),
             sdp_in: None,
             sdp_out: None,
+            provisional: vec![],
             code: None,
             request_at: now,
             response_at: None,
@@ -1472,6 +1473,9 @@ impl Uas {
         let mut log = TransactionRecord::incoming(req, event_for(req, code), flow, request_at);
         log.local_tag = Some(local_tag.to_string());
         log.sdp_out = sdp_out;
+        if req.method == Method::Invite && req.to.tag.is_none() {
+            log.provisional = vec![100]; // answered after the recording was prepared
+        }
         log.code = Some(code);
         log.response_at = Some(now);
         self.outputs.push_back(Output::Transaction(Box::new(log)));

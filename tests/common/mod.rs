@@ -150,6 +150,8 @@ pub struct Recorder {
     pub recordings_dir: PathBuf,
     pub spool_dir: PathBuf,
     pub log_path: PathBuf,
+    /// The extra flags it was started with (a restart passes them again).
+    pub extra_args: Vec<String>,
     _rtp: RtpLease,
     // Dropped last: holds the directories above.
     dir: tempfile::TempDir,
@@ -219,6 +221,7 @@ impl Recorder {
             recordings_dir,
             spool_dir,
             log_path,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             _rtp: rtp,
             dir,
         };

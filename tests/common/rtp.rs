@@ -487,6 +487,7 @@ impl Recorder {
                     .map(|l| vec!["--log-level".to_string(), l])
                     .unwrap_or_default(),
             )
+            .args(&self.extra_args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))

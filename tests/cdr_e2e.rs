@@ -1,0 +1,275 @@
+//! CDRs and EDRs from the real binary: a call's records reach a real HTTP receiver, a
+//! cancelled call leaves none, a crash is closed with `recovered`, and the EDR log has a
+//! line per transaction (SPEC §6).
+
+mod common;
+
+use axum::Router;
+use axum::routing::post;
+use common::*;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(5);
+
+/// A CDR receiver on 127.0.0.1:0 in its own thread; returns its URL and what it got.
+fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr"))
+                .expect("send addr");
+            let app = Router::new().route(
+                "/cdr",
+                post(move |body: String| {
+                    let sink = sink.clone();
+                    async move {
+                        sink.lock().expect("lock").push(body);
+                        "ok"
+                    }
+                }),
+            );
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    let addr = rx.recv().expect("receiver address");
+    (format!("http://{addr}/cdr"), got)
+}
+
+/// Every `<record ...>` received, as (type, full text), in arrival order.
+fn records(got: &Arc<Mutex<Vec<String>>>) -> Vec<(String, String)> {
+    let docs = got.lock().expect("lock").clone();
+    let mut out = vec![];
+    for doc in docs {
+        assert!(doc.starts_with("<?xml"), "{doc}");
+        for part in doc.split("<record ").skip(1) {
+            let kind = part
+                .split("type=\"")
+                .nth(1)
+                .and_then(|t| t.split('"').next())
+                .unwrap_or("")
+                .to_string();
+            out.push((kind, part.to_string()));
+        }
+    }
+    out
+}
+
+fn wait_records(got: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = records(got);
+        if r.len() >= n {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} records: {r:#?}",
+            r.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_call_produces_its_cdrs_and_edr_lines() {
+    let (url, got) = receiver();
+    let rec = Recorder::start(&["--cdr-receiver", &url]);
+    let mut c = rec.udp();
+    let mut call = Call::genesys(&c);
+    let invite = call.genesys_invite();
+    establish(&mut c, &mut call, &invite);
+    let doc = rec.wait_call_state(&call.call_id, "active", T);
+    let pause = call.reinvite(&genesys_sdp(2, "inactive"), "");
+    c.send(&pause);
+    let ok = c.expect_reply(&pause, 200, T);
+    c.send(&call.ack_2xx(&ok));
+    rec.wait_call_state(&call.call_id, "paused", T);
+    let resume = call.reinvite(&genesys_sdp(3, "sendonly"), "");
+    c.send(&resume);
+    let ok = c.expect_reply(&resume, 200, T);
+    c.send(&call.ack_2xx(&ok));
+    rec.wait_call_state(&call.call_id, "active", T);
+    hang_up(&mut c, &mut call);
+    rec.wait_call_state(&call.call_id, "ended", T);
+
+    let r = wait_records(&got, 6);
+    let kinds: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "callLegStart",
+            "recordingStart",
+            "callLegUpdate",
+            "callLegUpdate",
+            "callLegEnd",
+            "recordingEnd"
+        ]
+    );
+    let recording_id = doc["recording_id"].as_str().expect("id");
+    let leg = doc["call_leg_id"].as_str().expect("call leg id");
+    assert!(
+        r[1].1
+            .contains(&format!("<recording id=\"{recording_id}\"")),
+        "{}",
+        r[1].1
+    );
+    assert!(
+        r[1].1.contains(&format!("<callLeg>{leg}</callLeg>")),
+        "{}",
+        r[1].1
+    );
+    let calluuid = doc["calluuid"].as_str().expect("calluuid");
+    assert!(
+        r[1].1.contains(&format!("<call>{calluuid}</call>")),
+        "{}",
+        r[1].1
+    );
+    assert!(
+        r[2].1.contains("<deactivated>true</deactivated>"),
+        "{}",
+        r[2].1
+    );
+    assert!(
+        r[3].1.contains("<deactivated>false</deactivated>"),
+        "{}",
+        r[3].1
+    );
+    assert!(
+        r[4].1.contains("<reason>remoteTeardown</reason>"),
+        "{}",
+        r[4].1
+    );
+    assert!(r[4].1.contains(&call.call_id), "sipCallId: {}", r[4].1);
+    assert!(
+        r[5].1
+            .contains(&format!("<recording id=\"{recording_id}\"")),
+        "{}",
+        r[5].1
+    );
+    // correlatorIndex grows by one per record, recordIndex from 1 for this receiver.
+    for (i, (_, text)) in r.iter().enumerate() {
+        assert!(text.contains(&format!("correlatorIndex=\"{i}\"")), "{text}");
+        assert!(
+            text.contains(&format!("recordIndex=\"{}\"", i + 1)),
+            "{text}"
+        );
+    }
+
+    // An unknown-dialog BYE, then the EDR lines.
+    let mut stray = Call::genesys(&c);
+    stray.to_tag = Some("nope".into());
+    let bye = stray.bye();
+    c.send(&bye);
+    c.expect_reply(&bye, 481, T);
+    let edr = rec.spool_dir.join("edr/sip-edr.log");
+    let deadline = Instant::now() + T;
+    let text = loop {
+        let text = std::fs::read_to_string(&edr).unwrap_or_default();
+        if text.contains("IN-BYE|") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "EDR lines missing in {}:\n{text}",
+            edr.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(&call.call_id)).collect();
+    let events: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split('>').nth(1).and_then(|r| r.split('|').next()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "IN-INVITE-ALEG",
+            "IN-REINVITE-ALEG",
+            "IN-REINVITE-ALEG",
+            "IN-BYE-ALEG"
+        ],
+        "{text}"
+    );
+    assert!(
+        lines[0].contains("|CODE=200|") && lines[0].contains("|PCODES=100|"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("SDP_IN=v=0%0D%0A") && lines[0].contains("SDP_OUT=v=0"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("IN-BYE|") && l.contains("CODE=481")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_cancelled_call_leaves_no_cdrs() {
+    let (url, got) = receiver();
+    let rec = Recorder::start(&["--cdr-receiver", &url]);
+    let mut c = rec.tcp();
+    let mut call = Call::genesys(&c);
+    let invite = call.genesys_invite();
+    let cancel = call.cancel();
+    c.send(&format!("{invite}{cancel}"));
+    c.expect_reply(&cancel, 200, T);
+    c.expect_reply(&invite, 487, T);
+    // A later call proves delivery works: only its records arrive.
+    let mut other = Call::genesys(&c);
+    let invite = other.genesys_invite();
+    establish(&mut c, &mut other, &invite);
+    hang_up(&mut c, &mut other);
+    let r = wait_records(&got, 4);
+    std::thread::sleep(Duration::from_millis(500));
+    let r2 = records(&got);
+    assert_eq!(r2.len(), 4, "{r2:#?}");
+    assert!(r.iter().all(|(_, t)| !t.contains(&call.call_id)), "{r:#?}");
+}
+
+#[test]
+fn a_crashed_recording_is_closed_with_recovered_after_restart() {
+    let (url, got) = receiver();
+    let mut rec = Recorder::start(&["--cdr-receiver", &url]);
+    let mut c = rec.udp();
+    let mut call = Call::genesys(&c);
+    let invite = call.genesys_invite();
+    establish(&mut c, &mut call, &invite);
+    let doc = rec.wait_call_state(&call.call_id, "active", T);
+    wait_records(&got, 2);
+    rec.kill9();
+    rec.restart();
+    let r = wait_records(&got, 4);
+    let kinds: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "callLegStart",
+            "recordingStart",
+            "callLegEnd",
+            "recordingEnd"
+        ],
+        "{r:#?}"
+    );
+    assert!(
+        r[3].1.contains(doc["recording_id"].as_str().expect("id")),
+        "{}",
+        r[3].1
+    );
+    assert!(r[3].1.contains("recovered"), "{}", r[3].1);
+    let doc = rec.wait_call_state(&call.call_id, "ended", T);
+    assert_eq!(doc["end_reason"], "recovered");
+}
