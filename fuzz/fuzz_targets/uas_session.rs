@@ -368,6 +368,8 @@ impl Harness {
                     self.sent_requests.push(lines);
                 }
             }
+            // A 400 echoes the fields it could not parse, as the peer needs them to match it.
+            Err(_) if data.starts_with(b"SIP/2.0 400 ") => {}
             Err(e) => panic!(
                 "the recorder sent a message it cannot parse: {e:?}\n{}",
                 String::from_utf8_lossy(&data)
