@@ -162,6 +162,8 @@ struct CallState {
 
 #[derive(Default)]
 struct Lifecycle {
+    /// `recording_prepared` was called: the recording layer does that exactly once.
+    reported: bool,
     established: bool,
     ended: bool,
 }
@@ -200,7 +202,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let mut h = Harness::new();
+    // Reproducing a finding: FUZZ_DEBUG=1 prints each operation as it is applied.
+    let debug = std::env::var_os("FUZZ_DEBUG").is_some();
     for op in ops {
+        if debug {
+            eprintln!("op: {op:?}");
+        }
         h.apply(op);
         h.check();
     }
@@ -271,7 +278,17 @@ impl Harness {
                         (false, true) => Err(PrepareError::Unavailable),
                         (false, false) => Err(PrepareError::Failed),
                     };
-                    self.uas.recording_prepared(self.now, &id, result);
+                    let life = self.life.entry(id.clone()).or_default();
+                    if !life.reported {
+                        life.reported = true;
+                        // A failed recording discards itself and expects no event for it
+                        // (the UAS only refuses the INVITE), so it is over here.
+                        if result.is_err() && !life.ended && self.recordings.contains(&id) {
+                            life.ended = true;
+                            self.live -= 1;
+                        }
+                        self.uas.recording_prepared(self.now, &id, result);
+                    }
                 }
             }
             Op::Stop { which } => {
@@ -378,6 +395,12 @@ impl Harness {
     }
 
     fn event(&mut self, event: RecordingEvent) {
+        if std::env::var_os("FUZZ_DEBUG").is_some() {
+            eprintln!(
+                "event: {}",
+                format!("{event:?}").chars().take(160).collect::<String>()
+            );
+        }
         match event {
             RecordingEvent::Prepare { recording_id, .. } => {
                 assert!(
