@@ -791,3 +791,40 @@ fn reoffer_pool_exhausted_gives_back_new_ports() {
     assert_eq!(pool.available(), 1);
     assert!(pool.is_allocated(s.streams[0].local_port));
 }
+
+#[test]
+fn absurd_ptime_and_ports_do_not_overflow() {
+    // ptime and port arithmetic from the network must never overflow or panic.
+    let o = parse_offer(
+        sdp(&[
+            "v=0",
+            "o=- 1 1 IN IP4 10.0.0.1",
+            "s=-",
+            "c=IN IP4 10.0.0.1",
+            "t=0 0",
+            "m=audio 65535 RTP/AVP 0",
+            "a=ptime:4294967295",
+            "a=rtcp:65535",
+        ])
+        .as_bytes(),
+    );
+    if let Ok(o) = o {
+        let mut pool = PortPool::new(20000, 20099);
+        let _ = answer_offer(&o, &cfg(), &mut pool, 1);
+    }
+    for bad in ["a=ptime:99999999999999999999", "a=ptime:-5", "a=ptime:0"] {
+        let text = sdp(&[
+            "v=0",
+            "o=- 1 1 IN IP4 10.0.0.1",
+            "s=-",
+            "c=IN IP4 10.0.0.1",
+            "t=0 0",
+            "m=audio 4000 RTP/AVP 0",
+            bad,
+        ]);
+        if let Ok(o) = parse_offer(text.as_bytes()) {
+            let mut pool = PortPool::new(20000, 20099);
+            let _ = answer_offer(&o, &cfg(), &mut pool, 1);
+        }
+    }
+}

@@ -959,3 +959,26 @@ fn source_control_allow_list_rate_limit_and_scanners() {
     h.input(&Call::new(1).request("OPTIONS", "s1", "User-Agent: friendly-scanner\r\n", None));
     assert!(h.take_sent().is_empty(), "scanners get nothing");
 }
+
+#[test]
+fn duplicated_to_header_gets_400_and_no_crash() {
+    // The reply builder must never have to pick between two To values (a crash in other
+    // SIP servers' reply builders).
+    let mut h = Harness::new();
+    let call = Call::new(1);
+    let invite = call
+        .request(
+            "INVITE",
+            "d1",
+            "",
+            Some(("application/sdp", &sdp(1, "sendonly"))),
+        )
+        .replace(
+            "To: <sip:record@127.0.0.1>\r\n",
+            "To: <sip:record@127.0.0.1>\r\nTo: <sip:other@127.0.0.1>;tag=x\r\n",
+        );
+    h.input(&invite);
+    let codes = h.codes();
+    assert!(codes.is_empty() || codes == vec![400], "{codes:?}");
+    assert!(h.take_events().is_empty(), "nothing recorded");
+}
