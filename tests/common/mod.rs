@@ -9,6 +9,8 @@ pub mod client;
 pub mod msg;
 pub mod rtp;
 pub mod sdp;
+pub mod srtp;
+pub mod tls;
 
 // Re-exported for the test files; each uses a different subset.
 #[allow(unused_imports)]
@@ -114,6 +116,8 @@ pub struct RecorderConfig {
     pub t2_ms: u64,
     pub min_session_expires_secs: u32,
     pub grace_period_secs: u64,
+    /// More keys or tables for the generated file (tables merge with the harness's own).
+    pub extra_toml: String,
 }
 
 impl Default for RecorderConfig {
@@ -124,16 +128,41 @@ impl Default for RecorderConfig {
             t2_ms: 400,
             min_session_expires_secs: 1,
             grace_period_secs: 2,
+            extra_toml: String::new(),
         }
     }
 }
 
 impl RecorderConfig {
     fn to_toml(&self) -> String {
-        format!(
+        let text = format!(
             "[sip]\nt1_ms = {}\nt2_ms = {}\nmin_session_expires_secs = {}\n\n[shutdown]\ngrace_period_secs = {}\n",
             self.t1_ms, self.t2_ms, self.min_session_expires_secs, self.grace_period_secs
-        )
+        );
+        if self.extra_toml.is_empty() {
+            return text;
+        }
+        // Tables in `extra_toml` that the harness also writes (`[sip]`) cannot simply follow
+        // it (TOML forbids a table twice), so the two are merged key by key.
+        let mut base: toml::Table = text.parse().expect("harness TOML");
+        let extra: toml::Table = self
+            .extra_toml
+            .parse()
+            .unwrap_or_else(|e| panic!("extra_toml is not TOML: {e}\n{}", self.extra_toml));
+        merge_toml(&mut base, extra);
+        toml::to_string(&base).expect("serialize TOML")
+    }
+}
+
+/// Adds `extra` to `base`; tables merge, other values replace.
+fn merge_toml(base: &mut toml::Table, extra: toml::Table) {
+    for (k, v) in extra {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(e)) => merge_toml(b, e),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
     }
 }
 
