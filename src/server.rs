@@ -498,14 +498,29 @@ fn edr_record(
         via_rport: v(&|v| v.rport.flatten().map(|p| p.to_string())),
         ltag: r.local_tag.clone(),
         rtag: r.remote_tag.clone(),
-        sdp_in: r.sdp_in.clone(),
-        sdp_out: r.sdp_out.clone(),
+        sdp_in: r.sdp_in.as_deref().map(redact_keys),
+        sdp_out: r.sdp_out.as_deref().map(redact_keys),
         pcodes: r.provisional.clone(),
         code: r.code,
         request_at: Some(wall(r.request_at)),
         response_at: r.response_at.map(wall),
         extra: vec![],
     })
+}
+
+/// SDES keys (`a=crypto:... inline:KEY`) never reach a log file.
+fn redact_keys(sdp: &str) -> String {
+    sdp.split_inclusive('\n')
+        .map(|line| match line.find("inline:") {
+            Some(i) if line.starts_with("a=crypto:") => {
+                let end = line[i..]
+                    .find(['|', ' ', '\r', '\n'])
+                    .map_or(line.len(), |e| i + e);
+                format!("{}inline:<redacted>{}", &line[..i], &line[end..])
+            }
+            _ => line.to_string(),
+        })
+        .collect()
 }
 
 /// A recording finalized by startup recovery still gets its callLegEnd and recordingEnd,
@@ -561,4 +576,19 @@ fn recovered_cdrs(cdr: &crate::cdr::CdrSink, r: &crate::recording::startup::Reco
         }),
         at,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_keys;
+
+    #[test]
+    fn sdes_keys_are_redacted_from_logged_sdp() {
+        let sdp = "v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20\r\na=sendonly\r\n";
+        let out = redact_keys(sdp);
+        assert_eq!(
+            out,
+            "v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>|2^20\r\na=sendonly\r\n"
+        );
+    }
 }

@@ -711,10 +711,11 @@ impl Uas {
             crate::config::Transport::Tcp => ";transport=tcp",
             crate::config::Transport::Tls => ";transport=tls",
         };
-        let scheme = if dialog.flow.transport == crate::config::Transport::Tls {
-            "sips"
-        } else {
-            "sip"
+        // Mirror the Request-URI's scheme: answering a `sip:` request with a `sips:` Contact
+        // makes some UAs drop the call (RFC 5630 §3.1.3); `;transport=tls` keeps TLS.
+        let scheme = match &req.uri {
+            RequestUri::Sip(u) if u.sips => "sips",
+            _ => "sip",
         };
         let srs = if dialog.siprec { ";+sip.srs" } else { "" };
         let contact = format!(
