@@ -153,11 +153,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         RecordingSettings {
             recordings_dir: config.recording.dir.clone(),
             layout: config.recording.layout.clone(),
-            media_bind_ip: if media_ip.is_ipv6() {
-                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-            } else {
-                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-            },
+            media_bind_ip: rtp_bind_ip(media_ip),
             media_source: config.media.media_source,
             pause_policy: config.media.pause_policy,
             media_timeout: Duration::from_secs(config.media.media_timeout_secs),
@@ -236,6 +232,19 @@ fn tls_setup(config: &Config) -> Result<crate::net::tls::TlsSetup, Error> {
         acceptor: tokio_rustls::TlsAcceptor::from(server),
         handshake_timeout: Duration::from_secs(config.sip.tls_handshake_timeout_secs),
     })
+}
+
+/// RTP sockets bind to the media IP when it is an address of this host (so a recorder told
+/// to use 127.0.0.1 never listens elsewhere), else to every interface (behind NAT the
+/// media IP is the public address, which no local socket can bind).
+fn rtp_bind_ip(media_ip: IpAddr) -> IpAddr {
+    if std::net::UdpSocket::bind(SocketAddr::new(media_ip, 0)).is_ok() {
+        media_ip
+    } else if media_ip.is_ipv6() {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    }
 }
 
 /// Our address as peers should see it: an unspecified listener IP is replaced by the
