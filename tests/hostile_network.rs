@@ -127,7 +127,33 @@ fn options_rtt(addr: SocketAddr, timeout: Duration) -> Option<Duration> {
 
 #[test]
 fn invite_flood_from_one_source_leaves_active_recording_intact() {
-    let mut rec = Recorder::start(&[]);
+    run_flood("");
+}
+
+#[test]
+fn invite_flood_is_rate_limited_and_costs_the_active_recording_nothing() {
+    let (by_code, created) =
+        run_flood("[security]\nrate_limit_per_second = 20\nrate_limit_burst = 40\n");
+    // 2,000 INVITEs in well under a second against 20/s with a burst of 40: at most ~60 get
+    // through, the rest are answered 503 (the ones the socket buffer did not drop).
+    assert!(
+        created <= 60,
+        "the flood created {created} recordings: {by_code:?}"
+    );
+    assert!(
+        by_code.get(&503).copied().unwrap_or(0) >= 500,
+        "too few 503s: {by_code:?}"
+    );
+}
+
+/// Floods INVITEs from one source during a live two-stream call; asserts the call lost
+/// nothing. Returns the flood's final responses by code and the recordings it created.
+fn run_flood(extra_toml: &str) -> (HashMap<u16, usize>, usize) {
+    let config = RecorderConfig {
+        extra_toml: extra_toml.to_string(),
+        ..RecorderConfig::default()
+    };
+    let mut rec = Recorder::start_with(config, &[]);
     let live = LiveCall::start(&rec);
     let media = live.run_media(200);
     std::thread::sleep(Duration::from_millis(500));
@@ -204,6 +230,7 @@ fn invite_flood_from_one_source_leaves_active_recording_intact() {
         "OPTIONS after the flood: {}",
         String::from_utf8_lossy(&after.raw)
     );
+    (by_code, flood_recordings)
 }
 
 // ---------------------------------------------------------------------------------------
