@@ -561,6 +561,33 @@ fn tls_client_certificate_required_when_client_ca_set() {
 #[test]
 fn baresip_srtp_call_decodes_to_the_tone() {
     let rec = Recorder::start(&[]);
+    let target = |record_id: &str| format!("sip:record={record_id}@{}", rec.sip_addr);
+    baresip_call(&rec, &target, "");
+}
+
+#[test]
+fn baresip_over_tls_with_srtp_decodes_to_the_tone() {
+    let tls = start_tls(None, "");
+    let dir = tempfile::tempdir().expect("CA dir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &tls.ca.cert_pem).expect("write CA");
+    let addr = tls.tls_addr;
+    let target = move |record_id: &str| format!("sip:record={record_id}@{addr};transport=tls");
+    let v = baresip_call(&tls.rec, &target, &format!("sip_cafile {}\n", ca.display()));
+    let via = v["sip_headers"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["name"] == "Via"))
+        .map(|h| h["value"].to_string())
+        .unwrap_or_default();
+    assert!(
+        via.contains("SIP/2.0/TLS"),
+        "the call did not come over TLS: {via}"
+    );
+}
+
+/// A real SIP client (Debian baresip) plays a 440 Hz WAV over mandatory SRTP to the
+/// recorder; the recording must decode to the tone.
+fn baresip_call(rec: &Recorder, target: &dyn Fn(&str) -> String, extra_config: &str) -> Value {
     let dir = tempfile::tempdir().expect("baresip dir");
     let wav = dir.path().join("tone.wav");
     let spec = hound::WavSpec {
@@ -581,7 +608,7 @@ fn baresip_srtp_call_decodes_to_the_tone() {
          audio_source aufile,{}\naudio_player aubridge,nil\naudio_alert aubridge,nil\n\
          module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
          module aubridge.so\nmodule srtp.so\nmodule_tmp uuid.so\nmodule_tmp account.so\n\
-         module_app menu.so\n",
+         module_app menu.so\n{extra_config}",
         wav.display()
     );
     std::fs::write(dir.path().join("config"), config).expect("baresip config");
@@ -591,7 +618,7 @@ fn baresip_srtp_call_decodes_to_the_tone() {
     )
     .expect("baresip accounts");
     let record_id = random_token();
-    let target = format!("sip:record={record_id}@{}", rec.sip_addr);
+    let target = target(&record_id);
     let out = std::process::Command::new("timeout")
         .args(["30", "baresip", "-f"])
         .arg(dir.path())
@@ -631,4 +658,5 @@ fn baresip_srtp_call_decodes_to_the_tone() {
         440.0,
         880.0,
     );
+    v
 }
