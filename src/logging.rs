@@ -37,9 +37,13 @@ pub fn env_filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, Logg
 pub fn init(config: &LogConfig) -> Result<(), LoggingError> {
     let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
     let filter = env_filter(&config.level, rust_log.as_deref())?;
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: log files and journald get plain text, and
+        // the fail2ban line stays matchable.
+        .with_ansi(std::io::stderr().is_terminal());
     let installed = match config.format {
         LogFormat::Text => builder.try_init(),
         // One JSON object per line with span context flattened, for log shippers.
