@@ -1,0 +1,632 @@
+//! Configuration: TOML file + command-line overrides, validated (SPEC §2).
+//!
+//! CONTRACT — the rest of the crate codes against these names.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Overwrites `$dst` when the file set the key.
+macro_rules! merge {
+    ($dst:expr, $src:expr) => {
+        if let Some(v) = $src {
+            $dst = v;
+        }
+    };
+}
+
+mod file;
+mod validate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+}
+
+/// `udp:IP:PORT` | `tcp:IP:PORT` | `tls:IP:PORT` (IPv6 as `[::1]:5060`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PausePolicy {
+    Silence,
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpMode {
+    /// SRTP when offered with a supported suite, plain RTP otherwise.
+    Optional,
+    /// Plain RTP offers get 488.
+    Required,
+    /// SRTP offers are declined.
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaSource {
+    /// Only from the SDP's address.
+    Strict,
+    /// Learn the source from the first packet (SRCs behind NAT).
+    Learn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub media: MediaConfig,
+    pub recording: RecordingConfig,
+    pub spool: SpoolConfig,
+    pub cdr: CdrConfig,
+    pub http: HttpConfig,
+    pub limits: LimitsConfig,
+    pub shutdown: ShutdownConfig,
+    pub log: LogConfig,
+    pub security: SecurityConfig,
+}
+
+/// Source control (SPEC §7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityConfig {
+    /// CIDRs allowed to send SIP; empty allows everyone. Default empty.
+    pub allow: Vec<String>,
+    /// Refused sources get 403 (`Reply`, default) or nothing (`Drop`).
+    pub refused_action: RefusalAction,
+    /// Out-of-dialog requests per second per source IP; 0 disables. Default 1000.
+    pub rate_limit_per_second: u32,
+    /// Requests a source may send at once above the rate. Default 2000.
+    pub rate_limit_burst: u32,
+    /// Requests over the limit get 503 + Retry-After (`Reply`, default) or nothing.
+    pub rate_limited_action: RefusalAction,
+    /// Drop requests whose User-Agent names a known scanner, silently. Default true.
+    pub drop_scanners: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefusalAction {
+    Reply,
+    Drop,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            allow: vec![],
+            refused_action: RefusalAction::Reply,
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 2000,
+            rate_limited_action: RefusalAction::Reply,
+            drop_scanners: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SipConfig {
+    /// Default: udp:0.0.0.0:5060 and tcp:0.0.0.0:5060.
+    pub listen: Vec<ListenAddr>,
+    /// Default 65536.
+    pub max_message_size: usize,
+    /// Default 128.
+    pub max_headers: usize,
+    /// RFC 3261 T1, default 500 ms.
+    pub t1_ms: u64,
+    /// RFC 3261 T2, default 4000 ms.
+    pub t2_ms: u64,
+    /// RFC 4028 Min-SE the recorder accepts, default 90 s.
+    pub min_session_expires_secs: u32,
+    /// Idle TCP/TLS connections are closed after this, default 300 s.
+    pub tcp_idle_timeout_secs: u64,
+    /// Default 1024.
+    pub max_connections: usize,
+    /// Default 64.
+    pub max_connections_per_source: usize,
+    /// `Server` header value; `None` → no header. Default `Some("sip-recorder")`.
+    pub server_header: Option<String>,
+    /// PEM certificate chain for `tls:` listeners (required when one is configured).
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM private key for `tls:` listeners.
+    pub tls_private_key: Option<PathBuf>,
+    /// PEM CA bundle: when set, TLS clients must present a certificate it signed.
+    pub tls_client_ca: Option<PathBuf>,
+    /// A TLS handshake not done within this is dropped. Default 10 s.
+    pub tls_handshake_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaConfig {
+    /// Default 20000.
+    pub rtp_port_min: u16,
+    /// Default 39999.
+    pub rtp_port_max: u16,
+    /// Address put in SDP answers. Default: the IP of the first listener if not unspecified,
+    /// else the host's primary outbound IP (resolved at startup), else 127.0.0.1.
+    pub media_ip: Option<IpAddr>,
+    pub media_source: MediaSource,
+    pub pause_policy: PausePolicy,
+    /// SDES-SRTP: `optional` (default), `required`, `off` (SPEC §4).
+    pub srtp: SrtpMode,
+    /// Default 60.
+    pub media_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingConfig {
+    /// Default `./recordings`.
+    pub dir: PathBuf,
+    /// Default `{yyyy}/{mm}/{dd}/{recording_id}`.
+    pub layout: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolConfig {
+    /// Default `./spool`.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CdrConfig {
+    /// At most 4 URLs.
+    pub receivers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// Default 127.0.0.1:8080.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    /// Default 10000.
+    pub max_sessions: usize,
+    /// `Retry-After` seconds on 503. Default 5.
+    pub retry_after_secs: u32,
+    /// Refuse new recordings (503) once the recordings disk is this full, in percent.
+    /// Default 95.
+    pub disk_high_watermark_percent: u8,
+    /// Take recordings again once usage is back below this. Default 90.
+    pub disk_low_watermark_percent: u8,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShutdownConfig {
+    /// How long active recordings continue after SIGTERM. Default 30 s.
+    pub grace_period_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive, default `info`.
+    pub level: String,
+}
+
+// ---------------------------------------------------------------------------
+// Defaults (SPEC §2: with no file and no flags the recorder runs on these)
+
+/// Most CDR receivers a recorder pushes to (SPEC §6).
+pub const MAX_CDR_RECEIVERS: usize = 4;
+
+/// Placeholders `recording.layout` may contain, written as `{name}`.
+pub const LAYOUT_PLACEHOLDERS: &[&str] = &[
+    "yyyy",
+    "mm",
+    "dd",
+    "hh",
+    "recording_id",
+    "record_id",
+    "calluuid",
+    "kind",
+];
+
+/// Smallest `sip.max_message_size` accepted: below this even a plain INVITE with SDP no
+/// longer fits.
+pub const MIN_MESSAGE_SIZE: usize = 1024;
+
+/// RFC 4028 §4: Min-SE should not be below 90 s. Smaller values are accepted (with a
+/// warning at startup) because lab and test setups need short session timers.
+pub const MIN_SESSION_EXPIRES_FLOOR_SECS: u32 = 90;
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 5060));
+        SipConfig {
+            listen: vec![
+                ListenAddr {
+                    transport: Transport::Udp,
+                    addr: any,
+                },
+                ListenAddr {
+                    transport: Transport::Tcp,
+                    addr: any,
+                },
+            ],
+            max_message_size: 65536,
+            max_headers: 128,
+            t1_ms: 500,
+            t2_ms: 4000,
+            min_session_expires_secs: 90,
+            tcp_idle_timeout_secs: 300,
+            max_connections: 1024,
+            max_connections_per_source: 64,
+            server_header: Some("sip-recorder".to_owned()),
+            tls_certificate: None,
+            tls_private_key: None,
+            tls_client_ca: None,
+            tls_handshake_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            rtp_port_min: 20000,
+            rtp_port_max: 39999,
+            media_ip: None,
+            media_source: MediaSource::Strict,
+            pause_policy: PausePolicy::Silence,
+            srtp: SrtpMode::Optional,
+            media_timeout_secs: 60,
+        }
+    }
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            dir: PathBuf::from("./recordings"),
+            layout: "{yyyy}/{mm}/{dd}/{recording_id}".to_owned(),
+        }
+    }
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: PathBuf::from("./spool"),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_sessions: 10000,
+            retry_after_secs: 5,
+            disk_high_watermark_percent: 95,
+            disk_low_watermark_percent: 90,
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            grace_period_secs: 30,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Small value types: listen addresses, port ranges, log format
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
+    }
+}
+
+/// A `--sip-listen` / `sip.listen` value that is not `udp|tcp|tls:IP:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid SIP listen address \"{value}\": {reason} \
+     (expected udp:IP:PORT, tcp:IP:PORT or tls:IP:PORT; IPv6 as udp:[::1]:5060)"
+)]
+pub struct ListenAddrError {
+    pub value: String,
+    pub reason: &'static str,
+}
+
+impl FromStr for ListenAddr {
+    type Err = ListenAddrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason| ListenAddrError {
+            value: s.to_owned(),
+            reason,
+        };
+        let (name, rest) = s
+            .split_once(':')
+            .ok_or_else(|| err("missing transport prefix"))?;
+        let transport = match name.to_ascii_lowercase().as_str() {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            _ => return Err(err("unknown transport")),
+        };
+        let addr = rest
+            .parse::<SocketAddr>()
+            .map_err(|_| err("not an IP:PORT address"))?;
+        Ok(ListenAddr { transport, addr })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // SocketAddr's Display already brackets IPv6, which keeps this round-trippable.
+        write!(f, "{}:{}", transport_name(self.transport), self.addr)
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A `--rtp-ports` value that is not `MIN-MAX`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid RTP port range \"{0}\": expected MIN-MAX, e.g. 20000-39999")]
+pub struct PortRangeError(pub String);
+
+/// Parses `MIN-MAX` (e.g. `20000-39999`). Whether the range is usable is `validate`'s job, so
+/// that the file keys and the flag report the same errors.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), PortRangeError> {
+    let err = || PortRangeError(s.to_owned());
+    let (min, max) = s.split_once('-').ok_or_else(err)?;
+    let min = min.trim().parse().map_err(|_| err())?;
+    let max = max.trim().parse().map_err(|_| err())?;
+    Ok((min, max))
+}
+
+/// A `--log-format` value other than `text` or `json`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid log format \"{0}\": expected text or json")]
+pub struct LogFormatError(pub String);
+
+impl FromStr for LogFormat {
+    type Err = LogFormatError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(LogFormatError(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/// Why a configuration was refused. Every variant names the key (or flag) at fault so an
+/// operator can fix it without reading the source.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid TOML at line {line}: {message}")]
+    Syntax { line: usize, message: String },
+    #[error("unknown table [{table}] at line {line} (known tables: {known})")]
+    UnknownTable {
+        table: String,
+        line: usize,
+        known: String,
+    },
+    /// `expected` is the list of allowed keys, as serde words it.
+    #[error("unknown key \"{key}\" in [{table}] at line {line} ({expected})")]
+    UnknownKey {
+        table: String,
+        key: String,
+        line: usize,
+        expected: String,
+    },
+    /// A value of the wrong type or shape; `key` is dotted (`sip.listen`).
+    #[error("invalid value for key \"{key}\" at line {line}: {message}")]
+    InvalidValue {
+        key: String,
+        line: usize,
+        message: String,
+    },
+    /// A value that parsed but makes no sense (found by [`Config::validate`]).
+    #[error("invalid {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl ConfigError {
+    /// The dotted key at fault, where there is one.
+    pub fn key(&self) -> Option<String> {
+        match self {
+            ConfigError::Read { .. } | ConfigError::Syntax { .. } => None,
+            ConfigError::UnknownTable { table, .. } => Some(table.clone()),
+            ConfigError::UnknownKey { table, key, .. } => Some(format!("{table}.{key}")),
+            ConfigError::InvalidValue { key, .. } => Some(key.clone()),
+            ConfigError::Invalid { key, .. } => Some((*key).to_owned()),
+        }
+    }
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Command-line overrides
+
+/// Values given on the command line; each one set replaces the file's value. A non-empty list
+/// replaces the whole list (so `--sip-listen` never merges with the file's listeners).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub sip_listen: Vec<ListenAddr>,
+    /// `(min, max)` from `--rtp-ports MIN-MAX`.
+    pub rtp_ports: Option<(u16, u16)>,
+    pub media_ip: Option<IpAddr>,
+    pub recordings_dir: Option<PathBuf>,
+    pub spool_dir: Option<PathBuf>,
+    pub cdr_receivers: Vec<String>,
+    pub http_listen: Option<SocketAddr>,
+    pub max_sessions: Option<usize>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Loading, overriding, validating
+
+impl Config {
+    /// Reads and parses a TOML file onto the defaults. Does not validate.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml_str(&text)
+    }
+
+    /// The whole startup sequence: defaults ← file (if any) ← flags, then validation.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut c = match file {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        c.apply_overrides(overrides);
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Applies command-line values on top of whatever the file said.
+    pub fn apply_overrides(&mut self, o: &Overrides) {
+        if !o.sip_listen.is_empty() {
+            self.sip.listen = o.sip_listen.clone();
+        }
+        if let Some((min, max)) = o.rtp_ports {
+            self.media.rtp_port_min = min;
+            self.media.rtp_port_max = max;
+        }
+        if let Some(ip) = o.media_ip {
+            self.media.media_ip = Some(ip);
+        }
+        if let Some(dir) = &o.recordings_dir {
+            self.recording.dir = dir.clone();
+        }
+        if let Some(dir) = &o.spool_dir {
+            self.spool.dir = dir.clone();
+        }
+        if !o.cdr_receivers.is_empty() {
+            self.cdr.receivers = o.cdr_receivers.clone();
+        }
+        merge!(self.http.listen, o.http_listen);
+        merge!(self.limits.max_sessions, o.max_sessions);
+        merge!(self.log.format, o.log_format);
+        if let Some(level) = &o.log_level {
+            self.log.level = level.clone();
+        }
+    }
+
+    /// The address to put in SDP `c=` lines: `media.media_ip` if set, else the first SIP
+    /// listener's IP if it is a concrete address, else the host's primary outbound IP, else
+    /// 127.0.0.1.
+    pub fn media_ip_for_sdp(&self) -> IpAddr {
+        if let Some(ip) = self.media.media_ip {
+            return ip;
+        }
+        if let Some(first) = self.sip.listen.first() {
+            let ip = first.addr.ip();
+            if !ip.is_unspecified() {
+                return ip;
+            }
+            if ip.is_ipv6() {
+                let probe = SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 9));
+                if let Some(ip) = primary_outbound_ip(probe) {
+                    return ip;
+                }
+            }
+        }
+        let probe = SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 9));
+        primary_outbound_ip(probe).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+}
+
+/// The source address the kernel would pick to reach `probe` (a documentation address).
+/// `connect` on a UDP socket sends nothing: it only consults the routing table.
+fn primary_outbound_ip(probe: SocketAddr) -> Option<IpAddr> {
+    let bind = if probe.is_ipv4() {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
+    };
+    let socket = UdpSocket::bind(bind).ok()?;
+    socket.connect(probe).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+#[cfg(test)]
+mod tests;
