@@ -7,8 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use sip_recorder::sdp::{
-    AnswerConfig, MediaSession, PortPool, Update, answer_offer, answer_reoffer, parse_offer,
-    release_ports,
+    AnswerConfig, MediaSession, PortPool, SrtpPolicy, Update, answer_offer, answer_reoffer,
+    parse_offer, release_ports,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -24,6 +24,12 @@ fuzz_target!(|data: &[u8]| {
             IpAddr::V6(Ipv6Addr::LOCALHOST)
         },
         accept_video: data.len() % 3 == 0,
+        // Every policy, so SRTP offers are both taken and refused.
+        srtp: match data.len() % 3 {
+            0 => SrtpPolicy::Optional,
+            1 => SrtpPolicy::Required,
+            _ => SrtpPolicy::Off,
+        },
     };
     // Few slots, so that exhaustion in the middle of an offer is reached.
     let mut pool = PortPool::new(20000, 20015);

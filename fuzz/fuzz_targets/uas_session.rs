@@ -18,6 +18,7 @@ use sip_recorder::recording::EndReason;
 use sip_recorder::sdp::{AnswerConfig, PortPool};
 use sip_recorder::sip::Flow;
 use sip_recorder::sip::message::{Limits, SipMessage, parse_message};
+use sip_recorder::sip::source_policy::SourcePolicyConfig;
 use sip_recorder::sip::uas::{Output, PrepareError, RecordingEvent, Uas, UasConfig};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -229,6 +230,16 @@ impl Harness {
             answer: AnswerConfig {
                 media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 accept_video: false,
+                srtp: Default::default(),
+            },
+            // A tight limit, so that refusals by rate are reached too.
+            sources: SourcePolicyConfig {
+                allow: vec![],
+                reply_to_refused: true,
+                rate_per_second: 50.0,
+                burst: 20.0,
+                reply_to_limited: true,
+                scanner_user_agents: vec!["friendly-scanner".into()],
             },
         };
         // Six slots: three two-stream calls exhaust it.
@@ -351,6 +362,8 @@ impl Harness {
             match out {
                 Output::Transmit { data, .. } => self.observe(data),
                 Output::Recording(event) => self.event(event),
+                // EDR input: nothing to check beyond not panicking while building it.
+                Output::Transaction(_) => {}
             }
         }
     }
