@@ -18,8 +18,20 @@ pub struct RtpCounters {
     pub late: u64,
 }
 
-#[derive(Default)]
+/// A change to one recording, for the events WebSocket.
+#[derive(Debug, Clone)]
+pub struct RecordingChange {
+    pub recording_id: String,
+    /// The current recording.json; `None` when a recording was discarded.
+    pub document: Option<Value>,
+}
+
+/// Changes buffered for slow event subscribers before they miss some (they then get a
+/// fresh full list).
+const EVENT_BUFFER: usize = 1024;
+
 pub struct Telemetry {
+    changes: tokio::sync::broadcast::Sender<RecordingChange>,
     pub draining: AtomicBool,
     pub disk_full: AtomicBool,
     pub disk_used_percent: AtomicU64,
@@ -36,7 +48,40 @@ pub struct Telemetry {
     rtp_ended: Mutex<BTreeMap<String, RtpCounters>>,
 }
 
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            changes: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+            draining: AtomicBool::default(),
+            disk_full: AtomicBool::default(),
+            disk_used_percent: AtomicU64::default(),
+            disk_free_bytes: AtomicU64::default(),
+            active_sessions: AtomicU64::default(),
+            free_rtp_ports: AtomicU64::default(),
+            recordings_started: AtomicU64::default(),
+            cdr_spool_depth: AtomicU64::default(),
+            responses: Mutex::default(),
+            active: DashMap::default(),
+            recent: Mutex::default(),
+            rtp_ended: Mutex::default(),
+        }
+    }
+}
+
 impl Telemetry {
+    /// Every change of any recording from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RecordingChange> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self, recording_id: &str, document: Option<Value>) {
+        // No subscriber is not an error.
+        let _ = self.changes.send(RecordingChange {
+            recording_id: recording_id.to_string(),
+            document,
+        });
+    }
+
     pub fn set_responses(&self, by_code: &std::collections::HashMap<u16, u64>) {
         if let Ok(mut r) = self.responses.lock() {
             r.clear();
@@ -49,12 +94,20 @@ impl Telemetry {
     }
 
     pub fn publish_active(&self, recording_id: &str, document: Value) {
+        // Events on state changes only: counters move every second and would drown them.
+        let changed = self.active.get(recording_id).is_none_or(|old| {
+            old["state"] != document["state"] || old["pauses"] != document["pauses"]
+        });
+        if changed {
+            self.changed(recording_id, Some(document.clone()));
+        }
         self.active.insert(recording_id.to_string(), document);
     }
 
     /// A recording ended (or was discarded, `document = None`): move it to the recent list.
     pub fn publish_ended(&self, recording_id: &str, document: Option<Value>) {
         self.active.remove(recording_id);
+        self.changed(recording_id, document.clone());
         let Some(doc) = document else { return };
         if let Ok(mut totals) = self.rtp_ended.lock() {
             add_rtp(&mut totals, &doc);

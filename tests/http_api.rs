@@ -153,3 +153,71 @@ fn health_is_503_while_draining() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn events_websocket_subscribes_to_recordings_with_acknowledged_updates() {
+    let rec = Recorder::start(&[]);
+    let (mut ws, _) = tungstenite::connect(format!("ws://{}/api/v1/events", rec.http_addr))
+        .expect("WebSocket upgrade");
+    let subscribe = serde_json::json!({"type": "message", "message": {"messageId": 1, "type": "subscribeRequest",
+        "subscriptions": [{"index": 1, "type": "recordings"}]}});
+    ws.send(tungstenite::Message::Text(subscribe.to_string().into()))
+        .expect("subscribe");
+    let next = |ws: &mut tungstenite::WebSocket<_>| -> serde_json::Value {
+        loop {
+            if let tungstenite::Message::Text(t) = ws.read().expect("read") {
+                return serde_json::from_str(&t).expect("JSON");
+            }
+        }
+    };
+    let ack = next(&mut ws);
+    assert_eq!(
+        (ack["type"].as_str(), ack["messageAck"]["status"].as_str()),
+        (Some("messageAck"), Some("success")),
+        "{ack}"
+    );
+    let full = next(&mut ws);
+    assert_eq!(full["message"]["type"], "recordingsUpdate", "{full}");
+    assert_eq!(
+        full["message"]["recordings"].as_array().map(Vec::len),
+        Some(0),
+        "{full}"
+    );
+    let ack_of = |m: &serde_json::Value| {
+        serde_json::json!({"type": "messageAck", "messageAck": {"messageId": m["message"]["messageId"], "status": "success"}})
+            .to_string()
+    };
+    ws.send(tungstenite::Message::Text(ack_of(&full).into()))
+        .expect("ack");
+
+    // A call: active, then paused, then ended, each an update the client acknowledges.
+    let mut c = rec.udp();
+    let mut call = Call::genesys(&c);
+    let invite = call.genesys_invite();
+    establish(&mut c, &mut call, &invite);
+    let pause = call.reinvite(&genesys_sdp(2, "inactive"), "");
+    c.send(&pause);
+    let ok = c.expect_reply(&pause, 200, T);
+    c.send(&call.ack_2xx(&ok));
+    rec.wait_call_state(&call.call_id, "paused", T);
+    hang_up(&mut c, &mut call);
+    let mut states = vec![];
+    let mut ids = std::collections::HashSet::new();
+    while states.last().map(String::as_str) != Some("ended") {
+        let m = next(&mut ws);
+        assert_eq!(m["message"]["type"], "recordingUpdate", "{m}");
+        assert!(
+            ids.insert(m["message"]["messageId"].as_u64().expect("messageId")),
+            "ids are unique"
+        );
+        ws.send(tungstenite::Message::Text(ack_of(&m).into()))
+            .expect("ack");
+        states.push(
+            m["message"]["recording"]["state"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert_eq!(states, ["active", "paused", "ended"]);
+}

@@ -1,5 +1,6 @@
-//! The HTTP API (SPEC §7): health, Prometheus metrics, recordings, stop.
+//! The HTTP API (SPEC §7): health, Prometheus metrics, recordings, stop, events WebSocket.
 
+mod events;
 mod metrics;
 
 use crate::telemetry::Telemetry;
@@ -31,6 +32,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/recordings", get(list))
         .route("/api/v1/recordings/{id}", get(one))
         .route("/api/v1/recordings/{id}/stop", post(stop))
+        .route("/api/v1/events", get(events::upgrade))
         .with_state(state)
 }
 

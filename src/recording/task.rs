@@ -247,6 +247,7 @@ impl RecordingTask {
                         tracing::info!(recording_id, dir = %self.dir.display(), kind = ?self.request.kind, "recording started");
                         self.established_at = Some(Instant::now());
                         self.cdr_start();
+                        self.publish();
                     }
                     Some(RecordingEvent::Discarded { .. }) => {
                         self.stop_streams(&mut blocks).await;
