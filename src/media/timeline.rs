@@ -496,7 +496,12 @@ impl StreamTimeline {
         // little after `end` (its anchor is the first packet's arrival, jitter included).
         // Such a packet belongs to the recording, but the file may not run more than one
         // packet past the wall clock: what would is cut.
-        let limit = end + self.ptime();
+        // One packet interval, but never more than 20 ms: the hint comes from the SDP and may
+        // be far larger than the packets actually sent.
+        let limit = end
+            + self
+                .ptime()
+                .min(self.rate_samples(Duration::from_millis(20)).max(1));
         while self.buf.front().is_some_and(|s| s.pos < limit) {
             if let Some(slot) = self.buf.pop_front() {
                 self.emit(&slot, out);

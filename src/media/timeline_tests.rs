@@ -673,3 +673,21 @@ fn arbitrary_operations_never_panic_and_track_the_clock() {
         let _ = rig.tl.take_dtmf();
     }
 }
+
+/// Found by fuzzing: with an SDP ptime far larger than the packets, `finish` let the file
+/// run a whole "ptime" past the wall clock. It may run at most 20 ms (one packet) past it.
+#[test]
+fn finish_stays_within_one_packet_whatever_the_ptime_hint() {
+    let mut rig = Rig::new(|c| c.ptime_hint = ms(250));
+    for k in 0..50 {
+        rig.send(ms(20 * k), k, 1000, 5000, 0xAAAA);
+    }
+    // A burst of the next packets arrives just before the end (a sender flushing its
+    // buffer): they lie after the wall clock.
+    for k in 50..60 {
+        rig.send(ms(995), k, 1000, 5000, 0xAAAA);
+    }
+    rig.finish(ms(1000));
+    let len = rig.out.len() as i64;
+    assert!((8000..=8000 + 160).contains(&len), "{len} samples for 1 s");
+}
