@@ -45,7 +45,18 @@ pub(crate) fn parse(body: &[u8]) -> Result<Offer, SdpError> {
 
     // ezk rejects some SDP seen in the field (m=image for T.38, a=ssrc without attribute,
     // rtpmap without clock rate, missing s=/t=); those offers take the raw-line path.
-    let typed: Vec<Typed> = match SessionDescription::parse(&text.to_string().into()) {
+    // a=crypto lines are read by our own scan (sdp/crypto.rs); ezk's crypto parser computes
+    // `2^lifetime` without an overflow check, so it never sees them (a fuzz finding).
+    let for_ezk: String = text
+        .split_inclusive('\n')
+        .filter(|line| {
+            !line
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("a=crypto")
+        })
+        .collect();
+    let typed: Vec<Typed> = match SessionDescription::parse(&for_ezk.into()) {
         Ok(sd) if sd.media_descriptions.len() == raw.media.len() => {
             let session_conn = sd.connection.as_ref().and_then(|c| tagged_ip(&c.address));
             sd.media_descriptions

@@ -828,3 +828,23 @@ fn absurd_ptime_and_ports_do_not_overflow() {
         }
     }
 }
+
+/// Found by fuzzing: a crypto lifetime of `2^64` overflowed inside the SDP library.
+#[test]
+fn huge_crypto_lifetime_is_no_panic() {
+    let text = sdp(&[
+        "v=0",
+        "o=- 1 1 IN IP4 10.0.0.1",
+        "s=-",
+        "c=IN IP4 10.0.0.1",
+        "t=0 0",
+        "m=audio 4002 RTP/SAVP 0",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^64",
+        "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^99999",
+    ]);
+    let o = parse_offer(text.as_bytes()).expect("parses");
+    assert_eq!(o.media[0].crypto.len(), 2);
+    let mut pool = PortPool::new(20000, 20099);
+    // Both lifetimes are out of range: no usable key, so 488, and no panic on the way.
+    assert!(answer_offer(&o, &cfg(), &mut pool, 1).is_err());
+}
