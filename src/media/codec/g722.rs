@@ -1,4 +1,6 @@
-//! ITU-T G.722 decoder, 64 kbit/s mode (mode 1), to 16 kHz 16-bit PCM.
+//! ITU-T G.722, 64 kbit/s mode (mode 1): the decoder the recorder uses, to 16 kHz 16-bit
+//! PCM, and an encoder for the load generator, which shares the predictor (`Band`) and
+//! tables — the same state in both is what keeps encoder and decoder in step.
 //!
 //! Sub-band ADPCM: each byte holds a 6-bit lower-band and a 2-bit upper-band code; both bands
 //! are reconstructed by backward-adaptive predictors and recombined by the receive QMF into
@@ -34,7 +36,23 @@ const QM6: [i32; 64] = [
     11192, 10232, 9360, 8576, 7856, 7192, 6576, 6000, 5456, 4944, 4464, 4008, 3576, 3168, 2776,
     2400, 2032, 1688, 1360, 1040, 728, 432, 136, -432, -136,
 ];
-/// Receive QMF coefficients (Table 11/G.722), one half; the filter is symmetric.
+/// Encoder: lower-band quantizer decision levels (QUANTL) and the 6-bit codes for negative
+/// and positive differences; upper-band codes (QUANTH).
+const Q6: [i32; 32] = [
+    0, 35, 72, 110, 150, 190, 233, 276, 323, 370, 422, 473, 530, 587, 650, 714, 786, 858, 940,
+    1023, 1121, 1219, 1339, 1458, 1612, 1765, 1980, 2195, 2557, 2919, 0, 0,
+];
+const ILN: [i32; 32] = [
+    0, 63, 62, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11,
+    10, 9, 8, 7, 6, 5, 4, 0,
+];
+const ILP: [i32; 32] = [
+    0, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42, 41, 40, 39,
+    38, 37, 36, 35, 34, 33, 32, 0,
+];
+const IHN: [i32; 3] = [0, 1, 0];
+const IHP: [i32; 3] = [0, 3, 2];
+/// Receive and transmit QMF coefficients (Table 11/G.722), one half; the filter is symmetric.
 const QMF: [i32; 12] = [3, -11, 12, 32, -210, 951, 3876, -805, 362, -156, 53, -11];
 
 fn sat16(v: i32) -> i32 {
@@ -211,6 +229,81 @@ impl G722Decoder {
         }
         // sat16 keeps the value in i16 range, so the casts are lossless.
         (sat16(xout1 >> 11) as i16, sat16(xout2 >> 11) as i16)
+    }
+}
+
+/// Stateful G.722 encoder: 16 kHz samples in, one byte per two samples out.
+#[derive(Debug, Clone)]
+pub struct G722Encoder {
+    low: Band,
+    high: Band,
+    x: [i32; 24],
+}
+
+impl G722Encoder {
+    /// An encoder in the G.722 reset state.
+    pub fn new() -> Self {
+        G722Encoder {
+            low: Band::with_det(32),
+            high: Band::with_det(8),
+            x: [0; 24],
+        }
+    }
+
+    /// 16 kHz samples in, one byte per two samples out.
+    pub fn encode(&mut self, pcm: &[i16]) -> Vec<u8> {
+        pcm.chunks_exact(2)
+            .map(|pair| self.encode_pair(i32::from(pair[0]), i32::from(pair[1])))
+            .collect()
+    }
+
+    fn encode_pair(&mut self, s0: i32, s1: i32) -> u8 {
+        // Transmit QMF.
+        self.x.copy_within(2.., 0);
+        self.x[22] = s0;
+        self.x[23] = s1;
+        let mut sumodd = 0;
+        let mut sumeven = 0;
+        for i in 0..12 {
+            sumodd += self.x[2 * i] * QMF[i];
+            sumeven += self.x[2 * i + 1] * QMF[11 - i];
+        }
+        let xlow = (sumeven + sumodd) >> 14;
+        let xhigh = (sumeven - sumodd) >> 14;
+
+        // Lower band: SUBTRA, QUANTL, INVQAL, LOGSCL/SCALEL, block 4.
+        let el = sat16(xlow - self.low.s);
+        let wd = if el >= 0 { el } else { -(el + 1) };
+        let mut i = 1;
+        while i < 30 && wd >= (Q6[i] * self.low.det) >> 12 {
+            i += 1;
+        }
+        let ilow = if el < 0 { ILN[i] } else { ILP[i] };
+        let ril = (ilow >> 2) as usize;
+        let dlow = (self.low.det * QM4[ril]) >> 15;
+        self.low.adapt_scale(WL[RL42[ril]], 18432, 8);
+        self.low.update(dlow);
+
+        // Upper band.
+        let eh = sat16(xhigh - self.high.s);
+        let wd = if eh >= 0 { eh } else { -(eh + 1) };
+        let mih = if wd >= (564 * self.high.det) >> 12 {
+            2
+        } else {
+            1
+        };
+        let ihigh = if eh < 0 { IHN[mih] } else { IHP[mih] };
+        let dhigh = (self.high.det * QM2[ihigh as usize]) >> 15;
+        self.high.adapt_scale(WH[RH2[ihigh as usize]], 22528, 10);
+        self.high.update(dhigh);
+
+        ((ihigh << 6) | ilow) as u8
+    }
+}
+
+impl Default for G722Encoder {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
