@@ -115,12 +115,21 @@ pub struct SourcePolicy {
 }
 
 impl SourcePolicy {
-    pub fn new(cfg: SourcePolicyConfig) -> Self {
+    pub fn new(mut cfg: SourcePolicyConfig) -> Self {
+        // Lower-cased once here, not on every request.
+        for s in &mut cfg.scanner_user_agents {
+            s.make_ascii_lowercase();
+        }
         SourcePolicy {
             cfg,
             buckets: HashMap::new(),
             refused_logged: HashMap::new(),
         }
+    }
+
+    /// Whether the allow-list (empty: everyone) admits this source.
+    pub fn is_allowed(&self, source: IpAddr) -> bool {
+        self.cfg.allow.is_empty() || self.cfg.allow.iter().any(|c| c.contains(source))
     }
 
     /// Decide for one request. `log` is set when this refusal should be logged (the first
@@ -132,7 +141,7 @@ impl SourcePolicy {
         user_agent: Option<&str>,
     ) -> (SourceDecision, bool) {
         let source = canonical(source);
-        if !self.cfg.allow.is_empty() && !self.cfg.allow.iter().any(|c| c.contains(source)) {
+        if !self.is_allowed(source) {
             let log = self.should_log(now, source);
             let d = if self.cfg.reply_to_refused {
                 SourceDecision::Forbidden
@@ -147,7 +156,7 @@ impl SourcePolicy {
                 .cfg
                 .scanner_user_agents
                 .iter()
-                .any(|s| ua.contains(&s.to_ascii_lowercase()))
+                .any(|s| ua.contains(s.as_str()))
             {
                 return (SourceDecision::Drop, self.should_log(now, source));
             }

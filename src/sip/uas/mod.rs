@@ -300,14 +300,7 @@ impl Uas {
             Err(failure) => {
                 // Responses and ACKs are never answered; requests only when we can route back.
                 // Sources outside the allow-list get nothing, not even a 400.
-                if !self.cfg.sources.allow.is_empty()
-                    && !self
-                        .cfg
-                        .sources
-                        .allow
-                        .iter()
-                        .any(|c| c.contains(flow.remote.ip()))
-                {
+                if !self.sources.is_allowed(flow.remote.ip()) {
                     return;
                 }
                 if let Some(mut ctx) = failure.reply {
@@ -333,8 +326,7 @@ impl Uas {
     fn admit_source(&mut self, now: Instant, req: &SipRequest, flow: Flow) -> bool {
         let in_dialog = req.to.tag.is_some() || req.method == Method::Ack;
         let source = flow.remote.ip();
-        let allowed = self.cfg.sources.allow.is_empty()
-            || self.cfg.sources.allow.iter().any(|c| c.contains(source));
+        let allowed = self.sources.is_allowed(source);
         let (decision, log) = if in_dialog && allowed {
             (SourceDecision::Accept, false)
         } else {
