@@ -40,6 +40,10 @@ pub struct Telemetry {
     pub free_rtp_ports: AtomicU64,
     pub recordings_started: AtomicU64,
     pub cdr_spool_depth: AtomicU64,
+    /// Streams that ended without any sound (one-way or silent audio, or no RTP).
+    pub silent_streams: AtomicU64,
+    /// Recordings that ended incomplete (loss, media gaps, fewer packets than the SRC sent).
+    pub incomplete_recordings: AtomicU64,
     responses: Mutex<BTreeMap<u16, u64>>,
     /// recording.json of every active recording, by recording id.
     active: DashMap<String, Value>,
@@ -60,6 +64,8 @@ impl Default for Telemetry {
             free_rtp_ports: AtomicU64::default(),
             recordings_started: AtomicU64::default(),
             cdr_spool_depth: AtomicU64::default(),
+            silent_streams: AtomicU64::default(),
+            incomplete_recordings: AtomicU64::default(),
             responses: Mutex::default(),
             active: DashMap::default(),
             recent: Mutex::default(),

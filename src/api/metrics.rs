@@ -60,6 +60,18 @@ pub async fn render(State(s): State<ApiState>) -> impl IntoResponse {
     );
     let _ = writeln!(
         out,
+        "# HELP sip_recorder_silent_streams_total Streams that ended without sound (one-way or silent audio).\n\
+         # TYPE sip_recorder_silent_streams_total counter\nsip_recorder_silent_streams_total {}",
+        t.silent_streams.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sip_recorder_incomplete_recordings_total Recordings that ended with loss, media gaps or missing packets.\n\
+         # TYPE sip_recorder_incomplete_recordings_total counter\nsip_recorder_incomplete_recordings_total {}",
+        t.incomplete_recordings.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
         "# HELP sip_recorder_sip_responses_total SIP responses sent, by status code.\n# TYPE sip_recorder_sip_responses_total counter"
     );
     for (code, n) in t.responses() {

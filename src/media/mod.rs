@@ -4,12 +4,16 @@
 //! their arrival `Instant` to [`timeline::StreamTimeline`] and writes out the PCM it polls.
 //!
 //! - [`rtp`]: RTP header parsing, RTCP recognition on muxed ports, sender reports.
+//! - [`rtcp`]: compound RTCP walking (SR, RR, SDES, BYE) as borrowed views.
+//! - [`accounting`]: SR packet counts, RFC 3611 loss bursts/gaps, media gaps, silence.
 //! - [`codec`]: PCMU, PCMA, G.722 decoders and rate conversion.
 //! - [`dtmf`]: RFC 4733 telephone events, one per key press.
 //! - [`timeline`]: reorder, loss, wrap, SSRC change, pause and drift → wall-clock PCM.
 
+pub mod accounting;
 pub mod codec;
 pub mod dtmf;
+pub mod rtcp;
 pub mod rtp;
 mod sequence;
 pub mod srtp;

@@ -31,6 +31,7 @@ impl EndReason {
 }
 
 pub mod layout;
+pub mod mix;
 pub mod recovery;
 pub mod session;
 pub mod startup;

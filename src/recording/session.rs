@@ -1,6 +1,7 @@
 //! The recording session state machine (active / paused / ended) and the recording.json
 //! document it maintains. Pure: the caller supplies wall-clock times.
 
+use crate::media::accounting::{AccountingReport, MediaGaps, PeriodStats};
 use crate::recording::EndReason;
 use crate::sdp::{Direction, MediaKind, MediaSession};
 use crate::sip::classify::{RecordingKind, RecordingRequest};
@@ -64,6 +65,137 @@ pub struct StreamEntry {
     /// SRTP packets dropped because they failed authentication, and replays rejected.
     pub srtp_auth_failures: u64,
     pub srtp_replays: u64,
+    /// Where on the recording's timeline the stream opened (0 for the initial streams; a
+    /// party added by re-INVITE later: its file is silent up to here).
+    pub joined_at_seconds: f64,
+    /// Where its m= line was removed (port 0) and its file finalized; `None` while open.
+    pub closed_at_seconds: Option<f64>,
+    /// Packets (and payload octets) the SRC says it sent: its last RTCP SR per SSRC, summed.
+    pub packets_sent: Option<u64>,
+    pub octets_sent: Option<u64>,
+    pub rtcp_packets: u64,
+    /// The SRC ended the stream with an RTCP BYE.
+    pub rtcp_bye: bool,
+    /// RFC 3611 §4.7.2 loss bursts and the gaps between them (CMS `packetLossBursts` /
+    /// `packetGap`: mean duration in seconds, loss density in percent).
+    pub packet_loss_bursts: PeriodStats,
+    pub packet_gap: PeriodStats,
+    /// Stretches of at least 1 s without any packet while receiving.
+    pub media_gaps: MediaGaps,
+    /// RMS of the loudest 100 ms of the stream's audio.
+    pub peak_rms: f64,
+    /// No sound in the whole stream (one-way or silent audio), or no RTP at all.
+    pub silent: bool,
+    /// Everything the SRC sent arrived (SR count, no sequence loss) without a media gap.
+    pub complete: bool,
+    /// Why the stream is not complete, or silent.
+    pub warnings: Vec<String>,
+}
+
+impl StreamEntry {
+    fn new(index: usize, sdp_index: usize, joined_at_seconds: f64) -> Self {
+        StreamEntry {
+            index,
+            sdp_index,
+            label: None,
+            party: None,
+            codec: None,
+            payload_type: None,
+            clock_rate: None,
+            sample_rate: None,
+            direction: Direction::Inactive,
+            local_port: 0,
+            remote: None,
+            file: None,
+            duration_seconds: None,
+            packets_received: 0,
+            packets_lost: 0,
+            packets_duplicate: 0,
+            packets_late: 0,
+            jitter_ms: 0.0,
+            ssrcs: vec![],
+            encrypted: false,
+            srtp_suite: None,
+            srtp_auth_failures: 0,
+            srtp_replays: 0,
+            joined_at_seconds,
+            closed_at_seconds: None,
+            packets_sent: None,
+            octets_sent: None,
+            rtcp_packets: 0,
+            rtcp_bye: false,
+            packet_loss_bursts: PeriodStats::default(),
+            packet_gap: PeriodStats::default(),
+            media_gaps: MediaGaps::default(),
+            peak_rms: 0.0,
+            silent: false,
+            complete: true,
+            warnings: vec![],
+        }
+    }
+
+    /// What the latest offer/answer says about the stream; files and counters stay.
+    fn update_negotiation(&mut self, s: &crate::sdp::NegotiatedStream, party: Option<String>) {
+        self.label = s.label.clone();
+        self.party = party;
+        self.codec = s.codec.as_ref().map(|c| c.name.clone());
+        self.payload_type = s.codec.as_ref().map(|c| c.payload_type);
+        self.clock_rate = s.codec.as_ref().map(|c| c.clock_rate);
+        self.sample_rate = s
+            .codec
+            .as_ref()
+            .map(|c| decoded_rate(&c.name, c.clock_rate));
+        self.direction = s.answered_direction;
+        self.local_port = s.local_port;
+        self.remote = s
+            .remote_addr
+            .map(|a| std::net::SocketAddr::new(a, s.remote_port).to_string());
+        self.encrypted = s.srtp.is_some();
+        self.srtp_suite = s
+            .srtp
+            .as_ref()
+            .map(|k| k.remote.suite.sdp_name().to_string());
+    }
+
+    /// Take the stream task's accounting and judge the stream.
+    pub fn apply_accounting(&mut self, a: &AccountingReport) {
+        self.packets_sent = a.packets_sent;
+        self.octets_sent = a.octets_sent;
+        self.rtcp_packets = a.rtcp_packets;
+        self.rtcp_bye = a.rtcp_bye;
+        self.packet_loss_bursts = a.loss_bursts;
+        self.packet_gap = a.loss_gaps;
+        self.media_gaps = a.media_gaps;
+        self.peak_rms = a.peak_rms;
+        self.silent = self.packets_received == 0 || a.silent();
+        self.judge();
+    }
+
+    fn judge(&mut self) {
+        let mut warnings = Vec::new();
+        let unique = self.packets_received.saturating_sub(self.packets_duplicate);
+        if let Some(sent) = self.packets_sent.filter(|&sent| unique < sent) {
+            warnings.push(format!(
+                "received {unique} of the {sent} packets the sender reports"
+            ));
+        }
+        if self.packets_lost > 0 {
+            warnings.push(format!("{} packets lost", self.packets_lost));
+        }
+        if self.media_gaps.count > 0 {
+            warnings.push(format!(
+                "{} media gaps, longest {} ms",
+                self.media_gaps.count, self.media_gaps.longest_ms
+            ));
+        }
+        if self.packets_received == 0 {
+            warnings.push("no RTP received".to_string());
+        } else if self.silent {
+            warnings.push(format!("silent audio (peak RMS {})", self.peak_rms));
+        }
+        self.complete = warnings.is_empty();
+        self.warnings = warnings;
+    }
 }
 
 /// One RFC 4733 key press.
@@ -99,9 +231,17 @@ pub struct RecordingDocument {
     pub end_reason: Option<EndReason>,
     pub pauses: Vec<Pause>,
     pub streams: Vec<StreamEntry>,
-    /// The stereo WAV (left = first stream, right = second) when there are two streams.
+    /// The one file holding every party: the stereo WAV (left = first stream, right =
+    /// second) while there are at most two streams; `mixed.wav` (all streams summed) once a
+    /// recording that had more than two is final.
     pub mixed_file: Option<String>,
     pub mixed_duration_seconds: Option<f64>,
+    /// The stereo WAV of the first two streams, whenever there is one.
+    pub stereo_file: Option<String>,
+    pub stereo_duration_seconds: Option<f64>,
+    /// Every stream complete and none silent; `warnings` says what is not.
+    pub complete: bool,
+    pub warnings: Vec<String>,
     pub dtmf: Vec<DtmfEntry>,
     /// SIPREC: the participants of the recorded session (RFC 7865 metadata).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -112,6 +252,10 @@ pub struct RecordingDocument {
     /// SIPREC: the raw metadata as received, saved beside recording.json.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata_file: Option<String>,
+}
+
+fn round_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -126,6 +270,7 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 
 pub struct RecordingSession {
     doc: RecordingDocument,
+    started: OffsetDateTime,
     metadata: Option<RecordingMetadata>,
 }
 
@@ -160,6 +305,7 @@ impl RecordingSession {
                 }
             });
         let mut session = RecordingSession {
+            started: at,
             metadata: metadata.clone(),
             doc: RecordingDocument {
                 recording_id: recording_id.to_string(),
@@ -191,6 +337,10 @@ impl RecordingSession {
                 streams: vec![],
                 mixed_file: None,
                 mixed_duration_seconds: None,
+                stereo_file: None,
+                stereo_duration_seconds: None,
+                complete: true,
+                warnings: vec![],
                 dtmf: vec![],
                 participants: metadata.as_ref().map(|m| m.participants.clone()),
                 siprec_session_id: metadata.as_ref().and_then(|m| m.session_id.clone()),
@@ -240,6 +390,10 @@ impl RecordingSession {
     /// Apply a (re)negotiated media session. Paused when no accepted audio stream is
     /// receiving (Genesys pause: `a=inactive` on every stream). Returns whether the
     /// active/paused state changed.
+    ///
+    /// Streams are kept by m= line: an accepted line without an open stream opens one
+    /// (appended, with the next `index`), an open stream whose line is gone or declined
+    /// (port 0) is closed and stays in the list with its counters.
     pub fn apply_media(&mut self, media: &MediaSession, at: OffsetDateTime) -> bool {
         if self.doc.state == RecordingState::Ended {
             return false;
@@ -249,48 +403,40 @@ impl RecordingSession {
             .iter()
             .filter(|s| s.kind == MediaKind::Audio && s.accepted)
             .collect();
-        let previous = std::mem::take(&mut self.doc.streams);
-        self.doc.streams = audio
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                // Files and counters belong to the stream, not to one negotiation.
-                let old = previous.iter().find(|p| p.sdp_index == s.index);
-                StreamEntry {
-                    index: i,
-                    sdp_index: s.index,
-                    label: s.label.clone(),
-                    party: self.party_for(i, s.label.as_deref()),
-                    codec: s.codec.as_ref().map(|c| c.name.clone()),
-                    payload_type: s.codec.as_ref().map(|c| c.payload_type),
-                    clock_rate: s.codec.as_ref().map(|c| c.clock_rate),
-                    sample_rate: s
-                        .codec
-                        .as_ref()
-                        .map(|c| decoded_rate(&c.name, c.clock_rate)),
-                    direction: s.answered_direction,
-                    local_port: s.local_port,
-                    remote: s
-                        .remote_addr
-                        .map(|a| std::net::SocketAddr::new(a, s.remote_port).to_string()),
-                    file: old.and_then(|o| o.file.clone()),
-                    duration_seconds: old.and_then(|o| o.duration_seconds),
-                    packets_received: old.map_or(0, |o| o.packets_received),
-                    packets_lost: old.map_or(0, |o| o.packets_lost),
-                    packets_duplicate: old.map_or(0, |o| o.packets_duplicate),
-                    packets_late: old.map_or(0, |o| o.packets_late),
-                    jitter_ms: old.map_or(0.0, |o| o.jitter_ms),
-                    ssrcs: old.map(|o| o.ssrcs.clone()).unwrap_or_default(),
-                    encrypted: s.srtp.is_some(),
-                    srtp_suite: s
-                        .srtp
-                        .as_ref()
-                        .map(|k| k.remote.suite.sdp_name().to_string()),
-                    srtp_auth_failures: old.map_or(0, |o| o.srtp_auth_failures),
-                    srtp_replays: old.map_or(0, |o| o.srtp_replays),
+        let position = round_ms((at - self.started).as_seconds_f64().max(0.0));
+        for entry in self.doc.streams.iter_mut() {
+            if entry.closed_at_seconds.is_none()
+                && !audio.iter().any(|s| s.index == entry.sdp_index)
+            {
+                entry.closed_at_seconds = Some(position);
+                entry.direction = Direction::Inactive;
+            }
+        }
+        for s in &audio {
+            let open = self
+                .doc
+                .streams
+                .iter()
+                .position(|e| e.sdp_index == s.index && e.closed_at_seconds.is_none());
+            let index = open.unwrap_or(self.doc.streams.len());
+            let party = self.party_for(index, s.label.as_deref());
+            let entry = match open {
+                Some(i) => &mut self.doc.streams[i],
+                None => {
+                    let joined = if self.doc.streams.is_empty() {
+                        0.0
+                    } else {
+                        position
+                    };
+                    self.doc
+                        .streams
+                        .push(StreamEntry::new(index, s.index, joined));
+                    let last = self.doc.streams.len() - 1;
+                    &mut self.doc.streams[last]
                 }
-            })
-            .collect();
+            };
+            entry.update_negotiation(s, party);
+        }
         let receiving = audio
             .iter()
             .any(|s| s.answered_direction == Direction::RecvOnly);
@@ -313,6 +459,22 @@ impl RecordingSession {
             }
             _ => false,
         }
+    }
+
+    /// Recording-level verdict from the streams' (SPEC §5: an incomplete or silent
+    /// recording says so).
+    pub fn judge(&mut self) {
+        let doc = &mut self.doc;
+        doc.warnings = doc
+            .streams
+            .iter()
+            .flat_map(|s| {
+                s.warnings
+                    .iter()
+                    .map(move |w| format!("stream {}: {w}", s.index))
+            })
+            .collect();
+        doc.complete = doc.streams.iter().all(|s| s.complete);
     }
 
     /// Mutable access for the recording task's media bookkeeping (files, counters, DTMF).
@@ -390,6 +552,86 @@ mod tests {
             sip_headers: vec![],
             siprec_metadata: None,
         }
+    }
+
+    #[test]
+    fn streams_are_added_and_closed_by_m_line() {
+        let t0 = datetime!(2026-01-01 10:00:00 UTC);
+        let two = media(Direction::RecvOnly);
+        let mut s = RecordingSession::new("id", &request(), &two, t0);
+        let mut three = two.clone();
+        let mut added = three.streams[1].clone();
+        added.index = 2;
+        added.local_port = 20004;
+        three.streams.push(added);
+        s.apply_media(&three, datetime!(2026-01-01 10:00:02.5 UTC));
+        let doc = s.document();
+        assert_eq!(doc.streams.len(), 3);
+        assert_eq!((doc.streams[2].index, doc.streams[2].sdp_index), (2, 2));
+        assert_eq!(doc.streams[2].joined_at_seconds, 2.5);
+        assert_eq!(doc.streams[0].joined_at_seconds, 0.0);
+        // The third line set to port 0: its stream closes and stays listed.
+        let mut removed = three.clone();
+        removed.streams[2].accepted = false;
+        removed.streams[2].local_port = 0;
+        s.document_mut().streams[2].packets_received = 77;
+        assert!(!s.apply_media(&removed, datetime!(2026-01-01 10:00:04 UTC)));
+        let doc = s.document();
+        assert_eq!(doc.streams.len(), 3);
+        assert_eq!(doc.streams[2].closed_at_seconds, Some(4.0));
+        assert_eq!(doc.streams[2].packets_received, 77);
+        assert_eq!(doc.streams[2].local_port, 20004, "the port it had");
+        assert_eq!(doc.streams[1].closed_at_seconds, None);
+        // The line reused later: a new stream, a new entry.
+        s.apply_media(&three, datetime!(2026-01-01 10:00:06 UTC));
+        let doc = s.document();
+        assert_eq!(doc.streams.len(), 4);
+        assert_eq!((doc.streams[3].index, doc.streams[3].sdp_index), (3, 2));
+        assert_eq!(doc.streams[3].packets_received, 0);
+    }
+
+    #[test]
+    fn stream_verdicts_roll_up() {
+        let t0 = datetime!(2026-01-01 10:00:00 UTC);
+        let mut s = RecordingSession::new("id", &request(), &media(Direction::RecvOnly), t0);
+        let loud = AccountingReport {
+            packets_sent: Some(300),
+            peak_rms: 5000.0,
+            ..Default::default()
+        };
+        let entry = &mut s.document_mut().streams[0];
+        entry.packets_received = 300;
+        entry.apply_accounting(&loud);
+        assert!(entry.complete && !entry.silent, "{entry:?}");
+        let entry = &mut s.document_mut().streams[1];
+        entry.packets_received = 200;
+        entry.packets_lost = 100;
+        entry.apply_accounting(&AccountingReport {
+            media_gaps: MediaGaps {
+                count: 1,
+                longest_ms: 2000,
+                total_ms: 2000,
+            },
+            ..loud
+        });
+        assert!(!entry.complete);
+        s.judge();
+        let doc = s.document();
+        assert!(!doc.complete);
+        assert_eq!(
+            doc.warnings,
+            vec![
+                "stream 1: received 200 of the 300 packets the sender reports",
+                "stream 1: 100 packets lost",
+                "stream 1: 1 media gaps, longest 2000 ms"
+            ]
+        );
+        let entry = &mut s.document_mut().streams[0];
+        entry.apply_accounting(&AccountingReport {
+            peak_rms: 3.0,
+            ..loud
+        });
+        assert!(entry.silent && !entry.complete);
     }
 
     #[test]

@@ -118,6 +118,9 @@ fn set_stream_duration(doc: &mut Value, file: &str, seconds: f64) {
     if doc.get("mixed_file").and_then(Value::as_str) == Some(file) {
         doc["mixed_duration_seconds"] = seconds.into();
     }
+    if doc.get("stereo_file").and_then(Value::as_str) == Some(file) {
+        doc["stereo_duration_seconds"] = seconds.into();
+    }
     let Some(streams) = doc.get_mut("streams").and_then(Value::as_array_mut) else {
         return;
     };

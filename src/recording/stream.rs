@@ -2,6 +2,7 @@
 //! [`StreamTimeline`], and hands finished PCM to its recording task a few times a second.
 
 use crate::config::{MediaSource, PausePolicy as ConfigPausePolicy};
+use crate::media::accounting::{AccountingReport, StreamAccounting};
 use crate::media::srtp::SrtpReceiver;
 use crate::media::{
     Decoder, DtmfEvent, PausePolicy, RtpPacket, StreamStats, StreamTimeline, TimelineConfig,
@@ -34,6 +35,8 @@ pub struct StreamBlock {
     /// SRTP packets dropped for failed authentication, and replays rejected.
     pub srtp_auth_failures: u64,
     pub srtp_replays: u64,
+    /// RTCP-reported counts, loss bursts/gaps, media gaps and loudness so far.
+    pub accounting: AccountingReport,
     /// The stream task ended; this is its last block.
     pub last: bool,
 }
@@ -138,6 +141,23 @@ impl SourceFilter {
         }
         ok
     }
+
+    /// RTCP comes from the sender's RTCP port (usually RTP + 1): the address must match,
+    /// the port need not.
+    fn accept_rtcp(&self, from: SocketAddr) -> bool {
+        match (self.learned, self.expected_ip) {
+            (Some(learned), _) => same_ip(learned.ip(), from.ip()),
+            (None, Some(ip)) if !self.learn_any => same_ip(ip, from.ip()),
+            (None, _) => self.learn_any,
+        }
+    }
+}
+
+/// Comfort noise (RFC 3389 PT 13, the old PT 19) or a G.729 Annex B SID frame: after it a
+/// sender may legitimately send nothing for a while.
+fn is_comfort_noise(packet: &RtpPacket<'_>) -> bool {
+    matches!(packet.payload_type, 13 | 19)
+        || (packet.payload_type == 18 && packet.payload.len() == 2)
 }
 
 fn same_ip(a: IpAddr, b: IpAddr) -> bool {
@@ -160,6 +180,7 @@ pub struct StreamTask {
     pub paused: bool,
     /// Decrypts the sender's SRTP when the stream is `RTP/SAVP`.
     pub srtp: Option<SrtpReceiver>,
+    pub accounting: StreamAccounting,
 }
 
 /// Build the SRTP receiver for a negotiated stream (the offerer's key decrypts its media).
@@ -203,7 +224,8 @@ impl StreamTask {
                     }
                     let data = &buf[..len];
                     if crate::media::rtp::is_rtcp(data) {
-                        continue; // muxed RTCP: nothing in it changes the recording
+                        self.take_rtcp(data, &mut plain);
+                        continue;
                     }
                     let data = match self.srtp.as_mut() {
                         None => data,
@@ -217,19 +239,27 @@ impl StreamTask {
                     };
                     if let Ok(packet) = RtpPacket::parse(data) {
                         let now = Instant::now();
+                        self.accounting.on_rtp(now, packet.ssrc, packet.sequence, is_comfort_noise(&packet));
                         self.timeline.push(now, &packet);
                         last_packet = Some(now);
                     }
                 }
                 r = recv_optional(self.sockets.rtcp.as_ref(), &mut rtcp_buf) => {
-                    // Read and dropped: an unread RTCP port would fill its buffer for nothing.
-                    let _ = r;
+                    if let Ok((len, from)) = r && filter.accept_rtcp(from) {
+                        self.take_rtcp(&rtcp_buf[..len], &mut plain);
+                    }
                 }
                 cmd = control.recv() => {
                     let now = Instant::now();
                     match cmd {
-                        Some(StreamControl::Pause) => self.timeline.pause(now),
-                        Some(StreamControl::Resume) => self.timeline.resume(now),
+                        Some(StreamControl::Pause) => {
+                            self.timeline.pause(now);
+                            self.accounting.pause();
+                        }
+                        Some(StreamControl::Resume) => {
+                            self.timeline.resume(now);
+                            self.accounting.resume();
+                        }
                         Some(StreamControl::Renegotiated { payload_type, codec, remote, telephone_event, srtp }) => {
                             match (srtp, self.srtp.as_mut()) {
                                 (Some(key), Some(receiver)) => {
@@ -263,7 +293,11 @@ impl StreamTask {
                             while drained < 1024 {
                                 let Ok((len, from)) = self.sockets.rtp.try_recv_from(&mut buf) else { break };
                                 drained += 1;
-                                if !filter.accept(from) || crate::media::rtp::is_rtcp(&buf[..len]) {
+                                if !filter.accept(from) {
+                                    continue;
+                                }
+                                if crate::media::rtp::is_rtcp(&buf[..len]) {
+                                    self.take_rtcp(&buf[..len], &mut plain);
                                     continue;
                                 }
                                 let data = match self.srtp.as_mut() {
@@ -276,10 +310,18 @@ impl StreamTask {
                                     }
                                 };
                                 if let Ok(packet) = RtpPacket::parse(data) {
+                                    self.accounting.on_rtp(now, packet.ssrc, packet.sequence, is_comfort_noise(&packet));
                                     self.timeline.push(now, &packet);
                                 }
                             }
+                            while let Some(socket) = self.sockets.rtcp.as_ref() {
+                                let Ok((len, from)) = socket.try_recv_from(&mut rtcp_buf) else { break };
+                                if filter.accept_rtcp(from) {
+                                    self.take_rtcp(&rtcp_buf[..len], &mut plain);
+                                }
+                            }
                             self.timeline.finish(now, &mut out);
+                            self.accounting.finish(now);
                             let _ = blocks.send(self.block(&mut out, last_packet, true));
                             return;
                         }
@@ -295,12 +337,28 @@ impl StreamTask {
         }
     }
 
+    /// One RTCP datagram from the SRC (SRTCP decrypted first when the stream is SRTP).
+    fn take_rtcp(&mut self, data: &[u8], plain: &mut Vec<u8>) {
+        let data = match self.srtp.as_mut() {
+            None => data,
+            Some(srtp) => {
+                if srtp.unprotect_rtcp(data, plain).is_err() {
+                    self.accounting.on_rtcp_error();
+                    return;
+                }
+                &plain[..]
+            }
+        };
+        self.accounting.on_rtcp(data);
+    }
+
     fn block(
         &mut self,
         out: &mut Vec<i16>,
         last_packet: Option<Instant>,
         last: bool,
     ) -> StreamBlock {
+        self.accounting.on_pcm(out);
         StreamBlock {
             index: self.index,
             samples: std::mem::replace(out, Vec::with_capacity(8192)),
@@ -309,14 +367,18 @@ impl StreamTask {
             last_packet,
             srtp_auth_failures: self.srtp.as_ref().map_or(0, SrtpReceiver::auth_failures),
             srtp_replays: self.srtp.as_ref().map_or(0, SrtpReceiver::replays),
+            accounting: self.accounting.report(),
             last,
         }
     }
 }
 
-async fn recv_optional(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
+async fn recv_optional(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
     match socket {
-        Some(s) => s.recv_from(buf).await.map(|(n, _)| n),
+        Some(s) => s.recv_from(buf).await,
         None => std::future::pending().await,
     }
 }

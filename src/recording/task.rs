@@ -4,7 +4,7 @@
 use super::EndReason;
 use super::layout::{LayoutValues, recording_dir};
 use super::session::{DtmfEntry, RecordingDocument, RecordingSession};
-use super::stream::{StreamBlock, StreamControl, StreamTask, bind_stream, timeline_for};
+use super::stream::{StreamBlock, StreamControl};
 use super::wav::{StereoInterleaver, WavFormat};
 use super::writer::{FileId, WriterHandle};
 use crate::cdr::{
@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+
+mod streams;
 
 pub const STEREO_FILE: &str = "stereo.wav";
 
@@ -126,6 +128,8 @@ impl RecordingTasks {
 
 /// A running stream as the recording task sees it.
 struct StreamHandle {
+    /// Its entry in recording.json `streams` (and its file name).
+    index: usize,
     sdp_index: usize,
     control: mpsc::UnboundedSender<StreamControl>,
     file: FileId,
@@ -137,6 +141,8 @@ struct StreamHandle {
     /// Last RTP packet, or when the stream (re)started receiving.
     last_activity: Instant,
     finished: bool,
+    /// Its m= line was removed (port 0): the stream task ended and the file is final.
+    closed: bool,
 }
 
 struct Stereo {
@@ -153,7 +159,11 @@ struct RecordingTask {
     dir: PathBuf,
     /// The accepted audio streams of the initial negotiation, in order.
     initial_media: Vec<crate::sdp::NegotiatedStream>,
+    /// Sample 0 of every stream's timeline (a stream added later starts with silence).
+    started: Instant,
     streams: Vec<StreamHandle>,
+    /// Where stream tasks send their PCM; kept for streams a re-INVITE adds.
+    blocks_tx: Option<mpsc::UnboundedSender<StreamBlock>>,
     stereo: Option<Stereo>,
     /// When the 200 OK went out; `None` until then (and no CDRs before it).
     established_at: Option<Instant>,
@@ -196,7 +206,9 @@ impl RecordingTask {
             session,
             dir,
             initial_media,
+            started: Instant::now(),
             streams: vec![],
+            blocks_tx: None,
             stereo: None,
             established_at: None,
         }
@@ -208,6 +220,7 @@ impl RecordingTask {
         reports: mpsc::UnboundedSender<RecordingReport>,
     ) {
         let (blocks_tx, mut blocks) = mpsc::unbounded_channel();
+        self.blocks_tx = Some(blocks_tx.clone());
         let prepared = self.prepare(blocks_tx).await;
         let recording_id = self.recording_id.clone();
         if let Err(e) = &prepared {
@@ -254,7 +267,7 @@ impl RecordingTask {
                         self.discard().await;
                         return;
                     }
-                    Some(RecordingEvent::MediaChanged { media, .. }) => self.media_changed(&media).await,
+                    Some(RecordingEvent::MediaChanged { media, .. }) => self.media_changed(&media, &mut blocks).await,
                     Some(RecordingEvent::Ended { reason, .. }) => {
                         self.finish(reason, &mut blocks).await;
                         tracing::info!(recording_id, end_reason = reason.as_str(), "recording ended");
@@ -277,54 +290,11 @@ impl RecordingTask {
     /// Directory, sockets, files and recording.json, before the INVITE is answered.
     async fn prepare(&mut self, blocks: mpsc::UnboundedSender<StreamBlock>) -> std::io::Result<()> {
         tokio::fs::create_dir_all(&self.dir).await?;
-        let start = Instant::now();
+        self.started = Instant::now();
         let media = self.initial_media.clone();
         let mut tasks = Vec::new();
         for (index, stream) in media.iter().enumerate() {
-            let sockets = bind_stream(self.settings.media_bind_ip, stream).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("RTP port {}: {e}", stream.local_port))
-            })?;
-            let timeline = timeline_for(stream, self.settings.pause_policy, start)
-                .map_err(std::io::Error::other)?;
-            let sample_rate = timeline.sample_rate();
-            let name = format!("stream-{index}.wav");
-            let file = self
-                .settings
-                .writer
-                .open(self.dir.join(&name), WavFormat::mono(sample_rate))
-                .map_err(std::io::Error::other)?;
-            if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
-                entry.file = Some(name);
-            }
-            let (control, control_rx) = mpsc::unbounded_channel();
-            let receiving = stream.answered_direction == Direction::RecvOnly;
-            self.streams.push(StreamHandle {
-                sdp_index: stream.index,
-                control,
-                file,
-                sample_rate,
-                direction: stream.answered_direction,
-                codec: stream
-                    .codec
-                    .as_ref()
-                    .map(|c| (c.payload_type, c.name.clone())),
-                remote: stream.remote_addr,
-                srtp_key: stream.srtp.as_ref().map(|k| k.remote.clone()),
-                last_activity: start,
-                finished: false,
-            });
-            tasks.push((
-                StreamTask {
-                    index,
-                    sockets,
-                    timeline,
-                    remote: stream.remote_addr,
-                    media_source: self.settings.media_source,
-                    paused: !receiving,
-                    srtp: super::stream::srtp_for(stream)?,
-                },
-                control_rx,
-            ));
+            tasks.push(self.open_stream(index, stream)?);
         }
         if let [left, right, ..] = self.streams.as_slice() {
             let interleaver = StereoInterleaver::new(left.sample_rate, right.sample_rate)?;
@@ -339,7 +309,9 @@ impl RecordingTask {
                 file,
                 out: Vec::new(),
             });
-            self.session.document_mut().mixed_file = Some(STEREO_FILE.to_string());
+            let doc = self.session.document_mut();
+            doc.mixed_file = Some(STEREO_FILE.to_string());
+            doc.stereo_file = Some(STEREO_FILE.to_string());
         }
         let json =
             serde_json::to_vec_pretty(self.session.document()).map_err(std::io::Error::other)?;
@@ -359,7 +331,7 @@ impl RecordingTask {
 
     fn take_block(&mut self, block: StreamBlock) {
         let index = block.index;
-        let Some(stream) = self.streams.get_mut(index) else {
+        let Some(stream) = self.streams.iter_mut().find(|s| s.index == index) else {
             return;
         };
         if let Some(at) = block.last_packet {
@@ -396,6 +368,7 @@ impl RecordingTask {
             entry.ssrcs = block.stats.ssrcs;
             entry.srtp_auth_failures = block.srtp_auth_failures;
             entry.srtp_replays = block.srtp_replays;
+            entry.apply_accounting(&block.accounting);
         }
         doc.dtmf.extend(block.dtmf.into_iter().map(|d| DtmfEntry {
             stream: index,
@@ -403,9 +376,14 @@ impl RecordingTask {
             at_seconds: (d.at_seconds * 1000.0).round() / 1000.0,
             duration_ms: d.duration_ms,
         }));
+        self.session.judge();
     }
 
-    async fn media_changed(&mut self, media: &MediaSession) {
+    async fn media_changed(
+        &mut self,
+        media: &MediaSession,
+        blocks: &mut mpsc::UnboundedReceiver<StreamBlock>,
+    ) {
         let changed = self.session.apply_media(media, OffsetDateTime::now_utc());
         if changed {
             tracing::info!(recording_id = self.recording_id, state = ?self.session.state(), "recording state changed");
@@ -420,8 +398,9 @@ impl RecordingTask {
                     }));
             }
         }
+        self.close_removed_streams(media, blocks).await;
         let now = Instant::now();
-        for stream in &mut self.streams {
+        for stream in self.streams.iter_mut().filter(|s| !s.closed) {
             let Some(n) = media
                 .streams
                 .iter()
@@ -464,6 +443,7 @@ impl RecordingTask {
                 stream.srtp_key = srtp_key;
             }
         }
+        self.open_added_streams(media);
         self.write_and_publish().await;
     }
 
@@ -485,7 +465,7 @@ impl RecordingTask {
         let mut receiving = self
             .streams
             .iter()
-            .filter(|s| s.direction == Direction::RecvOnly)
+            .filter(|s| !s.closed && s.direction == Direction::RecvOnly)
             .peekable();
         receiving.peek().is_some()
             && receiving.all(|s| {
@@ -494,7 +474,7 @@ impl RecordingTask {
     }
 
     async fn stop_streams(&mut self, blocks: &mut mpsc::UnboundedReceiver<StreamBlock>) {
-        for stream in &self.streams {
+        for stream in self.streams.iter().filter(|s| !s.finished) {
             let _ = stream.control.send(StreamControl::Stop);
         }
         // Every stream answers Stop with its last block; a bound keeps a stuck task from
@@ -523,35 +503,23 @@ impl RecordingTask {
             if let Ok(reply) = self.settings.writer.close(stereo.file)
                 && let Ok(Ok(summary)) = reply.await
             {
-                self.session.document_mut().mixed_duration_seconds =
-                    Some(round_ms(summary.duration_seconds));
+                let doc = self.session.document_mut();
+                doc.stereo_duration_seconds = Some(round_ms(summary.duration_seconds));
+                doc.mixed_duration_seconds = doc.stereo_duration_seconds;
             }
         }
-        for (index, stream) in self.streams.iter().enumerate() {
-            let Ok(reply) = self.settings.writer.close(stream.file) else {
-                continue;
-            };
-            match reply.await {
-                Ok(Ok(summary)) => {
-                    if let Some(entry) = self
-                        .session
-                        .document_mut()
-                        .streams
-                        .iter_mut()
-                        .find(|e| e.index == index)
-                    {
-                        entry.duration_seconds = Some(round_ms(summary.duration_seconds));
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(recording_id = self.recording_id, error = %e, "cannot finalize WAV")
-                }
-                Err(_) => tracing::error!(
-                    recording_id = self.recording_id,
-                    "writer gone before the WAV was final"
-                ),
-            }
+        let open: Vec<usize> = self
+            .streams
+            .iter()
+            .filter(|s| !s.closed)
+            .map(|s| s.index)
+            .collect();
+        for index in open {
+            self.close_file(index).await;
         }
+        self.write_mixed().await;
+        self.session.judge();
+        self.report_verdict();
         self.session.end(reason, OffsetDateTime::now_utc());
         write_document(&self.dir, self.session.document()).await;
         self.cdr_end(reason);
@@ -563,7 +531,7 @@ impl RecordingTask {
 
     /// Cancelled before it was answered: nothing of it is kept.
     async fn discard(&mut self) {
-        for stream in &self.streams {
+        for stream in self.streams.iter().filter(|s| !s.closed) {
             if let Ok(reply) = self.settings.writer.close(stream.file) {
                 let _ = reply.await;
             }
@@ -598,10 +566,15 @@ impl RecordingTask {
 
     fn files(&self) -> Vec<String> {
         let doc = self.session.document();
+        let mixed = doc
+            .mixed_file
+            .clone()
+            .filter(|m| doc.stereo_file.as_ref() != Some(m));
         doc.streams
             .iter()
             .filter_map(|s| s.file.clone())
-            .chain(doc.mixed_file.clone())
+            .chain(doc.stereo_file.clone())
+            .chain(mixed)
             .collect()
     }
 
@@ -656,8 +629,14 @@ impl RecordingTask {
                     codec: s.codec.clone().unwrap_or_default().to_ascii_lowercase(),
                     packets_received: s.packets_received,
                     packets_lost: s.packets_lost,
-                    packet_loss_bursts: None,
-                    packet_gap: None,
+                    packet_loss_bursts: Some(crate::cdr::BurstStats {
+                        duration_seconds: s.packet_loss_bursts.duration_seconds,
+                        density_percent: s.packet_loss_bursts.density_percent,
+                    }),
+                    packet_gap: Some(crate::cdr::BurstStats {
+                        duration_seconds: s.packet_gap.duration_seconds,
+                        density_percent: s.packet_gap.density_percent,
+                    }),
                     jitter_ms: Some(s.jitter_ms),
                 })
                 .collect(),

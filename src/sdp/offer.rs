@@ -269,7 +269,7 @@ fn offered_media(m: &RawMedia<'_>, t: Typed) -> OfferedMedia {
         protocol: m.protocol.to_owned(),
         formats,
         connection: t.connection,
-        direction: t.direction,
+        direction: hold_direction(t.connection, t.direction),
         rtcp_mux: t.rtcp_mux,
         rtcp_port: t.rtcp_port,
         label: attr_values(&m.attrs, "label")
@@ -282,6 +282,17 @@ fn offered_media(m: &RawMedia<'_>, t: Typed) -> OfferedMedia {
     }
 }
 
+/// RFC 2543 hold, still sent by BroadWorks and Metaswitch: `c=0.0.0.0` (session or media
+/// level) means "send nothing here" whatever the direction attribute says. The recorder
+/// takes it as `inactive` (SPEC §5 pause); the next offer with a real address resumes.
+fn hold_direction(connection: Option<IpAddr>, direction: Direction) -> Direction {
+    if connection.is_some_and(|ip| ip.is_unspecified()) {
+        Direction::Inactive
+    } else {
+        direction
+    }
+}
+
 /// `20`, and the `20.0` some gateways write.
 fn parse_ptime(v: &str) -> Option<u32> {
     if let Ok(ms) = v.parse::<u32>() {
@@ -289,4 +300,55 @@ fn parse_ptime(v: &str) -> Option<u32> {
     }
     let ms = v.parse::<f64>().ok()?;
     (1.0..=10_000.0).contains(&ms).then(|| ms.round() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer_with(session_c: &str, media_c: Option<&str>, direction: &str) -> Offer {
+        let mut sdp = format!(
+            "v=0\r\no=BroadWorks 7 2 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 {session_c}\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP 0 101\r\n"
+        );
+        if let Some(c) = media_c {
+            sdp.push_str(&format!("c=IN IP4 {c}\r\n"));
+        }
+        sdp.push_str(&format!(
+            "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na={direction}\r\n\
+             m=audio 40002 RTP/AVP 0\r\na=sendonly\r\n"
+        ));
+        parse(sdp.as_bytes()).expect("parses")
+    }
+
+    #[test]
+    fn rfc2543_hold_at_session_level_makes_every_stream_inactive() {
+        let o = offer_with("0.0.0.0", None, "sendonly");
+        assert!(
+            o.media.iter().all(|m| m.direction == Direction::Inactive),
+            "{o:?}"
+        );
+        assert_eq!(o.media[0].connection, Some("0.0.0.0".parse().unwrap()));
+    }
+
+    #[test]
+    fn rfc2543_hold_at_media_level_holds_only_that_stream() {
+        let o = offer_with("192.0.2.5", Some("0.0.0.0"), "sendrecv");
+        assert_eq!(o.media[0].direction, Direction::Inactive);
+        assert_eq!(o.media[1].direction, Direction::SendOnly);
+        // A real media-level address under a held session: that stream is live.
+        let o = offer_with("0.0.0.0", Some("192.0.2.9"), "sendonly");
+        assert_eq!(o.media[0].direction, Direction::SendOnly);
+        assert_eq!(o.media[1].direction, Direction::Inactive);
+    }
+
+    #[test]
+    fn resume_is_the_next_offer_with_a_real_address() {
+        let o = offer_with("192.0.2.5", None, "sendonly");
+        assert!(o.media.iter().all(|m| m.direction == Direction::SendOnly));
+        // The raw-line path (an SDP ezk refuses: no s= line) reads hold the same way.
+        let raw = "v=0\r\no=x 1 1 IN IP4 192.0.2.5\r\nc=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\n";
+        let o = parse(raw.as_bytes()).expect("parses");
+        assert_eq!(o.media[0].direction, Direction::Inactive);
+    }
 }

@@ -1,0 +1,235 @@
+//! Streams that come and go (SPEC §5): opening a stream for an m= line a re-INVITE adds,
+//! closing one whose line is set to port 0, finalizing files, `mixed.wav` and the verdict.
+
+use super::{RecordingTask, StreamHandle, round_ms};
+use crate::media::accounting::StreamAccounting;
+use crate::recording::mix::{MIXED_FILE, mix_files};
+use crate::recording::stream::{
+    StreamBlock, StreamControl, StreamTask, bind_stream, srtp_for, timeline_for,
+};
+use crate::recording::wav::WavFormat;
+use crate::sdp::{Direction, MediaKind, MediaSession, NegotiatedStream};
+use std::io;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+type Opened = (StreamTask, mpsc::UnboundedReceiver<StreamControl>);
+
+impl RecordingTask {
+    /// Sockets, timeline and file of recording.json stream `index`; the task is not started.
+    /// Everything that can fail happens before the file is created.
+    pub(super) fn open_stream(
+        &mut self,
+        index: usize,
+        stream: &NegotiatedStream,
+    ) -> io::Result<Opened> {
+        let sockets = bind_stream(self.settings.media_bind_ip, stream).map_err(|e| {
+            io::Error::new(e.kind(), format!("RTP port {}: {e}", stream.local_port))
+        })?;
+        // Every timeline starts at the recording's start: a late party's file is silent
+        // up to its join, on the same timeline as the others.
+        let timeline = timeline_for(stream, self.settings.pause_policy, self.started)
+            .map_err(io::Error::other)?;
+        let srtp = srtp_for(stream)?;
+        let sample_rate = timeline.sample_rate();
+        let name = format!("stream-{index}.wav");
+        let file = self
+            .settings
+            .writer
+            .open(self.dir.join(&name), WavFormat::mono(sample_rate))
+            .map_err(io::Error::other)?;
+        if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
+            entry.file = Some(name);
+        }
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let receiving = stream.answered_direction == Direction::RecvOnly;
+        self.streams.push(StreamHandle {
+            index,
+            sdp_index: stream.index,
+            control,
+            file,
+            sample_rate,
+            direction: stream.answered_direction,
+            codec: stream
+                .codec
+                .as_ref()
+                .map(|c| (c.payload_type, c.name.clone())),
+            remote: stream.remote_addr,
+            srtp_key: stream.srtp.as_ref().map(|k| k.remote.clone()),
+            last_activity: std::time::Instant::now(),
+            finished: false,
+            closed: false,
+        });
+        let task = StreamTask {
+            index,
+            sockets,
+            timeline,
+            remote: stream.remote_addr,
+            media_source: self.settings.media_source,
+            paused: !receiving,
+            srtp,
+            accounting: StreamAccounting::new(sample_rate),
+        };
+        Ok((task, control_rx))
+    }
+
+    /// Open a stream for every recording.json stream the re-offer added.
+    pub(super) fn open_added_streams(&mut self, media: &MediaSession) {
+        let Some(blocks) = self.blocks_tx.clone() else {
+            return;
+        };
+        let added: Vec<(usize, NegotiatedStream)> =
+            self.session
+                .document()
+                .streams
+                .iter()
+                .filter(|e| e.closed_at_seconds.is_none())
+                .filter(|e| !self.streams.iter().any(|h| h.index == e.index))
+                .filter_map(|e| {
+                    let n = media.streams.iter().find(|n| {
+                        n.index == e.sdp_index && n.accepted && n.kind == MediaKind::Audio
+                    })?;
+                    Some((e.index, n.clone()))
+                })
+                .collect();
+        for (index, stream) in added {
+            match self.open_stream(index, &stream) {
+                Ok((task, control_rx)) => {
+                    tracing::info!(
+                        recording_id = self.recording_id,
+                        stream = index,
+                        port = stream.local_port,
+                        "stream added"
+                    );
+                    tokio::spawn(task.run(control_rx, blocks.clone()));
+                }
+                Err(e) => {
+                    // The answer already went out; the rest of the recording goes on.
+                    tracing::error!(recording_id = self.recording_id, stream = index, error = %e, "cannot open added stream");
+                    if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
+                        entry.complete = false;
+                        entry.warnings.push(format!("not recorded: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stop and finalize every stream whose m= line the re-offer removed or declined.
+    pub(super) async fn close_removed_streams(
+        &mut self,
+        _media: &MediaSession,
+        blocks: &mut mpsc::UnboundedReceiver<StreamBlock>,
+    ) {
+        let doc = self.session.document();
+        let removed: Vec<usize> = self
+            .streams
+            .iter()
+            .filter(|h| !h.closed)
+            .filter(|h| {
+                doc.streams
+                    .get(h.index)
+                    .is_some_and(|e| e.closed_at_seconds.is_some())
+            })
+            .map(|h| h.index)
+            .collect();
+        for index in removed {
+            if let Some(h) = self.streams.iter().find(|h| h.index == index) {
+                let _ = h.control.send(StreamControl::Stop);
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while self.streams.iter().any(|h| h.index == index && !h.finished) {
+                match tokio::time::timeout_at(deadline, blocks.recv()).await {
+                    Ok(Some(block)) => self.take_block(block),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            self.close_file(index).await;
+            tracing::info!(
+                recording_id = self.recording_id,
+                stream = index,
+                "stream closed by re-offer"
+            );
+        }
+    }
+
+    /// Finalize stream `index`'s file; its duration goes to recording.json.
+    pub(super) async fn close_file(&mut self, index: usize) {
+        let Some(h) = self.streams.iter_mut().find(|h| h.index == index) else {
+            return;
+        };
+        h.closed = true;
+        h.direction = Direction::Inactive;
+        let Ok(reply) = self.settings.writer.close(h.file) else {
+            return;
+        };
+        match reply.await {
+            Ok(Ok(summary)) => {
+                if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
+                    entry.duration_seconds = Some(round_ms(summary.duration_seconds));
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(recording_id = self.recording_id, error = %e, "cannot finalize WAV")
+            }
+            Err(_) => tracing::error!(
+                recording_id = self.recording_id,
+                "writer gone before the WAV was final"
+            ),
+        }
+    }
+
+    /// With more than two streams, every party summed into `mixed.wav` (files final).
+    pub(super) async fn write_mixed(&mut self) {
+        let doc = self.session.document();
+        if doc.streams.len() <= 2 {
+            return;
+        }
+        let inputs: Vec<_> = doc
+            .streams
+            .iter()
+            .filter_map(|s| s.file.as_ref().map(|f| self.dir.join(f)))
+            .collect();
+        let out = self.dir.join(MIXED_FILE);
+        match tokio::task::spawn_blocking(move || mix_files(&inputs, &out)).await {
+            Ok(Ok(summary)) => {
+                let doc = self.session.document_mut();
+                doc.mixed_file = Some(MIXED_FILE.to_string());
+                doc.mixed_duration_seconds = Some(round_ms(summary.duration_seconds));
+            }
+            Ok(Err(e)) => {
+                tracing::error!(recording_id = self.recording_id, error = %e, "cannot write mixed.wav")
+            }
+            Err(e) => {
+                tracing::error!(recording_id = self.recording_id, error = %e, "mixing task failed")
+            }
+        }
+    }
+
+    /// Log and count what the final verdict says (SPEC: an incomplete or silent recording
+    /// says so in recording.json, metrics and the log).
+    pub(super) fn report_verdict(&self) {
+        let doc = self.session.document();
+        for s in doc.streams.iter().filter(|s| s.silent) {
+            self.settings
+                .telemetry
+                .silent_streams
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                recording_id = self.recording_id,
+                stream = s.index,
+                packets_received = s.packets_received,
+                peak_rms = s.peak_rms,
+                "stream is silent throughout"
+            );
+        }
+        if !doc.complete {
+            self.settings
+                .telemetry
+                .incomplete_recordings
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(recording_id = self.recording_id, warnings = ?doc.warnings, "recording incomplete");
+        }
+    }
+}
