@@ -14,7 +14,8 @@ pub const GMIN: u64 = 16;
 /// (the default media timeout is far longer; DTX senders send at least every 400 ms).
 pub const MEDIA_GAP: Duration = Duration::from_secs(1);
 
-/// A 100 ms window louder than this RMS (about −60 dBFS) means the stream carried sound.
+/// A 10 ms window whose RMS (around its mean) exceeds this, about −60 dBFS, means the
+/// stream carried sound.
 pub const SILENCE_RMS: f64 = 32.0;
 
 /// A sequence jump beyond this (60 s of 20 ms packets) is a restart, not a loss.
@@ -25,6 +26,9 @@ const MAX_SENDERS: usize = 8;
 
 /// Packet interval assumed until one is measured.
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Longest plausible packet interval (ptime); longer spacing is a sender gone quiet.
+const MAX_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Mean duration and loss density of bursts or of gaps (CMS `<duration>` / `<density>`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -59,7 +63,7 @@ pub struct AccountingReport {
     pub loss_bursts: PeriodStats,
     pub loss_gaps: PeriodStats,
     pub media_gaps: MediaGaps,
-    /// Loudest 100 ms window of the stream's audio (RMS).
+    /// Loudest 10 ms window of the stream's audio (RMS around the window's mean).
     pub peak_rms: f64,
 }
 
@@ -112,13 +116,17 @@ pub struct StreamAccounting {
     ssrc: Option<u32>,
     model: LossModel,
     totals: LossTotals,
-    interval: Option<Duration>,
+    /// Arrival time and sequence advance summed over consecutive packets: their ratio is
+    /// the packet interval (a burst of reads after a scheduling delay averages out).
+    interval_sum: Duration,
+    interval_packets: u64,
     last_arrival: Option<Instant>,
     last_was_comfort_noise: bool,
     paused: bool,
     media_gaps: MediaGaps,
     peak_rms: f64,
-    /// Samples per RMS window (100 ms at the stream's file rate).
+    /// Samples per RMS window (10 ms at the stream's file rate: every 20 ms packet covers
+    /// at least one whole window, whatever the loss pattern).
     window: usize,
 }
 
@@ -133,24 +141,27 @@ impl StreamAccounting {
             ssrc: None,
             model: LossModel::default(),
             totals: LossTotals::default(),
-            interval: None,
+            interval_sum: Duration::ZERO,
+            interval_packets: 0,
             last_arrival: None,
             last_was_comfort_noise: false,
             paused: false,
             media_gaps: MediaGaps::default(),
             peak_rms: 0.0,
-            window: (sample_rate as usize / 10).max(1),
+            window: (sample_rate as usize / 100).max(1),
         }
     }
 
     /// One RTP packet accepted at `now`. `comfort_noise`: a CN/SID packet, after which a
     /// sender legitimately goes quiet.
     pub fn on_rtp(&mut self, now: Instant, ssrc: u32, sequence: u16, comfort_noise: bool) {
-        if let Some(last) = self.last_arrival {
-            let idle = now.saturating_duration_since(last);
-            if !self.last_was_comfort_noise {
-                self.note_idle(idle);
-            }
+        let idle = self
+            .last_arrival
+            .map(|last| now.saturating_duration_since(last));
+        if let Some(idle) = idle
+            && !self.last_was_comfort_noise
+        {
+            self.note_idle(idle);
         }
         self.last_arrival = Some(now);
         self.last_was_comfort_noise = comfort_noise;
@@ -169,18 +180,24 @@ impl StreamAccounting {
             self.start_segment(sequence);
             return;
         }
+        if let Some(idle) = idle {
+            self.measure_interval(idle, delta as u64);
+        }
         self.lose(delta as u64 - 1);
         self.model.highest += delta;
         self.receive();
     }
 
-    fn note_idle(&mut self, idle: Duration) {
-        // Interval estimate from consecutive arrivals (EWMA 1/16, bounded to plausible
-        // packet times); a gap is not an interval.
-        if idle < Duration::from_millis(200) && idle >= Duration::from_millis(5) {
-            let prev = self.interval.unwrap_or(idle);
-            self.interval = Some((prev * 15 + idle) / 16);
+    /// `idle` between two packets `advance` sequence numbers apart. A sender that went
+    /// quiet without loss (VAD, hold) says nothing about its packet interval.
+    fn measure_interval(&mut self, idle: Duration, advance: u64) {
+        if idle < MAX_INTERVAL * advance as u32 {
+            self.interval_sum += idle;
+            self.interval_packets += advance;
         }
+    }
+
+    fn note_idle(&mut self, idle: Duration) {
         if !self.paused && idle >= MEDIA_GAP {
             let ms = idle.as_millis() as u64;
             self.media_gaps.count += 1;
@@ -314,12 +331,22 @@ impl StreamAccounting {
 
     /// Decoded audio as it leaves the timeline (gap fill included: it only lowers windows).
     pub fn on_pcm(&mut self, samples: &[i16]) {
-        for chunk in samples.chunks(self.window) {
-            if chunk.len() * 4 < self.window {
-                continue; // too short to judge on its own
+        for chunk in samples.chunks_exact(self.window) {
+            // Digital silence is what the timeline writes for gaps, pauses and before a
+            // late join: a window touching it is not judged (the packets' own audio covers
+            // whole windows elsewhere).
+            if has_zero_run(chunk) {
+                continue;
             }
-            let sum: f64 = chunk.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-            let rms = (sum / chunk.len() as f64).sqrt();
+            // RMS around the window's mean: a constant level (an all-zero-byte PCMU payload
+            // decodes to a constant) is no sound either.
+            let n = chunk.len() as f64;
+            let (sum, sq) = chunk.iter().fold((0.0, 0.0), |(sum, sq), &s| {
+                let x = f64::from(s);
+                (sum + x, sq + x * x)
+            });
+            let mean = sum / n;
+            let rms = (sq / n - mean * mean).max(0.0).sqrt();
             self.peak_rms = self.peak_rms.max(rms);
         }
     }
@@ -354,7 +381,11 @@ impl StreamAccounting {
             t.burst_packets += packets;
             t.burst_lost += lost;
         }
-        let interval = self.interval.unwrap_or(DEFAULT_INTERVAL).as_secs_f64();
+        let interval = if self.interval_packets == 0 {
+            DEFAULT_INTERVAL.as_secs_f64()
+        } else {
+            self.interval_sum.as_secs_f64() / self.interval_packets as f64
+        };
         let gap_packets = t.expected.saturating_sub(t.burst_packets);
         // Every segment is gap around its bursts; a burst still open ends the last one.
         let gaps = if gap_packets == 0 {
@@ -396,6 +427,19 @@ impl StreamAccounting {
             peak_rms: (self.peak_rms * 10.0).round() / 10.0,
         }
     }
+}
+
+/// Whether `chunk` holds a run of exact zeros (gap fill), 2 ms at 8 kHz.
+fn has_zero_run(chunk: &[i16]) -> bool {
+    const RUN: usize = 16;
+    let mut run = 0;
+    for &s in chunk {
+        run = if s == 0 { run + 1 } else { 0 };
+        if run >= RUN {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

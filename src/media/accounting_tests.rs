@@ -137,11 +137,29 @@ fn silence_is_judged_by_the_loudest_window() {
     let mut a = StreamAccounting::new(8000);
     a.on_pcm(&[0; 8000]);
     a.on_pcm(&[20; 800]);
-    assert!(a.report().silent());
+    // What an all-zero-byte PCMU payload decodes to: a constant, no sound, also where
+    // it starts after gap fill.
+    let mut dc = vec![0i16; 1000];
+    dc.extend([-32124i16; 800]);
+    a.on_pcm(&dc);
+    assert!(a.report().silent(), "{:?}", a.report());
     let tone: Vec<i16> = (0..800)
         .map(|i| ((i as f64 * 0.3).sin() * 3000.0) as i16)
         .collect();
     a.on_pcm(&[0; 8000]);
     a.on_pcm(&tone);
     assert!(!a.report().silent());
+}
+
+#[test]
+fn bursty_reads_average_to_the_packet_interval() {
+    let t0 = Instant::now();
+    let mut a = StreamAccounting::new(8000);
+    // Packets read in fives after a 100 ms scheduling delay: 0, 0, 0, 0, 100 ms apart.
+    for i in 0..500u16 {
+        let at = t0 + Duration::from_millis(100) * u32::from(i / 5);
+        a.on_rtp(at, 3, i, false);
+    }
+    let r = a.report();
+    assert!((r.loss_gaps.duration_seconds - 10.0).abs() < 0.2, "{r:?}");
 }

@@ -82,7 +82,7 @@ pub struct StreamEntry {
     pub packet_gap: PeriodStats,
     /// Stretches of at least 1 s without any packet while receiving.
     pub media_gaps: MediaGaps,
-    /// RMS of the loudest 100 ms of the stream's audio.
+    /// RMS (around its mean) of the loudest 10 ms of the stream's audio.
     pub peak_rms: f64,
     /// No sound in the whole stream (one-way or silent audio), or no RTP at all.
     pub silent: bool,

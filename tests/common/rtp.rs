@@ -197,6 +197,10 @@ pub struct RtpSender {
     pub sent: u64,
     pub audio_sent: u64,
     pub events_sent: u64,
+    /// Packets built and counted as sent but never put on the wire (network loss).
+    pub lost_in_network: u64,
+    /// RTP payload octets of every packet counted as sent.
+    pub octets_counted: u64,
     marker_pending: bool,
 }
 
@@ -225,6 +229,8 @@ impl RtpSender {
             sent: 0,
             audio_sent: 0,
             events_sent: 0,
+            lost_in_network: 0,
+            octets_counted: 0,
             marker_pending: true,
         }
     }
@@ -314,6 +320,71 @@ impl RtpSender {
     pub fn send_raw(&mut self, packet: &[u8]) {
         self.sock.send_to(packet, self.dest).expect("send RTP");
         self.sent += 1;
+        self.octets_counted += packet.len().saturating_sub(12) as u64;
+    }
+
+    /// An audio packet for tick `tick` with `payload` as it is (not encoded from a tone).
+    pub fn send_payload(&mut self, tick: u64, payload: &[u8]) {
+        let marker = std::mem::take(&mut self.marker_pending);
+        let ts = self.ts_of(tick);
+        let mut p = self.header(self.codec.payload_type(), marker, ts);
+        p.extend_from_slice(payload);
+        self.send_raw(&p);
+        self.audio_sent += 1;
+    }
+
+    /// Builds tick `tick`'s packet (its sequence number is used up) and drops it, as the
+    /// network would: the sender counted it as sent.
+    pub fn lose_tone(&mut self, tick: u64) {
+        let p = self.tone_packet(tick);
+        self.lost_in_network += 1;
+        self.octets_counted += (p.len() - 12) as u64;
+    }
+
+    /// What this sender's RTCP SR says it sent (RFC 3550 §6.4.1 sender packet count).
+    pub fn packets_counted(&self) -> u64 {
+        self.sent + self.lost_in_network
+    }
+
+    /// A compound RTCP packet: SR with this sender's counts, then SDES with a CNAME.
+    pub fn sender_report(&self, tick: u64) -> Vec<u8> {
+        let mut p = vec![0x80, 200, 0, 6];
+        let ntp = 0xE000_0000u32.wrapping_add(tick as u32 / 50);
+        for word in [
+            self.ssrc,
+            ntp,
+            0,
+            self.ts_of(tick),
+            self.packets_counted() as u32,
+            self.octets_counted as u32,
+        ] {
+            p.extend_from_slice(&word.to_be_bytes());
+        }
+        // SDES: one chunk, CNAME "src@127.0.0.1", end item, padding to a word.
+        let cname = b"src@127.0.0.1";
+        let start = p.len();
+        p.extend_from_slice(&[0x81, 202, 0, 0]);
+        p.extend_from_slice(&self.ssrc.to_be_bytes());
+        p.extend_from_slice(&[1, cname.len() as u8]);
+        p.extend_from_slice(cname);
+        p.push(0);
+        while (p.len() - start) % 4 != 0 {
+            p.push(0);
+        }
+        let words = ((p.len() - start) / 4 - 1) as u16;
+        p[start + 2..start + 4].copy_from_slice(&words.to_be_bytes());
+        p
+    }
+
+    /// Sends an SR to `dest` (the RTCP port, or the RTP port with rtcp-mux).
+    pub fn send_sr(&mut self, tick: u64, dest: SocketAddr) {
+        let sr = self.sender_report(tick);
+        self.send_datagram(&sr, dest);
+    }
+
+    /// A datagram from this sender's socket that is not an RTP packet (not counted).
+    pub fn send_datagram(&self, data: &[u8], dest: SocketAddr) {
+        self.sock.send_to(data, dest).expect("send RTCP");
     }
 }
 

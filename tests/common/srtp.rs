@@ -169,6 +169,18 @@ impl SrtpSender {
         self.legit_sent += 1;
     }
 
+    /// An SRTCP-protected SR (with SDES) counting the genuine packets sent, to `dest`.
+    pub fn send_srtcp_sr(&mut self, tick: u64, dest: SocketAddr) {
+        let mut plain = self.rtp.sender_report(tick);
+        plain[20..24].copy_from_slice(&(self.legit_sent as u32).to_be_bytes());
+        let protected = self
+            .ctx
+            .encrypt_rtcp(&plain)
+            .expect("SRTCP encrypt")
+            .to_vec();
+        self.rtp.send_datagram(&protected, dest);
+    }
+
     /// Resends the genuine packet sent `back` packets ago (1 = the last one).
     pub fn replay(&mut self, back: usize) {
         let p = self.history[self.history.len() - back].clone();
