@@ -273,6 +273,7 @@ fn srtcp_sender_reports_count_srtp_packets() {
     assert_eq!(u64_of(&st["packets_sent"]), 100, "{st}");
     assert_eq!(u64_of(&st["packets_sent"]), s.legit_sent);
     assert_eq!(u64_of(&st["rtcp_packets"]), 4, "{st}");
+    assert_eq!(u64_of(&st["rtcp_errors"]), 1, "the plain SR: {st}");
     assert_eq!(st["complete"], true, "{st}");
 }
 
@@ -301,7 +302,7 @@ fn silent_stream_is_flagged_in_recording_json_and_metrics() {
     let (_, v) = ended(&rec, &c.call.call_id);
     let (talk, silent) = (&v["streams"][0], &v["streams"][1]);
     assert_eq!(talk["silent"], false, "{talk}");
-    assert!(f64_of(&talk["peak_rms"]) > 4000.0, "{talk}");
+    assert!(f64_of(&talk["peak_level"]) > 4000.0, "{talk}");
     assert_eq!(silent["silent"], true, "{silent}");
     assert_eq!(u64_of(&silent["packets_received"]), 100, "{silent}");
     assert_eq!(silent["complete"], false, "{silent}");
@@ -380,4 +381,59 @@ fn c_0000_hold_pauses_and_the_next_real_address_resumes() {
             true,
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// More than two streams
+
+fn three_party_call(rec: &Recorder) -> (Established, Vec<RtpSender>, Pacer) {
+    let lines = [
+        pcmu_line(41000, "sendonly", false),
+        pcmu_line(41002, "sendonly", false),
+        pcmu_line(41004, "sendonly", false),
+    ];
+    let c = call_with(rec, &offer(1, "127.0.0.1", &lines));
+    let senders = [440.0, 660.0, 880.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &hz)| RtpSender::new(Codec::Pcmu, rtp_dest(&c.answer, i), hz))
+        .collect();
+    (c, senders, Pacer::new())
+}
+
+fn assert_mixed_has_all(dir: &std::path::Path, v: &Value, from: f64, to: f64) {
+    assert_eq!(v["mixed_file"], "mixed.wav", "{v}");
+    assert_eq!(v["stereo_file"], "stereo.wav", "{v}");
+    let mixed = read_wav(&dir.join("mixed.wav")).expect("mixed.wav");
+    let recorded = f64_of(&v["mixed_duration_seconds"]);
+    assert!((mixed.duration_secs() - recorded).abs() < 0.002, "{v}");
+    let s = mixed.channel(0);
+    let w = window(&s, mixed.sample_rate, from, to);
+    for hz in [440.0, 660.0, 880.0] {
+        let a = tone_amplitude(w, mixed.sample_rate, hz);
+        assert!(a > TONE_AMPLITUDE / 2.0, "{hz} Hz in mixed.wav: {a:.0}");
+    }
+}
+
+#[test]
+fn three_streams_get_mixed_wav_at_the_end_and_after_a_crash() {
+    let mut rec = Recorder::start(&[]);
+    let (mut c, mut senders, pacer) = three_party_call(&rec);
+    send_tones(&pacer, 0..50, &mut senders.iter_mut().collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_millis(100));
+    hang_up(&mut c.client, &mut c.call);
+    let (dir, v) = ended(&rec, &c.call.call_id);
+    let at = |tick| pacer.secs_since(c.t0, tick);
+    assert_mixed_has_all(&dir, &v, at(0) + EDGE_S, at(50) - EDGE_S);
+
+    // The same call cut by kill -9: recovery writes mixed.wav.
+    let (c, mut senders, pacer) = three_party_call(&rec);
+    send_tones(&pacer, 0..75, &mut senders.iter_mut().collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_millis(1200)); // past the writer's flush interval
+    rec.kill9();
+    rec.restart();
+    let (dir, v) = ended(&rec, &c.call.call_id);
+    assert_eq!(v["end_reason"], "recovered", "{v}");
+    let at = |tick| pacer.secs_since(c.t0, tick);
+    assert_mixed_has_all(&dir, &v, at(0) + EDGE_S, at(75) - 0.5);
 }

@@ -147,6 +147,8 @@ fn sipp_conference_party_joins_and_leaves_three_files_and_mixed_wav() {
     for (i, s) in streams.iter().enumerate() {
         assert_eq!(s["file"], format!("stream-{i}.wav"), "{s}");
         assert_eq!(s["index"], i, "{s}");
+        assert_eq!(s["silent"], false, "stream {i}: {s}");
+        assert_eq!(s["packets_lost"], 0, "stream {i}: {s}");
     }
     assert_eq!(v["stereo_file"], "stereo.wav", "{v}");
     assert_eq!(v["mixed_file"], "mixed.wav", "{v}");

@@ -14,9 +14,9 @@ pub const GMIN: u64 = 16;
 /// (the default media timeout is far longer; DTX senders send at least every 400 ms).
 pub const MEDIA_GAP: Duration = Duration::from_secs(1);
 
-/// A 10 ms window whose RMS (around its mean) exceeds this, about −60 dBFS, means the
+/// A 10 ms window whose level (see `Loudness`) exceeds this, about −60 dBFS, means the
 /// stream carried sound.
-pub const SILENCE_RMS: f64 = 32.0;
+pub const SILENCE_LEVEL: f64 = 32.0;
 
 /// A sequence jump beyond this (60 s of 20 ms packets) is a restart, not a loss.
 const MAX_LOSS_RUN: i64 = 3000;
@@ -63,14 +63,14 @@ pub struct AccountingReport {
     pub loss_bursts: PeriodStats,
     pub loss_gaps: PeriodStats,
     pub media_gaps: MediaGaps,
-    /// Loudest 10 ms window of the stream's audio (RMS around the window's mean).
-    pub peak_rms: f64,
+    /// Level of the loudest 10 ms window of the stream's audio (robust RMS estimate).
+    pub peak_level: f64,
 }
 
 impl AccountingReport {
-    /// No window of the stream's audio rose above [`SILENCE_RMS`].
+    /// No window of the stream's audio rose above [`SILENCE_LEVEL`].
     pub fn silent(&self) -> bool {
-        self.peak_rms < SILENCE_RMS
+        self.peak_level < SILENCE_LEVEL
     }
 }
 
@@ -124,10 +124,7 @@ pub struct StreamAccounting {
     last_was_comfort_noise: bool,
     paused: bool,
     media_gaps: MediaGaps,
-    peak_rms: f64,
-    /// Samples per RMS window (10 ms at the stream's file rate: every 20 ms packet covers
-    /// at least one whole window, whatever the loss pattern).
-    window: usize,
+    loudness: Loudness,
 }
 
 impl StreamAccounting {
@@ -147,8 +144,7 @@ impl StreamAccounting {
             last_was_comfort_noise: false,
             paused: false,
             media_gaps: MediaGaps::default(),
-            peak_rms: 0.0,
-            window: (sample_rate as usize / 100).max(1),
+            loudness: Loudness::new(sample_rate),
         }
     }
 
@@ -329,25 +325,11 @@ impl StreamAccounting {
         }
     }
 
-    /// Decoded audio as it leaves the timeline (gap fill included: it only lowers windows).
+    /// Decoded audio as it leaves the timeline (gap fill included: it is recognised and
+    /// left out).
     pub fn on_pcm(&mut self, samples: &[i16]) {
-        for chunk in samples.chunks_exact(self.window) {
-            // Digital silence is what the timeline writes for gaps, pauses and before a
-            // late join: a window touching it is not judged (the packets' own audio covers
-            // whole windows elsewhere).
-            if has_zero_run(chunk) {
-                continue;
-            }
-            // RMS around the window's mean: a constant level (an all-zero-byte PCMU payload
-            // decodes to a constant) is no sound either.
-            let n = chunk.len() as f64;
-            let (sum, sq) = chunk.iter().fold((0.0, 0.0), |(sum, sq), &s| {
-                let x = f64::from(s);
-                (sum + x, sq + x * x)
-            });
-            let mean = sum / n;
-            let rms = (sq / n - mean * mean).max(0.0).sqrt();
-            self.peak_rms = self.peak_rms.max(rms);
+        for &x in samples {
+            self.loudness.push(x);
         }
     }
 
@@ -424,22 +406,108 @@ impl StreamAccounting {
                 density_percent: density(t.lost.saturating_sub(t.burst_lost), gap_packets),
             },
             media_gaps: self.media_gaps,
-            peak_rms: (self.peak_rms * 10.0).round() / 10.0,
+            peak_level: (self.loudness.peak() * 10.0).round() / 10.0,
         }
     }
 }
 
-/// Whether `chunk` holds a run of exact zeros (gap fill), 2 ms at 8 kHz.
-fn has_zero_run(chunk: &[i16]) -> bool {
-    const RUN: usize = 16;
-    let mut run = 0;
-    for &s in chunk {
-        run = if s == 0 { run + 1 } else { 0 };
-        if run >= RUN {
-            return true;
+/// A run of this many exact zeros (2 ms at 8 kHz) is gap fill, not audio: the timeline
+/// writes digital silence for gaps, pauses and before a late join.
+const FILL_RUN: usize = 16;
+
+/// Longest level window: 10 ms at 48 kHz.
+const MAX_WINDOW: usize = 480;
+
+/// Loudest 10 ms window of a stream's own audio, by a robust level: 1.4826 × the median
+/// absolute deviation from the window's median (the RMS for noise; about 1.05 × the
+/// amplitude for a tone). A constant level, such as an all-zero-byte PCMU payload decodes
+/// to, is no sound; neither is a short glitch against it. Windows never touch gap fill:
+/// they restart where fill ends, and a finished window counts once `FILL_RUN` further
+/// samples showed it did not run into fill.
+#[derive(Debug)]
+struct Loudness {
+    window: usize,
+    buf: [i16; MAX_WINDOW],
+    scratch: [i32; MAX_WINDOW],
+    n: usize,
+    zero_run: usize,
+    in_fill: bool,
+    /// A finished window's level, and samples seen since it finished.
+    pending: Option<f64>,
+    since_pending: usize,
+    peak: f64,
+}
+
+impl Loudness {
+    fn new(sample_rate: u32) -> Self {
+        Loudness {
+            // 10 ms: every 20 ms packet covers at least one whole window.
+            window: (sample_rate as usize / 100).clamp(FILL_RUN, MAX_WINDOW),
+            buf: [0; MAX_WINDOW],
+            scratch: [0; MAX_WINDOW],
+            n: 0,
+            zero_run: 0,
+            in_fill: false,
+            pending: None,
+            since_pending: 0,
+            peak: 0.0,
         }
     }
-    false
+
+    fn push(&mut self, x: i16) {
+        if self.pending.is_some() {
+            self.since_pending += 1;
+        }
+        self.zero_run = if x == 0 { self.zero_run + 1 } else { 0 };
+        if self.zero_run == FILL_RUN {
+            self.in_fill = true;
+            // The run began inside the finished window: that window ends in fill.
+            if self.zero_run > self.since_pending {
+                self.pending = None;
+            }
+            self.n = 0;
+        }
+        if self.since_pending >= FILL_RUN
+            && let Some(level) = self.pending.take()
+        {
+            self.peak = self.peak.max(level);
+        }
+        if self.in_fill {
+            if x == 0 {
+                return;
+            }
+            self.in_fill = false;
+        }
+        self.buf[self.n] = x;
+        self.n += 1;
+        if self.n == self.window {
+            if let Some(level) = self.pending.take() {
+                self.peak = self.peak.max(level);
+            }
+            self.pending = Some(self.level());
+            self.since_pending = 0;
+            self.n = 0;
+        }
+    }
+
+    /// 1.4826 × median(|x − median(x)|) of the finished window.
+    fn level(&mut self) -> f64 {
+        let n = self.n;
+        let s = &mut self.scratch[..n];
+        for (d, &x) in s.iter_mut().zip(&self.buf[..n]) {
+            *d = i32::from(x);
+        }
+        let mid = n / 2;
+        let median = *s.select_nth_unstable(mid).1;
+        for d in s.iter_mut() {
+            *d = (*d - median).abs();
+        }
+        f64::from(*s.select_nth_unstable(mid).1) * 1.4826
+    }
+
+    fn peak(&self) -> f64 {
+        self.peak.max(self.pending.unwrap_or(0.0))
+    }
 }
 
 #[cfg(test)]

@@ -163,3 +163,32 @@ fn bursty_reads_average_to_the_packet_interval() {
     let r = a.report();
     assert!((r.loss_gaps.duration_seconds - 10.0).abs() < 0.2, "{r:?}");
 }
+
+#[test]
+fn steps_into_and_out_of_gap_fill_are_not_sound() {
+    // Constant level (all-zero-byte PCMU) packets with gap fill between them, the fill
+    // split at every possible offset and block boundary.
+    for offset in 0..100 {
+        let mut a = StreamAccounting::new(8000);
+        let mut pcm = vec![0i16; offset];
+        for k in 0..20 {
+            pcm.extend([-32124i16; 160]);
+            pcm.extend(std::iter::repeat_n(0i16, 20 + k));
+        }
+        for block in pcm.chunks(333 + offset) {
+            a.on_pcm(block);
+        }
+        assert!(a.report().silent(), "offset {offset}: {:?}", a.report());
+    }
+}
+
+#[test]
+fn a_tone_between_gaps_is_sound() {
+    let mut a = StreamAccounting::new(8000);
+    let mut pcm = vec![0i16; 500];
+    pcm.extend((0..160).map(|i| ((f64::from(i) * 0.35).sin() * 200.0) as i16));
+    pcm.extend([0i16; 500]);
+    a.on_pcm(&pcm);
+    let r = a.report();
+    assert!(!r.silent() && r.peak_level > 100.0, "{r:?}");
+}

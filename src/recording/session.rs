@@ -74,6 +74,8 @@ pub struct StreamEntry {
     pub packets_sent: Option<u64>,
     pub octets_sent: Option<u64>,
     pub rtcp_packets: u64,
+    /// RTCP datagrams that did not parse or failed SRTCP authentication (not believed).
+    pub rtcp_errors: u64,
     /// The SRC ended the stream with an RTCP BYE.
     pub rtcp_bye: bool,
     /// RFC 3611 §4.7.2 loss bursts and the gaps between them (CMS `packetLossBursts` /
@@ -82,8 +84,9 @@ pub struct StreamEntry {
     pub packet_gap: PeriodStats,
     /// Stretches of at least 1 s without any packet while receiving.
     pub media_gaps: MediaGaps,
-    /// RMS (around its mean) of the loudest 10 ms of the stream's audio.
-    pub peak_rms: f64,
+    /// Level of the loudest 10 ms of the stream's audio (robust RMS estimate: 1.4826 × the
+    /// median absolute deviation; digital-silence gap fill left out).
+    pub peak_level: f64,
     /// No sound in the whole stream (one-way or silent audio), or no RTP at all.
     pub silent: bool,
     /// Everything the SRC sent arrived (SR count, no sequence loss) without a media gap.
@@ -123,11 +126,12 @@ impl StreamEntry {
             packets_sent: None,
             octets_sent: None,
             rtcp_packets: 0,
+            rtcp_errors: 0,
             rtcp_bye: false,
             packet_loss_bursts: PeriodStats::default(),
             packet_gap: PeriodStats::default(),
             media_gaps: MediaGaps::default(),
-            peak_rms: 0.0,
+            peak_level: 0.0,
             silent: false,
             complete: true,
             warnings: vec![],
@@ -162,11 +166,12 @@ impl StreamEntry {
         self.packets_sent = a.packets_sent;
         self.octets_sent = a.octets_sent;
         self.rtcp_packets = a.rtcp_packets;
+        self.rtcp_errors = a.rtcp_errors;
         self.rtcp_bye = a.rtcp_bye;
         self.packet_loss_bursts = a.loss_bursts;
         self.packet_gap = a.loss_gaps;
         self.media_gaps = a.media_gaps;
-        self.peak_rms = a.peak_rms;
+        self.peak_level = a.peak_level;
         self.silent = self.packets_received == 0 || a.silent();
         self.judge();
     }
@@ -191,7 +196,7 @@ impl StreamEntry {
         if self.packets_received == 0 {
             warnings.push("no RTP received".to_string());
         } else if self.silent {
-            warnings.push(format!("silent audio (peak RMS {})", self.peak_rms));
+            warnings.push(format!("silent audio (peak level {})", self.peak_level));
         }
         self.complete = warnings.is_empty();
         self.warnings = warnings;
@@ -596,7 +601,7 @@ mod tests {
         let mut s = RecordingSession::new("id", &request(), &media(Direction::RecvOnly), t0);
         let loud = AccountingReport {
             packets_sent: Some(300),
-            peak_rms: 5000.0,
+            peak_level: 5000.0,
             ..Default::default()
         };
         let entry = &mut s.document_mut().streams[0];
@@ -628,7 +633,7 @@ mod tests {
         );
         let entry = &mut s.document_mut().streams[0];
         entry.apply_accounting(&AccountingReport {
-            peak_rms: 3.0,
+            peak_level: 3.0,
             ..loud
         });
         assert!(entry.silent && !entry.complete);

@@ -2,6 +2,7 @@
 //! recorder takes new calls — WAV headers repaired from the data on disk, `state = ended`,
 //! `end_reason = "recovered"`, `ended_at` from the files' last write.
 
+use super::mix::{MIXED_FILE, mix_files};
 use super::recovery::repair_wav;
 use super::session::rfc3339;
 use super::task::write_atomic;
@@ -88,6 +89,7 @@ fn finalize(dir: &Path) -> Option<Recovered> {
             Err(e) => tracing::error!(file = %wav.display(), error = %e, "cannot repair WAV"),
         }
     }
+    mix_if_conference(dir, &mut doc);
     let ended_at = rfc3339(
         last_write
             .map(OffsetDateTime::from)
@@ -112,6 +114,40 @@ fn finalize(dir: &Path) -> Option<Recovered> {
         dir: dir.to_path_buf(),
         document: doc,
     })
+}
+
+/// A recording with more than two streams gets its `mixed.wav` at the end; a crash took
+/// that end away, so recovery writes it (again, should a crash have cut it short).
+fn mix_if_conference(dir: &Path, doc: &mut Value) {
+    let files: Vec<PathBuf> = doc
+        .get("streams")
+        .and_then(Value::as_array)
+        .map(|streams| {
+            streams
+                .iter()
+                .filter_map(|s| s.get("file").and_then(Value::as_str))
+                .map(|f| dir.join(f))
+                .filter(|p| p.exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    let streams = doc
+        .get("streams")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if streams <= 2 || files.is_empty() {
+        return;
+    }
+    let out = dir.join(MIXED_FILE);
+    let _ = std::fs::remove_file(&out);
+    match mix_files(&files, &out) {
+        Ok(summary) => {
+            doc["mixed_file"] = MIXED_FILE.into();
+            doc["mixed_duration_seconds"] =
+                ((summary.duration_seconds * 1000.0).round() / 1000.0).into();
+        }
+        Err(e) => tracing::error!(dir = %dir.display(), error = %e, "cannot write mixed.wav"),
+    }
 }
 
 fn set_stream_duration(doc: &mut Value, file: &str, seconds: f64) {

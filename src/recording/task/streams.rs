@@ -220,7 +220,7 @@ impl RecordingTask {
                 recording_id = self.recording_id,
                 stream = s.index,
                 packets_received = s.packets_received,
-                peak_rms = s.peak_rms,
+                peak_level = s.peak_level,
                 "stream is silent throughout"
             );
         }
