@@ -427,8 +427,8 @@ const MAX_WINDOW: usize = 480;
 #[derive(Debug)]
 struct Loudness {
     window: usize,
-    buf: [i16; MAX_WINDOW],
-    scratch: [i32; MAX_WINDOW],
+    /// The current window, sized once when the stream opens.
+    buf: Box<[i16]>,
     n: usize,
     zero_run: usize,
     in_fill: bool,
@@ -436,21 +436,23 @@ struct Loudness {
     pending: Option<f64>,
     since_pending: usize,
     peak: f64,
+    windows: u64,
 }
 
 impl Loudness {
     fn new(sample_rate: u32) -> Self {
+        // 10 ms: every 20 ms packet covers at least one whole window.
+        let window = (sample_rate as usize / 100).clamp(FILL_RUN, MAX_WINDOW);
         Loudness {
-            // 10 ms: every 20 ms packet covers at least one whole window.
-            window: (sample_rate as usize / 100).clamp(FILL_RUN, MAX_WINDOW),
-            buf: [0; MAX_WINDOW],
-            scratch: [0; MAX_WINDOW],
+            window,
+            buf: vec![0; window].into_boxed_slice(),
             n: 0,
             zero_run: 0,
             in_fill: false,
             pending: None,
             since_pending: 0,
             peak: 0.0,
+            windows: 0,
         }
     }
 
@@ -484,23 +486,26 @@ impl Loudness {
             if let Some(level) = self.pending.take() {
                 self.peak = self.peak.max(level);
             }
-            self.pending = Some(self.level());
-            self.since_pending = 0;
+            self.windows += 1;
+            // Once the stream has proven sound the verdict is settled: the peak is then
+            // sampled on every 8th window only (the median is most of this path's cost).
+            if self.peak < SILENCE_LEVEL || self.windows % 8 == 0 {
+                self.pending = Some(self.level());
+                self.since_pending = 0;
+            }
             self.n = 0;
         }
     }
 
-    /// 1.4826 × median(|x − median(x)|) of the finished window.
+    /// 1.4826 × median(|x − median(x)|) of the finished window, selected in place (the
+    /// window is done with). Deviations beyond i16 are clipped: only a median deviation
+    /// near full scale could notice.
     fn level(&mut self) -> f64 {
-        let n = self.n;
-        let s = &mut self.scratch[..n];
-        for (d, &x) in s.iter_mut().zip(&self.buf[..n]) {
-            *d = i32::from(x);
-        }
-        let mid = n / 2;
-        let median = *s.select_nth_unstable(mid).1;
+        let s = &mut self.buf[..self.n];
+        let mid = s.len() / 2;
+        let median = i32::from(*s.select_nth_unstable(mid).1);
         for d in s.iter_mut() {
-            *d = (*d - median).abs();
+            *d = (i32::from(*d) - median).abs().min(i32::from(i16::MAX)) as i16;
         }
         f64::from(*s.select_nth_unstable(mid).1) * 1.4826
     }

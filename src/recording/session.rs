@@ -85,7 +85,8 @@ pub struct StreamEntry {
     /// Stretches of at least 1 s without any packet while receiving.
     pub media_gaps: MediaGaps,
     /// Level of the loudest 10 ms of the stream's audio (robust RMS estimate: 1.4826 × the
-    /// median absolute deviation; digital-silence gap fill left out).
+    /// median absolute deviation; digital-silence gap fill left out; sampled on every 8th
+    /// window once the stream proved sound).
     pub peak_level: f64,
     /// No sound in the whole stream (one-way or silent audio), or no RTP at all.
     pub silent: bool,

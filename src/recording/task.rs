@@ -398,7 +398,7 @@ impl RecordingTask {
                     }));
             }
         }
-        self.close_removed_streams(media, blocks).await;
+        self.close_removed_streams(blocks).await;
         let now = Instant::now();
         for stream in self.streams.iter_mut().filter(|s| !s.closed) {
             let Some(n) = media

@@ -119,7 +119,6 @@ impl RecordingTask {
     /// Stop and finalize every stream whose m= line the re-offer removed or declined.
     pub(super) async fn close_removed_streams(
         &mut self,
-        _media: &MediaSession,
         blocks: &mut mpsc::UnboundedReceiver<StreamBlock>,
     ) {
         let doc = self.session.document();
