@@ -437,3 +437,61 @@ fn three_streams_get_mixed_wav_at_the_end_and_after_a_crash() {
     let at = |tick| pacer.secs_since(c.t0, tick);
     assert_mixed_has_all(&dir, &v, at(0) + EDGE_S, at(75) - 0.5);
 }
+
+#[test]
+fn second_party_added_by_reinvite_gets_its_file_and_a_stereo_file() {
+    let rec = Recorder::start(&[]);
+    let first = [pcmu_line(41000, "sendonly", false)];
+    let mut c = call_with(&rec, &offer(1, "127.0.0.1", &first));
+    let mut a = RtpSender::new(Codec::Pcmu, rtp_dest(&c.answer, 0), 440.0);
+    let pacer = Pacer::new();
+    send_tones(&pacer, 0..50, &mut [&mut a]);
+    // Consultation: a second party joins.
+    let both = [first[0].clone(), pcmu_line(41002, "sendonly", false)];
+    let re = c.call.reinvite(&offer(2, "127.0.0.1", &both), "");
+    c.client.send(&re);
+    let ok = c.client.expect_reply(&re, 200, T);
+    let ack = c.call.ack_2xx(&ok);
+    c.client.send(&ack);
+    let answer = sdp_of(&ok);
+    assert_eq!(answer.audio().len(), 2, "{answer:?}");
+    assert_eq!(
+        answer.audio()[0].port,
+        c.answer.audio()[0].port,
+        "first keeps its port"
+    );
+    let mut b = RtpSender::new(Codec::Pcmu, rtp_dest(&answer, 1), 660.0);
+    let join = pacer.next_tick();
+    send_tones(&pacer, join..join + 50, &mut [&mut a, &mut b]);
+    std::thread::sleep(Duration::from_millis(100));
+    hang_up(&mut c.client, &mut c.call);
+    let (dir, v) = ended(&rec, &c.call.call_id);
+    let streams = v["streams"].as_array().expect("streams");
+    assert_eq!(streams.len(), 2, "{v}");
+    let at = |tick| pacer.secs_since(c.t0, tick);
+    let joined = f64_of(&streams[1]["joined_at_seconds"]);
+    assert!(
+        (joined - at(join)).abs() < 0.1,
+        "joined at {joined}, sent from {}",
+        at(join)
+    );
+    assert_eq!(v["stereo_file"], "stereo.wav", "{v}");
+    assert_eq!(v["mixed_file"], "stereo.wav", "{v}");
+    let stereo = read_wav(&dir.join("stereo.wav")).expect("stereo.wav");
+    assert_eq!(stereo.channels, 2);
+    let recorded = f64_of(&v["stereo_duration_seconds"]);
+    assert!((stereo.duration_secs() - recorded).abs() < 0.002, "{v}");
+    let (left, right) = (stereo.channel(0), stereo.channel(1));
+    let rate = stereo.sample_rate;
+    let amp = |s: &[i16], from: f64, to: f64, hz: f64| {
+        tone_amplitude(window(s, rate, from, to), rate, hz)
+    };
+    assert!(amp(&left, at(0) + EDGE_S, at(50) - EDGE_S, 440.0) > TONE_AMPLITUDE / 2.0);
+    assert!(amp(&left, at(join) + EDGE_S, at(join + 50) - EDGE_S, 440.0) > TONE_AMPLITUDE / 2.0);
+    let before = window(&right, rate, 0.0, joined - 0.05);
+    assert!(
+        before.iter().all(|&s| s == 0),
+        "right channel silent before the join"
+    );
+    assert!(amp(&right, at(join) + EDGE_S, at(join + 50) - EDGE_S, 660.0) > TONE_AMPLITUDE / 2.0);
+}

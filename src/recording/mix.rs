@@ -99,6 +99,36 @@ impl Input {
     }
 }
 
+/// Interleaves two final mono WAVs into a stereo file at the higher rate, the shorter
+/// padded with silence: the stereo file of a recording whose second stream a re-INVITE
+/// added (the live interleaver only exists for streams present from the start).
+pub fn interleave_files(left: &Path, right: &Path, out: &Path) -> io::Result<WavSummary> {
+    let mut sides = [Input::open(left)?, Input::open(right)?];
+    let rate = sides[0].rate.max(sides[1].rate);
+    let total = sides
+        .iter()
+        .map(|i| i.output_frames(rate))
+        .max()
+        .unwrap_or(0);
+    let rate32 = u32::try_from(rate).map_err(io::Error::other)?;
+    let mut writer = WavStreamWriter::create(out, WavFormat::stereo(rate32))?;
+    let mut chunk = Vec::with_capacity(2 * CHUNK);
+    let mut j = 0u64;
+    while j < total {
+        chunk.clear();
+        let end = (j + CHUNK as u64).min(total);
+        for k in j..end {
+            for side in sides.iter_mut() {
+                chunk.push(side.sample(k, rate)? as i16);
+            }
+        }
+        writer.append(&chunk);
+        writer.flush()?;
+        j = end;
+    }
+    writer.finalize()
+}
+
 /// Sums `inputs` (final mono WAVs of one recording) into a new mono file at `out`, at the
 /// highest input rate, as long as the longest input.
 pub fn mix_files(inputs: &[PathBuf], out: &Path) -> io::Result<WavSummary> {
@@ -174,6 +204,17 @@ mod tests {
         let summary = mix_files(&[narrow, wide], &out).unwrap();
         assert_eq!(summary.format.sample_rate, 16000);
         assert_eq!(read(&out), vec![0, 500, 1000, 1500, 2000, 1000]);
+    }
+
+    #[test]
+    fn interleaves_two_files_padding_the_shorter() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = write(dir.path(), "l.wav", 8000, &[1, 2, 3]);
+        let r = write(dir.path(), "r.wav", 8000, &[-1]);
+        let out = dir.path().join("stereo.wav");
+        let summary = interleave_files(&l, &r, &out).unwrap();
+        assert_eq!((summary.samples, summary.format.channels), (3, 2));
+        assert_eq!(read(&out), vec![1, -1, 2, 0, 3, 0]);
     }
 
     #[test]

@@ -517,6 +517,7 @@ impl RecordingTask {
         for index in open {
             self.close_file(index).await;
         }
+        self.write_late_stereo().await;
         self.write_mixed().await;
         self.session.judge();
         self.report_verdict();

@@ -3,7 +3,7 @@
 
 use super::{RecordingTask, StreamHandle, round_ms};
 use crate::media::accounting::StreamAccounting;
-use crate::recording::mix::{MIXED_FILE, mix_files};
+use crate::recording::mix::{MIXED_FILE, interleave_files, mix_files};
 use crate::recording::stream::{
     StreamBlock, StreamControl, StreamTask, bind_stream, srtp_for, timeline_for,
 };
@@ -176,6 +176,38 @@ impl RecordingTask {
                 recording_id = self.recording_id,
                 "writer gone before the WAV was final"
             ),
+        }
+    }
+
+    /// A second stream added by re-INVITE had no live stereo file: it is made from the two
+    /// final files (same timeline, so sample i of both is the same instant).
+    pub(super) async fn write_late_stereo(&mut self) {
+        let doc = self.session.document();
+        let (Some(left), Some(right)) = (
+            doc.streams.first().and_then(|s| s.file.clone()),
+            doc.streams.get(1).and_then(|s| s.file.clone()),
+        ) else {
+            return;
+        };
+        if doc.stereo_file.is_some() {
+            return;
+        }
+        let (left, right) = (self.dir.join(left), self.dir.join(right));
+        let out = self.dir.join(super::STEREO_FILE);
+        match tokio::task::spawn_blocking(move || interleave_files(&left, &right, &out)).await {
+            Ok(Ok(summary)) => {
+                let doc = self.session.document_mut();
+                doc.stereo_file = Some(super::STEREO_FILE.to_string());
+                doc.stereo_duration_seconds = Some(round_ms(summary.duration_seconds));
+                doc.mixed_file = doc.stereo_file.clone();
+                doc.mixed_duration_seconds = doc.stereo_duration_seconds;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(recording_id = self.recording_id, error = %e, "cannot write stereo.wav")
+            }
+            Err(e) => {
+                tracing::error!(recording_id = self.recording_id, error = %e, "stereo task failed")
+            }
         }
     }
 
