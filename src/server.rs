@@ -41,12 +41,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
         );
     }
     crate::net::tls::install_crypto_provider();
-    let (cdr, cdr_service) = crate::cdr::start(crate::cdr::CdrSettings {
-        spool_dir: config.spool.dir.clone(),
-        receivers: config.cdr.receivers.clone(),
-        ..crate::cdr::CdrSettings::default()
-    })
-    .map_err(|e| format!("CDR spool {}: {e}", config.spool.dir.display()))?;
+    let (cdr, cdr_service) = crate::cdr::start(crate::cdr::settings_from(&config))
+        .map_err(|e| format!("CDR spool {}: {e}", config.spool.dir.display()))?;
     let (edr, edr_service) =
         crate::cdr::edr::start(crate::cdr::EdrSettings::new(&config.spool.dir))
             .map_err(|e| format!("EDR log under {}: {e}", config.spool.dir.display()))?;
@@ -66,6 +62,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         recovered_cdrs(&cdr, r);
     }
     let telemetry = Arc::new(Telemetry::default());
+    let _ = telemetry.cdr_receivers.set(cdr.receivers());
     std::fs::create_dir_all(&config.recording.dir)
         .map_err(|e| format!("recording.dir {}: {e}", config.recording.dir.display()))?;
     crate::disk::check(
@@ -424,6 +421,7 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
             Some(cmd) = io.api.recv() => match cmd {
                 ApiCommand::Stop { recording_id } => {
                     tracing::info!(recording_id, "recording stopped through the API");
+                    io.cdr.mark_api_stop(&recording_id);
                     uas.stop_recording(Instant::now(), &recording_id, EndReason::Shutdown)
                 }
             },
@@ -561,12 +559,15 @@ fn recovered_cdrs(cdr: &crate::cdr::CdrSink, r: &crate::recording::startup::Reco
                 call_leg: text("call_leg_id"),
                 reason: CallLegEndReason::Error,
                 remote_teardown: false,
+                encrypted_media: streams.iter().any(|s| s["encrypted"] == true),
+                unencrypted_media: streams.iter().any(|s| s["encrypted"] != true),
                 duration_seconds,
+                activated_seconds: None,
                 sip_call_id: text("sip_call_id"),
                 rx_audio: streams
                     .iter()
                     .map(|s| RxAudio {
-                        codec: s["codec"].as_str().unwrap_or_default().to_ascii_lowercase(),
+                        codec: legs::cms_codec(s["codec"].as_str().unwrap_or_default()),
                         packets_received: s["packets_received"].as_u64().unwrap_or(0),
                         packets_lost: s["packets_lost"].as_u64().unwrap_or(0),
                         ..RxAudio::default()

@@ -102,7 +102,7 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
     hang_up(&mut c, &mut call);
     rec.wait_call_state(&call.call_id, "ended", T);
 
-    let r = wait_records(&got, 6);
+    let r = wait_records(&got, 7);
     let kinds: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         kinds,
@@ -111,10 +111,24 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
             "recordingStart",
             "callLegUpdate",
             "callLegUpdate",
+            "callLegUpdate",
             "callLegEnd",
             "recordingEnd"
         ]
     );
+    // Guide §4.5: the leg reports `connected` once set up, before any pause.
+    assert!(
+        r[2].1.contains("<state>connected</state>") && r[2].1.contains("<deactivated>false"),
+        "{}",
+        r[2].1
+    );
+    assert!(
+        r[0].1.contains("<displayName>Client</displayName>"),
+        "{}",
+        r[0].1
+    );
+    assert!(r[0].1.contains("<recording>true</recording>"), "{}", r[0].1);
+    assert!(!r[0].1.contains("<subType>"), "{}", r[0].1);
     let recording_id = doc["recording_id"].as_str().expect("id");
     let leg = doc["call_leg_id"].as_str().expect("call leg id");
     assert!(
@@ -135,26 +149,26 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
         r[1].1
     );
     assert!(
-        r[2].1.contains("<deactivated>true</deactivated>"),
-        "{}",
-        r[2].1
-    );
-    assert!(
-        r[3].1.contains("<deactivated>false</deactivated>"),
+        r[3].1.contains("<deactivated>true</deactivated>"),
         "{}",
         r[3].1
     );
     assert!(
-        r[4].1.contains("<reason>remoteTeardown</reason>"),
+        r[4].1.contains("<deactivated>false</deactivated>"),
         "{}",
         r[4].1
     );
-    assert!(r[4].1.contains(&call.call_id), "sipCallId: {}", r[4].1);
     assert!(
-        r[5].1
-            .contains(&format!("<recording id=\"{recording_id}\"")),
+        r[5].1.contains("<reason>remoteTeardown</reason>"),
         "{}",
         r[5].1
+    );
+    assert!(r[5].1.contains(&call.call_id), "sipCallId: {}", r[5].1);
+    assert!(
+        r[6].1
+            .contains(&format!("<recording id=\"{recording_id}\"")),
+        "{}",
+        r[6].1
     );
     // correlatorIndex grows by one per record, recordIndex from 1 for this receiver.
     for (i, (_, text)) in r.iter().enumerate() {
@@ -233,10 +247,10 @@ fn a_cancelled_call_leaves_no_cdrs() {
     let invite = other.genesys_invite();
     establish(&mut c, &mut other, &invite);
     hang_up(&mut c, &mut other);
-    let r = wait_records(&got, 4);
+    let r = wait_records(&got, 5);
     std::thread::sleep(Duration::from_millis(500));
     let r2 = records(&got);
-    assert_eq!(r2.len(), 4, "{r2:#?}");
+    assert_eq!(r2.len(), 5, "{r2:#?}");
     assert!(r.iter().all(|(_, t)| !t.contains(&call.call_id)), "{r:#?}");
 }
 
@@ -249,27 +263,28 @@ fn a_crashed_recording_is_closed_with_recovered_after_restart() {
     let invite = call.genesys_invite();
     establish(&mut c, &mut call, &invite);
     let doc = rec.wait_call_state(&call.call_id, "active", T);
-    wait_records(&got, 2);
+    wait_records(&got, 3);
     rec.kill9();
     rec.restart();
-    let r = wait_records(&got, 4);
+    let r = wait_records(&got, 5);
     let kinds: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         kinds,
         [
             "callLegStart",
             "recordingStart",
+            "callLegUpdate",
             "callLegEnd",
             "recordingEnd"
         ],
         "{r:#?}"
     );
     assert!(
-        r[3].1.contains(doc["recording_id"].as_str().expect("id")),
+        r[4].1.contains(doc["recording_id"].as_str().expect("id")),
         "{}",
-        r[3].1
+        r[4].1
     );
-    assert!(r[3].1.contains("recovered"), "{}", r[3].1);
+    assert!(r[4].1.contains("recovered"), "{}", r[4].1);
     let doc = rec.wait_call_state(&call.call_id, "ended", T);
     assert_eq!(doc["end_reason"], "recovered");
 }

@@ -36,12 +36,28 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// 200 `ok` (503 `draining`), then one detail line per CDR receiver that is failing: a
+/// failing receiver does not make the recorder unhealthy (records wait in the spool), but an
+/// operator looking at `/health` sees it.
 async fn health(State(s): State<ApiState>) -> Response {
-    if s.telemetry.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    let (status, mut body) = if s.telemetry.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, String::from("draining\n"))
     } else {
-        (StatusCode::OK, "ok\n").into_response()
+        (StatusCode::OK, String::from("ok\n"))
+    };
+    for r in s.telemetry.cdr_receivers() {
+        let failures = r.consecutive_failures();
+        if failures > 0 {
+            body.push_str(&format!(
+                "cdr receiver {} failing: {} consecutive failures, {} records pending, last error: {}\n",
+                r.receiver,
+                failures,
+                r.pending(),
+                r.last_error().unwrap_or_default()
+            ));
+        }
     }
+    (status, body).into_response()
 }
 
 async fn list(State(s): State<ApiState>) -> Json<serde_json::Value> {

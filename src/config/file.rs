@@ -83,6 +83,10 @@ struct SpoolFile {
 #[serde(deny_unknown_fields)]
 struct CdrFile {
     receivers: Option<Vec<String>>,
+    batch_size: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    max_backoff_secs: Option<u64>,
+    receiver_options: Option<Vec<super::CdrReceiverOptions>>,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +283,10 @@ impl Config {
                 "cdr" => {
                     let f: CdrFile = section(text, name, value)?;
                     merge!(c.cdr.receivers, f.receivers);
+                    merge!(c.cdr.batch_size, f.batch_size);
+                    merge!(c.cdr.request_timeout_secs, f.request_timeout_secs);
+                    merge!(c.cdr.max_backoff_secs, f.max_backoff_secs);
+                    merge!(c.cdr.receiver_options, f.receiver_options);
                 }
                 "http" => {
                     let f: HttpFile = section(text, name, value)?;

@@ -193,10 +193,43 @@ pub struct SpoolConfig {
     pub dir: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CdrConfig {
     /// At most 4 URLs.
     pub receivers: Vec<String>,
+    /// Records per POST. Default 100.
+    pub batch_size: usize,
+    /// Whole-request timeout per POST. Default 30 s.
+    pub request_timeout_secs: u64,
+    /// Retry backoff cap (retries never stop). Default 30 s.
+    pub max_backoff_secs: u64,
+    /// `[[cdr.receiver_options]]`: per-receiver overrides, each naming a listed `url`.
+    pub receiver_options: Vec<CdrReceiverOptions>,
+}
+
+impl Default for CdrConfig {
+    fn default() -> Self {
+        CdrConfig {
+            receivers: Vec::new(),
+            batch_size: 100,
+            request_timeout_secs: 30,
+            max_backoff_secs: 30,
+            receiver_options: Vec::new(),
+        }
+    }
+}
+
+/// One `[[cdr.receiver_options]]` table.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdrReceiverOptions {
+    /// The receiver these options are for, exactly as in `cdr.receivers`.
+    pub url: String,
+    /// PEM CA bundle; when set the only trust anchor for this receiver.
+    pub ca_file: Option<PathBuf>,
+    pub request_timeout_secs: Option<u64>,
+    pub batch_size: Option<usize>,
+    pub max_backoff_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -220,6 +220,51 @@ impl Config {
                 ));
             }
         }
+        let at_least_one = |key: &'static str, v: u64| {
+            if v == 0 {
+                Err(invalid(key, "must be at least 1".to_owned()))
+            } else {
+                Ok(())
+            }
+        };
+        at_least_one("cdr.batch_size", self.cdr.batch_size as u64)?;
+        at_least_one("cdr.request_timeout_secs", self.cdr.request_timeout_secs)?;
+        at_least_one("cdr.max_backoff_secs", self.cdr.max_backoff_secs)?;
+        for (i, o) in self.cdr.receiver_options.iter().enumerate() {
+            let key = "cdr.receiver_options.url";
+            if !r.contains(&o.url) {
+                return Err(invalid(
+                    key,
+                    format!("\"{}\" is not one of cdr.receivers", o.url),
+                ));
+            }
+            if self.cdr.receiver_options[..i]
+                .iter()
+                .any(|p| p.url == o.url)
+            {
+                return Err(invalid(key, format!("\"{}\" has options twice", o.url)));
+            }
+            at_least_one(
+                "cdr.receiver_options.batch_size",
+                o.batch_size.unwrap_or(1) as u64,
+            )?;
+            at_least_one(
+                "cdr.receiver_options.request_timeout_secs",
+                o.request_timeout_secs.unwrap_or(1),
+            )?;
+            at_least_one(
+                "cdr.receiver_options.max_backoff_secs",
+                o.max_backoff_secs.unwrap_or(1),
+            )?;
+            if let Some(ca) = &o.ca_file
+                && !ca.is_file()
+            {
+                return Err(invalid(
+                    "cdr.receiver_options.ca_file",
+                    format!("{} is not a readable file", ca.display()),
+                ));
+            }
+        }
         Ok(())
     }
 }
