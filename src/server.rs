@@ -43,9 +43,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
     crate::net::tls::install_crypto_provider();
     let (cdr, cdr_service) = crate::cdr::start(crate::cdr::settings_from(&config))
         .map_err(|e| format!("CDR spool {}: {e}", config.spool.dir.display()))?;
-    let (edr, edr_service) =
-        crate::cdr::edr::start(crate::cdr::EdrSettings::new(&config.spool.dir))
-            .map_err(|e| format!("EDR log under {}: {e}", config.spool.dir.display()))?;
+    let edr_settings = crate::cdr::EdrSettings {
+        log_ack: config.cdr.edr_log_ack,
+        ..crate::cdr::EdrSettings::new(&config.spool.dir)
+    };
+    let (edr, edr_service) = crate::cdr::edr::start(edr_settings)
+        .map_err(|e| format!("EDR log under {}: {e}", config.spool.dir.display()))?;
     // Finalize what a crash left unfinished before taking new calls.
     let recordings_dir = config.recording.dir.clone();
     let recovered = tokio::task::spawn_blocking(move || {
@@ -211,10 +214,6 @@ pub async fn run(config: Config) -> Result<(), Error> {
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
     // Every CDR recorded so far is on disk before exit; undelivered ones are re-sent next start.
     cdr_service.shutdown().await;
-    edr.log(crate::cdr::EdrRecord {
-        event: crate::cdr::EdrEvent::Shutdown,
-        ..Default::default()
-    });
     tokio::task::spawn_blocking(move || edr_service.shutdown()).await?;
     tracing::info!("sip-recorder stopped");
     Ok(())
@@ -405,9 +404,15 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
             }
             Some(report) = io.reports.recv() => match report {
                 RecordingReport::Prepared { recording_id, result } => {
+                    if result == Err(crate::sip::uas::PrepareError::Failed) {
+                        internal_error_edr(&io, &recording_id, "recording could not be prepared");
+                    }
                     uas.recording_prepared(Instant::now(), &recording_id, result)
                 }
                 RecordingReport::Stop { recording_id, reason } => {
+                    if reason == EndReason::Error {
+                        internal_error_edr(&io, &recording_id, "recording failed");
+                    }
                     uas.stop_recording(Instant::now(), &recording_id, reason)
                 }
             },
@@ -448,7 +453,11 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
                     io.recordings.dispatch(event)
                 }
                 Output::Transaction(record) => {
-                    if let Some(line) = edr_record(&record, io.edr.logs_ack()) {
+                    use crate::cdr::edr::mapping::{Clock, edr_record};
+                    let instance = io.edr.instance_for(&record.call_id);
+                    if let Some(line) =
+                        edr_record(&record, io.edr.logs_ack(), instance, Clock::now())
+                    {
                         io.edr.log(line);
                     }
                 }
@@ -463,71 +472,21 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
     io.recordings.join_all().await;
 }
 
-/// The EDR line of a finished SIP transaction (SPEC §6); `None` for transactions the EDR
-/// format has no event for (OPTIONS, UPDATE, refused methods).
-fn edr_record(
-    r: &crate::sip::transaction_log::TransactionRecord,
-    log_ack: bool,
-) -> Option<crate::cdr::EdrRecord> {
-    use crate::cdr::EdrEvent as E;
-    use crate::sip::transaction_log::TransactionEvent as T;
-    let event = match r.event {
-        T::InInvite => E::InInviteAleg,
-        T::InReinvite => E::InReinviteAleg,
-        T::InCancel => E::InCancelAleg,
-        T::InBye => E::InByeAleg,
-        T::InByeUnknown => E::InBye,
-        T::InAck if log_ack => E::InAckAleg,
-        T::OutBye => E::OutByeAleg,
-        T::InAck | T::InUpdate | T::InOptions | T::InOther => return None,
+/// EDR `SHUTDOWN` (seed `001_…`): the call instance of `recording_id` ends with an internal
+/// error. The recording's log lines carry the details.
+fn internal_error_edr(io: &CoreIo, recording_id: &str, what: &str) {
+    let Some(call_id) = io
+        .telemetry
+        .recording(recording_id)
+        .and_then(|d| d["sip_call_id"].as_str().map(str::to_string))
+    else {
+        return;
     };
-    // Instants become wall-clock stamps relative to now.
-    let (now_i, now_w) = (Instant::now(), time::OffsetDateTime::now_utc());
-    let wall = |at: Instant| now_w - now_i.saturating_duration_since(at);
-    let via = r.via.as_ref();
-    let v = |f: &dyn Fn(&crate::sip::message::Via) -> Option<String>| {
-        via.map(|v| f(v).unwrap_or_default())
-            .into_iter()
-            .collect::<Vec<_>>()
-    };
-    Some(crate::cdr::EdrRecord {
-        event,
-        at: r.response_at.map(wall),
-        call_id: Some(r.call_id.clone()),
-        cseq: Some(format!("{} {}", r.cseq, r.method)),
-        from_uri: Some(r.from_uri.clone()),
-        to_uri: Some(r.to_uri.clone()),
-        transport: Some(r.flow.transport.as_str().to_string()),
-        via_host: v(&|v| Some(v.host.clone())),
-        via_port: v(&|v| v.port.map(|p| p.to_string())),
-        via_branch: v(&|v| v.branch.clone()),
-        via_received: v(&|v| v.received.clone()),
-        via_rport: v(&|v| v.rport.flatten().map(|p| p.to_string())),
-        ltag: r.local_tag.clone(),
-        rtag: r.remote_tag.clone(),
-        sdp_in: r.sdp_in.as_deref().map(redact_keys),
-        sdp_out: r.sdp_out.as_deref().map(redact_keys),
-        pcodes: r.provisional.clone(),
-        code: r.code,
-        request_at: Some(wall(r.request_at)),
-        response_at: r.response_at.map(wall),
-        extra: vec![],
-    })
-}
-
-/// SDES keys (`a=crypto:... inline:KEY`) never reach a log file.
-fn redact_keys(sdp: &str) -> String {
-    sdp.split_inclusive('\n')
-        .map(|line| match line.find("inline:") {
-            Some(i) if line.starts_with("a=crypto:") => {
-                let end = line[i..]
-                    .find(['|', ' ', '\r', '\n'])
-                    .map_or(line.len(), |e| i + e);
-                format!("{}inline:<redacted>{}", &line[..i], &line[end..])
-            }
-            _ => line.to_string(),
-        })
-        .collect()
+    let exception = format!("{what} (recording {recording_id}, see the recorder log)");
+    let instance = io.edr.instance_for(&call_id);
+    io.edr.log(crate::cdr::edr::mapping::shutdown_record(
+        instance, &exception,
+    ));
 }
 
 /// A recording finalized by startup recovery still gets its callLegEnd and recordingEnd,
@@ -586,19 +545,4 @@ fn recovered_cdrs(cdr: &crate::cdr::CdrSink, r: &crate::recording::startup::Reco
         }),
         at,
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_keys;
-
-    #[test]
-    fn sdes_keys_are_redacted_from_logged_sdp() {
-        let sdp = "v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20\r\na=sendonly\r\n";
-        let out = redact_keys(sdp);
-        assert_eq!(
-            out,
-            "v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>|2^20\r\na=sendonly\r\n"
-        );
-    }
 }

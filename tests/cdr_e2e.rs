@@ -220,7 +220,7 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
         lines[0]
     );
     assert!(
-        lines[0].contains("SDP_IN=v=0%0D%0A") && lines[0].contains("SDP_OUT=v=0"),
+        lines[0].contains("|SDP_IN=1|") && lines[0].contains("|SDP_OUT=1|"),
         "{}",
         lines[0]
     );

@@ -87,6 +87,7 @@ struct CdrFile {
     request_timeout_secs: Option<u64>,
     max_backoff_secs: Option<u64>,
     receiver_options: Option<Vec<super::CdrReceiverOptions>>,
+    edr_log_ack: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -287,6 +288,7 @@ impl Config {
                     merge!(c.cdr.request_timeout_secs, f.request_timeout_secs);
                     merge!(c.cdr.max_backoff_secs, f.max_backoff_secs);
                     merge!(c.cdr.receiver_options, f.receiver_options);
+                    merge!(c.cdr.edr_log_ack, f.edr_log_ack);
                 }
                 "http" => {
                     let f: HttpFile = section(text, name, value)?;

@@ -205,6 +205,8 @@ pub struct CdrConfig {
     pub max_backoff_secs: u64,
     /// `[[cdr.receiver_options]]`: per-receiver overrides, each naming a listed `url`.
     pub receiver_options: Vec<CdrReceiverOptions>,
+    /// Write the optional `IN-ACK-ALEG` EDR lines. Default false.
+    pub edr_log_ack: bool,
 }
 
 impl Default for CdrConfig {
@@ -215,6 +217,7 @@ impl Default for CdrConfig {
             request_timeout_secs: 30,
             max_backoff_secs: 30,
             receiver_options: Vec::new(),
+            edr_log_ack: false,
         }
     }
 }
