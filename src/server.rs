@@ -168,19 +168,14 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|e| format!("cannot bind http.listen {}: {e}", config.http.listen))?;
+    let auth = crate::api::auth::Auth::from_config(&config.http, &config.spool.dir)
+        .map_err(|e| format!("http: {e}"))?;
     let app = crate::api::router(ApiState {
         telemetry: telemetry.clone(),
         commands: api_tx,
+        auth: Arc::new(auth),
     });
-    let http_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let served = axum::serve(http, app)
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP API stopped");
-        }
-    });
+    serve_api(http, app, &config, shutdown.clone())?;
     tokio::spawn(watch_disk(
         config.recording.dir.clone(),
         telemetry.clone(),
@@ -216,6 +211,37 @@ pub async fn run(config: Config) -> Result<(), Error> {
     cdr_service.shutdown().await;
     tokio::task::spawn_blocking(move || edr_service.shutdown()).await?;
     tracing::info!("sip-recorder stopped");
+    Ok(())
+}
+
+/// Serves the API, over TLS when `http.tls_certificate`/`http.tls_private_key` are set.
+fn serve_api(
+    http: TcpListener,
+    app: axum::Router,
+    config: &Config,
+    stop: CancellationToken,
+) -> Result<(), Error> {
+    let tls = match (&config.http.tls_certificate, &config.http.tls_private_key) {
+        (Some(cert), Some(key)) => Some(crate::api::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    tokio::spawn(async move {
+        let stopped = async move { stop.cancelled().await };
+        let served = match tls {
+            Some(tls) => match crate::api::tls::TlsListener::new(http, tls) {
+                Ok(listener) => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+            None => axum::serve(http, app).with_graceful_shutdown(stopped).await,
+        };
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    });
     Ok(())
 }
 

@@ -259,6 +259,23 @@ fn edr_lines_follow_the_seed_field_by_field() {
     assert_eq!(out.fields["REMOTE_IP"], "127.0.0.1");
     assert_eq!(out.fields["REMOTE_PORT"], c.local.port().to_string());
 
+    // The API's stop shows in that call's CDR (kept locally: no receiver configured).
+    let local = rec.spool_dir.join("cdr/local");
+    let deadline = Instant::now() + T;
+    while !std::fs::read_dir(&local)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+        .any(|t| t.contains(&deaf.call_id) && t.contains("<reason>apiInitiatedTeardown</reason>"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no apiInitiatedTeardown callLegEnd"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     let instances: BTreeSet<&str> = lines.iter().map(|l| l.instance.as_str()).collect();
     assert_eq!(instances.len(), 3, "three calls, three instance keys");
     // No SHUTDOWN: nothing ended with an internal error.

@@ -94,6 +94,10 @@ struct CdrFile {
 #[serde(deny_unknown_fields)]
 struct HttpFile {
     listen: Option<SocketAddr>,
+    users: Option<Vec<super::ApiUser>>,
+    tokens: Option<Vec<super::ApiToken>>,
+    tls_certificate: Option<PathBuf>,
+    tls_private_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -293,6 +297,16 @@ impl Config {
                 "http" => {
                     let f: HttpFile = section(text, name, value)?;
                     merge!(c.http.listen, f.listen);
+                    merge!(c.http.users, f.users);
+                    merge!(c.http.tokens, f.tokens);
+                    // "" = none, as for the SIP listener's certificate.
+                    let path = |p: PathBuf| (!p.as_os_str().is_empty()).then_some(p);
+                    if let Some(p) = f.tls_certificate {
+                        c.http.tls_certificate = path(p);
+                    }
+                    if let Some(p) = f.tls_private_key {
+                        c.http.tls_private_key = path(p);
+                    }
                 }
                 "limits" => {
                     let f: LimitsFile = section(text, name, value)?;

@@ -239,6 +239,44 @@ pub struct CdrReceiverOptions {
 pub struct HttpConfig {
     /// Default 127.0.0.1:8080.
     pub listen: SocketAddr,
+    /// `[[http.users]]`: API users with argon2 password hashes (`sip-recorder
+    /// --hash-password`). With no user and no token, the recorder generates a token into
+    /// `<spool_dir>/api-token`.
+    pub users: Vec<ApiUser>,
+    /// `[[http.tokens]]`: static bearer tokens.
+    pub tokens: Vec<ApiToken>,
+    /// PEM certificate chain and key: when both are set the API is served over HTTPS.
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_private_key: Option<PathBuf>,
+}
+
+/// What an API credential may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiRole {
+    /// Read recordings, subscribe to events.
+    Read,
+    /// Also stop recordings.
+    Admin,
+}
+
+/// One `[[http.users]]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiUser {
+    pub name: String,
+    /// PHC string, `$argon2id$v=19$m=...,t=...,p=...$salt$hash`.
+    pub password_hash: String,
+    pub role: ApiRole,
+}
+
+/// One `[[http.tokens]]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// At least 16 characters.
+    pub token: String,
+    pub role: ApiRole,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -359,6 +397,10 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            users: Vec::new(),
+            tokens: Vec::new(),
+            tls_certificate: None,
+            tls_private_key: None,
         }
     }
 }

@@ -14,6 +14,7 @@ impl Config {
         self.validate_media()?;
         self.validate_storage()?;
         self.validate_cdr()?;
+        self.validate_http()?;
         self.validate_security()?;
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
@@ -196,6 +197,60 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        for (i, u) in h.users.iter().enumerate() {
+            if u.name.is_empty() || u.name.contains(':') {
+                return Err(invalid(
+                    "http.users.name",
+                    format!("{:?} must be non-empty and without ':'", u.name),
+                ));
+            }
+            if h.users[..i].iter().any(|o| o.name == u.name) {
+                return Err(invalid("http.users.name", format!("{:?} twice", u.name)));
+            }
+            if let Err(e) = argon2::PasswordHash::new(&u.password_hash) {
+                return Err(invalid(
+                    "http.users.password_hash",
+                    format!(
+                        "user {:?}: not a PHC hash string ({e}); make one with sip-recorder --hash-password",
+                        u.name
+                    ),
+                ));
+            }
+        }
+        for t in &h.tokens {
+            if t.token.chars().count() < 16 || t.token.chars().any(char::is_whitespace) {
+                return Err(invalid(
+                    "http.tokens.token",
+                    "must be at least 16 characters, without whitespace",
+                ));
+            }
+        }
+        match (&h.tls_certificate, &h.tls_private_key) {
+            (None, None) => Ok(()),
+            (Some(c), Some(k)) => {
+                for (key, p) in [("http.tls_certificate", c), ("http.tls_private_key", k)] {
+                    if !p.is_file() {
+                        return Err(invalid(
+                            key,
+                            format!("{} is not a readable file", p.display()),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            (Some(_), None) => Err(invalid(
+                "http.tls_private_key",
+                "must be set with http.tls_certificate",
+            )),
+            (None, Some(_)) => Err(invalid(
+                "http.tls_certificate",
+                "must be set with http.tls_private_key",
+            )),
+        }
     }
 
     fn validate_cdr(&self) -> Result<(), ConfigError> {
