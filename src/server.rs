@@ -518,57 +518,8 @@ fn internal_error_edr(io: &CoreIo, recording_id: &str, what: &str) {
 /// A recording finalized by startup recovery still gets its callLegEnd and recordingEnd,
 /// stamped with the time its files were last written.
 fn recovered_cdrs(cdr: &crate::cdr::CdrSink, r: &crate::recording::startup::Recovered) {
-    use crate::cdr::*;
-    let doc = &r.document;
-    let text = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
-    let at = time::OffsetDateTime::parse(
-        &text("ended_at"),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    let started = time::OffsetDateTime::parse(
-        &text("started_at"),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .ok();
-    let duration_seconds = started.map_or(0, |s| (at - s).whole_seconds().max(0) as u64);
-    let streams = doc["streams"].as_array().cloned().unwrap_or_default();
-    let files: Vec<String> = streams
-        .iter()
-        .filter_map(|s| s["file"].as_str().map(str::to_string))
-        .chain(doc["mixed_file"].as_str().map(str::to_string))
-        .collect();
-    if !text("call_leg_id").is_empty() {
-        cdr.record_at(
-            CdrEvent::CallLegEnd(CallLegEnd {
-                call_leg: text("call_leg_id"),
-                reason: CallLegEndReason::Error,
-                remote_teardown: false,
-                encrypted_media: streams.iter().any(|s| s["encrypted"] == true),
-                unencrypted_media: streams.iter().any(|s| s["encrypted"] != true),
-                duration_seconds,
-                activated_seconds: None,
-                sip_call_id: text("sip_call_id"),
-                rx_audio: streams
-                    .iter()
-                    .map(|s| RxAudio {
-                        codec: legs::cms_codec(s["codec"].as_str().unwrap_or_default()),
-                        packets_received: s["packets_received"].as_u64().unwrap_or(0),
-                        packets_lost: s["packets_lost"].as_u64().unwrap_or(0),
-                        ..RxAudio::default()
-                    })
-                    .collect(),
-            }),
-            at,
-        );
+    let (at, records) = crate::cdr::legs::recovered(&r.document);
+    for record in records {
+        cdr.record_at(record, at);
     }
-    cdr.record_at(
-        CdrEvent::RecordingEnd(RecordingEnd {
-            recording_id: text("recording_id"),
-            end_reason: "recovered".to_string(),
-            files,
-            duration_seconds,
-        }),
-        at,
-    );
 }

@@ -288,3 +288,88 @@ fn a_crashed_recording_is_closed_with_recovered_after_restart() {
     let doc = rec.wait_call_state(&call.call_id, "ended", T);
     assert_eq!(doc["end_reason"], "recovered");
 }
+
+/// A receiver answering 404 for 5 s (a wrong path behind a proxy, say) then 200: nothing is
+/// lost, and meanwhile the failing receiver shows in /metrics and /health.
+#[test]
+fn a_receiver_refusing_for_a_while_loses_nothing_and_shows_in_metrics_and_health() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let until = Instant::now() + Duration::from_secs(5);
+    let sink = got.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("addr");
+            let app = Router::new().route(
+                "/cdr",
+                post(move |body: String| {
+                    let sink = sink.clone();
+                    async move {
+                        if Instant::now() < until {
+                            return axum::http::StatusCode::NOT_FOUND;
+                        }
+                        sink.lock().expect("lock").push(body);
+                        axum::http::StatusCode::OK
+                    }
+                }),
+            );
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    let url = format!("http://{}/cdr", rx.recv().expect("addr"));
+    let rec = Recorder::start_with(
+        RecorderConfig {
+            extra_toml: "[cdr]\nmax_backoff_secs = 1\n".into(),
+            ..RecorderConfig::default()
+        },
+        &["--cdr-receiver", &url],
+    );
+    let mut c = rec.udp();
+    for _ in 0..3 {
+        let mut call = Call::genesys(&c);
+        let invite = call.genesys_invite();
+        establish(&mut c, &mut call, &invite);
+        rec.wait_call_state(&call.call_id, "active", T);
+        hang_up(&mut c, &mut call);
+        rec.wait_call_state(&call.call_id, "ended", T);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let series = format!("sip_recorder_cdr_receiver_up{{receiver=\"{url}\"}} ");
+    let metrics = http_request(rec.http_addr, "GET", "/metrics", "").body;
+    assert!(metrics.contains(&format!("{series}0")), "{metrics}");
+    let health = http_request(rec.http_addr, "GET", "/health", "");
+    assert_eq!(health.status, 200, "records wait safely in the spool");
+    assert!(
+        health.body.contains(&format!("cdr receiver {url} failing")) && health.body.contains("404"),
+        "{}",
+        health.body
+    );
+    assert!(rec.log().contains("CDR delivery failed, will retry"));
+    // 3 calls × 5 records, each exactly once, recordIndex 1..=15.
+    let r = wait_records(&got, 15);
+    assert_eq!(r.len(), 15, "{r:#?}");
+    for (i, (_, text)) in r.iter().enumerate() {
+        assert!(
+            text.contains(&format!("recordIndex=\"{}\"", i + 1)),
+            "{text}"
+        );
+    }
+    let deadline = Instant::now() + T;
+    loop {
+        let metrics = http_request(rec.http_addr, "GET", "/metrics", "").body;
+        if metrics.contains(&format!("{series}1")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let health = http_request(rec.http_addr, "GET", "/health", "");
+    assert_eq!(health.body, "ok\n");
+}

@@ -175,6 +175,66 @@ pub fn call_leg_end(
     })
 }
 
+/// The records that close a recording startup recovery finalized (its `recording.json` as
+/// JSON): `callLegEnd` with reason `error` and `recordingEnd` with `recovered`, stamped with
+/// the recording's `ended_at`.
+pub fn recovered(doc: &serde_json::Value) -> (OffsetDateTime, Vec<CdrEvent>) {
+    let text = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
+    let at = OffsetDateTime::parse(&text("ended_at"), &Rfc3339)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    let started = OffsetDateTime::parse(&text("started_at"), &Rfc3339).ok();
+    let duration_seconds = started.map_or(0, |s| (at - s).whole_seconds().max(0) as u64);
+    let streams = doc["streams"].as_array().cloned().unwrap_or_default();
+    let files: Vec<String> = streams
+        .iter()
+        .filter_map(|s| s["file"].as_str().map(str::to_string))
+        .chain(doc["mixed_file"].as_str().map(str::to_string))
+        .collect();
+    let mut records = Vec::new();
+    if !text("call_leg_id").is_empty() {
+        let rx_audio = streams
+            .iter()
+            .map(|s| {
+                let received = s["packets_received"].as_u64().unwrap_or(0);
+                let lost = s["packets_lost"].as_u64().unwrap_or(0);
+                let (bursts, gap) = loss_statistics(StreamLoss {
+                    packets_received: received,
+                    packets_lost: lost,
+                    duration_seconds: s["duration_seconds"]
+                        .as_f64()
+                        .unwrap_or(duration_seconds as f64),
+                });
+                RxAudio {
+                    codec: cms_codec(s["codec"].as_str().unwrap_or_default()),
+                    packets_received: received,
+                    packets_lost: lost,
+                    packet_loss_bursts: Some(bursts),
+                    packet_gap: Some(gap),
+                    jitter_ms: s["jitter_ms"].as_f64(),
+                }
+            })
+            .collect();
+        records.push(CdrEvent::CallLegEnd(CallLegEnd {
+            call_leg: text("call_leg_id"),
+            reason: CallLegEndReason::Error,
+            remote_teardown: false,
+            encrypted_media: streams.iter().any(|s| s["encrypted"] == true),
+            unencrypted_media: streams.iter().any(|s| s["encrypted"] != true),
+            duration_seconds,
+            activated_seconds: None,
+            sip_call_id: text("sip_call_id"),
+            rx_audio,
+        }));
+    }
+    records.push(CdrEvent::RecordingEnd(super::model::RecordingEnd {
+        recording_id: text("recording_id"),
+        end_reason: "recovered".to_string(),
+        files,
+        duration_seconds,
+    }));
+    (at, records)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
