@@ -430,9 +430,6 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
             }
             Some(report) = io.reports.recv() => match report {
                 RecordingReport::Prepared { recording_id, result } => {
-                    if result == Err(crate::sip::uas::PrepareError::Failed) {
-                        internal_error_edr(&io, &recording_id, "recording could not be prepared");
-                    }
                     uas.recording_prepared(Instant::now(), &recording_id, result)
                 }
                 RecordingReport::Stop { recording_id, reason } => {
@@ -479,12 +476,18 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
                     io.recordings.dispatch(event)
                 }
                 Output::Transaction(record) => {
-                    use crate::cdr::edr::mapping::{Clock, edr_record};
+                    use crate::cdr::edr::mapping::{
+                        Clock, edr_record, internal_error, shutdown_record,
+                    };
                     let instance = io.edr.instance_for(&record.call_id);
+                    let clock = Clock::now();
                     if let Some(line) =
-                        edr_record(&record, io.edr.logs_ack(), instance, Clock::now())
+                        edr_record(&record, io.edr.logs_ack(), instance.clone(), clock)
                     {
                         io.edr.log(line);
+                    }
+                    if let Some(exception) = internal_error(&record) {
+                        io.edr.log(shutdown_record(instance, &exception));
                     }
                 }
             }

@@ -114,6 +114,15 @@ pub fn edr_record(
     })
 }
 
+/// The internal error a finished transaction reveals, if any: an initial INVITE answered 500
+/// means the recording could not be set up on our side (the call instance ends there).
+pub fn internal_error(r: &TransactionRecord) -> Option<String> {
+    (r.event == T::InInvite && r.code == Some(500)).then(|| {
+        "the recording could not be prepared (directory, file or RTP socket); INVITE answered 500"
+            .to_string()
+    })
+}
+
 /// `SHUTDOWN`: the call instance ended with an internal processing error.
 pub fn shutdown_record(instance: String, exception: &str) -> EdrRecord {
     EdrRecord {

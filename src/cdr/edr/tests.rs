@@ -250,6 +250,7 @@ fn out_bye_unanswered_has_timeout_and_retry_not_a_code() {
          REMOTE_IP=192.0.2.7|REMOTE_PORT=5064|REQUEST_AT=2026-11-21 10:00:00.000|RETRY=10|RTAG=b|\
          TIMEOUT=1|TO_URI=sip:src@h|TRANSPORT=UDP"
     );
+    assert_eq!(mapping::internal_error(&rec), None);
     rec.timed_out = false;
     rec.code = Some(200);
     rec.retransmissions = 0;
@@ -267,4 +268,44 @@ fn out_bye_unanswered_has_timeout_and_retry_not_a_code() {
         line,
         "2026-11-21 10:00:00.000<k>IN-ACK-ALEG|REMOTE_IP=192.0.2.7|REMOTE_PORT=5064|TRANSPORT=UDP"
     );
+}
+
+#[test]
+fn an_invite_answered_500_ends_its_instance_with_shutdown() {
+    use crate::sip::transaction_log::{TransactionEvent, TransactionRecord};
+    let rec = TransactionRecord {
+        event: TransactionEvent::InInvite,
+        method: "INVITE".into(),
+        call_id: "c2@h".into(),
+        cseq: 1,
+        from_uri: "sip:a@h".into(),
+        to_uri: "sip:b@h".into(),
+        flow: crate::sip::Flow {
+            transport: crate::config::Transport::Udp,
+            local: "127.0.0.1:5060".parse().expect("addr"),
+            remote: "192.0.2.7:5064".parse().expect("addr"),
+            listener: 0,
+            connection: None,
+        },
+        via: None,
+        local_tag: None,
+        remote_tag: None,
+        sdp_in: Some("v=0".into()),
+        sdp_out: None,
+        provisional: vec![100],
+        code: Some(500),
+        request_at: std::time::Instant::now(),
+        response_at: None,
+        retransmissions: 0,
+        timed_out: false,
+    };
+    let exception = mapping::internal_error(&rec).expect("internal error");
+    let mut line = mapping::shutdown_record("k~1".into(), &exception);
+    line.at = Some(datetime!(2026-11-21 10:00:00 UTC));
+    let text = format_line(&line, "p");
+    assert!(
+        text.starts_with("2026-11-21 10:00:00.000<k~1>SHUTDOWN|EXCEPTION=the recording could not be prepared (directory%2C file or RTP socket); INVITE answered 500"),
+        "{text}"
+    );
+    assert_eq!(text.matches('|').count(), 1, "EXCEPTION only: {text}");
 }
