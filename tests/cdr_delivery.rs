@@ -479,7 +479,7 @@ async fn forbidden_for_a_while_then_ok_loses_nothing() {
     }
     assert_eq!(health.consecutive_failures(), 0);
     assert_eq!(health.delivered(), 30);
-    assert!(!receiver_spool(dir.path()).join("dead-letter").exists());
+    assert!(!receiver_spool(dir.path()).join("unreadable").exists());
     svc.shutdown().await;
 }
 

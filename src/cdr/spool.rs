@@ -79,7 +79,7 @@ struct Cursor {
 #[derive(Debug)]
 pub struct Spool {
     dir: PathBuf,
-    dead_dir: PathBuf,
+    unreadable_dir: PathBuf,
     /// Persisted `recordIndex` cursor; `None` for the local archive, which nobody reads.
     indexed: bool,
     /// `None`: keep everything (the local archive when no receiver is configured).
@@ -91,10 +91,10 @@ impl Spool {
     /// Opens (creating) the spool directory and loads what a previous run left behind.
     pub fn open(dir: PathBuf, max_records: Option<usize>) -> io::Result<Spool> {
         fs::create_dir_all(&dir)?;
-        let dead_dir = dir.join("dead-letter");
+        let unreadable_dir = dir.join("unreadable");
         let spool = Spool {
             dir,
-            dead_dir,
+            unreadable_dir,
             indexed: max_records.is_some(),
             max_records: max_records.map(|m| m.max(1)),
             state: Mutex::new(State::default()),
@@ -138,8 +138,8 @@ impl Spool {
             match read_header(&de.path(), seq) {
                 Ok(e) => found.push(e),
                 Err(err) => {
-                    error!(file = %de.path().display(), %err, "unreadable CDR spool file, moving to dead-letter");
-                    let _ = self.move_to_dead(&de.path());
+                    error!(file = %de.path().display(), %err, "unreadable CDR spool file (cannot be sent), moved aside to unreadable/");
+                    let _ = self.move_aside(&de.path());
                 }
             }
         }
@@ -375,10 +375,10 @@ impl Spool {
         }
     }
 
-    fn move_to_dead(&self, path: &Path) -> io::Result<()> {
-        fs::create_dir_all(&self.dead_dir)?;
+    fn move_aside(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(&self.unreadable_dir)?;
         let name = path.file_name().unwrap_or_default();
-        fs::rename(path, self.dead_dir.join(name))
+        fs::rename(path, self.unreadable_dir.join(name))
     }
 
     /// Reads the inner XML of a spooled record.
