@@ -490,28 +490,53 @@ fn every_emitted_cdr_matches_the_guides_elements() {
     rec.wait_call_state(&call.call_id, "active", T);
     hang_up(&mut c, &mut call);
     rec.wait_call_state(&call.call_id, "ended", T);
+    // A Cisco Meeting Server call and a SIPREC call: other values, same elements.
+    for kind in ["cms", "siprec"] {
+        let mut call = Call::new(
+            &c,
+            &if kind == "cms" {
+                cms_uri(rec.sip_addr)
+            } else {
+                siprec_uri(rec.sip_addr)
+            },
+        );
+        let invite = if kind == "cms" {
+            call.cms_invite()
+        } else {
+            call.siprec_invite()
+        };
+        establish(&mut c, &mut call, &invite);
+        rec.wait_call_state(&call.call_id, "active", T);
+        hang_up(&mut c, &mut call);
+        rec.wait_call_state(&call.call_id, "ended", T);
+    }
 
     let deadline = Instant::now() + T;
     let types = loop {
         let docs = got.lock().expect("lock").clone();
         let types: Vec<String> = docs.iter().flat_map(|d| check_document(d)).collect();
-        if types.len() >= 7 || Instant::now() > deadline {
+        if types.len() >= 17 || Instant::now() > deadline {
             break types;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(
-        types,
-        [
-            "callLegStart",
-            "recordingStart",
-            "callLegUpdate",
-            "callLegUpdate",
-            "callLegUpdate",
-            "callLegEnd",
-            "recordingEnd"
-        ]
-    );
+    let one_call = ["callLegStart", "recordingStart", "callLegUpdate"];
+    let end = ["callLegEnd", "recordingEnd"];
+    let mut expected: Vec<&str> = one_call.to_vec();
+    expected.extend(["callLegUpdate", "callLegUpdate"]);
+    expected.extend(end);
+    for _ in 0..2 {
+        expected.extend(one_call);
+        expected.extend(end);
+    }
+    assert_eq!(types, expected);
+    let all = got.lock().expect("lock").concat();
+    for kind in ["genesys", "cms", "siprec"] {
+        assert!(
+            all.contains(&format!("<recorderKind>{kind}</recorderKind>")),
+            "{kind}"
+        );
+    }
 }
 
 #[test]
