@@ -21,11 +21,12 @@ fn event(i: u64) -> CdrEvent {
         duration_seconds: 120,
         sip_call_id: format!("a939937c-8b5e-4376-92de-{i:012}@src.example.com"),
         rx_audio: vec![RxAudio {
-            codec: "pcmu".into(),
+            codec: "g711u".into(),
             packets_received: 6000,
             packets_lost: 3,
             ..RxAudio::default()
         }],
+        ..CallLegEnd::default()
     })
 }
 
@@ -39,6 +40,7 @@ fn format_one(c: &mut Criterion) {
             let inner = black_box(&ev).inner_xml();
             document(
                 "a865433a-4926-4549-a701-9bb5b93c75e6",
+                Some("158ba4f7-70eb-4a35-982c-71d4f1674277"),
                 [RecordEnvelope {
                     record_type: ev.record_type(),
                     time: &time,

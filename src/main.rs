@@ -22,6 +22,11 @@ struct Cli {
     #[arg(long)]
     check_config: bool,
 
+    /// Read a password from stdin (first line), print its argon2id hash for
+    /// `[[http.users]] password_hash` and exit.
+    #[arg(long)]
+    hash_password: bool,
+
     /// SIP listener, repeatable; replaces the file's whole list. IPv6 as udp:[::1]:5060.
     #[arg(long, value_name = "udp|tcp|tls:IP:PORT")]
     sip_listen: Vec<ListenAddr>,
@@ -80,8 +85,35 @@ impl Cli {
     }
 }
 
+/// `--hash-password`: stdin's first line → PHC string on stdout.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: cannot read the password from stdin: {e}");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("error: empty password on stdin");
+        return ExitCode::from(2);
+    }
+    match sip_recorder::api::auth::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot hash the password: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.hash_password {
+        return hash_password();
+    }
     let config = match Config::load(cli.config.as_deref(), &cli.overrides()) {
         Ok(c) => c,
         Err(e) => {

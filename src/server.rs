@@ -41,15 +41,14 @@ pub async fn run(config: Config) -> Result<(), Error> {
         );
     }
     crate::net::tls::install_crypto_provider();
-    let (cdr, cdr_service) = crate::cdr::start(crate::cdr::CdrSettings {
-        spool_dir: config.spool.dir.clone(),
-        receivers: config.cdr.receivers.clone(),
-        ..crate::cdr::CdrSettings::default()
-    })
-    .map_err(|e| format!("CDR spool {}: {e}", config.spool.dir.display()))?;
-    let (edr, edr_service) =
-        crate::cdr::edr::start(crate::cdr::EdrSettings::new(&config.spool.dir))
-            .map_err(|e| format!("EDR log under {}: {e}", config.spool.dir.display()))?;
+    let (cdr, cdr_service) = crate::cdr::start(crate::cdr::settings_from(&config))
+        .map_err(|e| format!("CDR spool {}: {e}", config.spool.dir.display()))?;
+    let edr_settings = crate::cdr::EdrSettings {
+        log_ack: config.cdr.edr_log_ack,
+        ..crate::cdr::EdrSettings::new(&config.spool.dir)
+    };
+    let (edr, edr_service) = crate::cdr::edr::start(edr_settings)
+        .map_err(|e| format!("EDR log under {}: {e}", config.spool.dir.display()))?;
     // Finalize what a crash left unfinished before taking new calls.
     let recordings_dir = config.recording.dir.clone();
     let recovered = tokio::task::spawn_blocking(move || {
@@ -66,6 +65,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         recovered_cdrs(&cdr, r);
     }
     let telemetry = Arc::new(Telemetry::default());
+    let _ = telemetry.cdr_receivers.set(cdr.receivers());
     std::fs::create_dir_all(&config.recording.dir)
         .map_err(|e| format!("recording.dir {}: {e}", config.recording.dir.display()))?;
     crate::disk::check(
@@ -168,19 +168,14 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|e| format!("cannot bind http.listen {}: {e}", config.http.listen))?;
+    let auth = crate::api::auth::Auth::from_config(&config.http, &config.spool.dir)
+        .map_err(|e| format!("http: {e}"))?;
     let app = crate::api::router(ApiState {
         telemetry: telemetry.clone(),
         commands: api_tx,
+        auth: Arc::new(auth),
     });
-    let http_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let served = axum::serve(http, app)
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP API stopped");
-        }
-    });
+    serve_api(http, app, &config, shutdown.clone())?;
     tokio::spawn(watch_disk(
         config.recording.dir.clone(),
         telemetry.clone(),
@@ -214,12 +209,39 @@ pub async fn run(config: Config) -> Result<(), Error> {
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
     // Every CDR recorded so far is on disk before exit; undelivered ones are re-sent next start.
     cdr_service.shutdown().await;
-    edr.log(crate::cdr::EdrRecord {
-        event: crate::cdr::EdrEvent::Shutdown,
-        ..Default::default()
-    });
     tokio::task::spawn_blocking(move || edr_service.shutdown()).await?;
     tracing::info!("sip-recorder stopped");
+    Ok(())
+}
+
+/// Serves the API, over TLS when `http.tls_certificate`/`http.tls_private_key` are set.
+fn serve_api(
+    http: TcpListener,
+    app: axum::Router,
+    config: &Config,
+    stop: CancellationToken,
+) -> Result<(), Error> {
+    let tls = match (&config.http.tls_certificate, &config.http.tls_private_key) {
+        (Some(cert), Some(key)) => Some(crate::api::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    tokio::spawn(async move {
+        let stopped = async move { stop.cancelled().await };
+        let served = match tls {
+            Some(tls) => match crate::api::tls::TlsListener::new(http, tls) {
+                Ok(listener) => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+            None => axum::serve(http, app).with_graceful_shutdown(stopped).await,
+        };
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    });
     Ok(())
 }
 
@@ -411,6 +433,9 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
                     uas.recording_prepared(Instant::now(), &recording_id, result)
                 }
                 RecordingReport::Stop { recording_id, reason } => {
+                    if reason == EndReason::Error {
+                        internal_error_edr(&io, &recording_id, "recording failed");
+                    }
                     uas.stop_recording(Instant::now(), &recording_id, reason)
                 }
             },
@@ -424,6 +449,7 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
             Some(cmd) = io.api.recv() => match cmd {
                 ApiCommand::Stop { recording_id } => {
                     tracing::info!(recording_id, "recording stopped through the API");
+                    io.cdr.mark_api_stop(&recording_id);
                     uas.stop_recording(Instant::now(), &recording_id, EndReason::Shutdown)
                 }
             },
@@ -450,8 +476,18 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
                     io.recordings.dispatch(event)
                 }
                 Output::Transaction(record) => {
-                    if let Some(line) = edr_record(&record, io.edr.logs_ack()) {
+                    use crate::cdr::edr::mapping::{
+                        Clock, edr_record, internal_error, shutdown_record,
+                    };
+                    let instance = io.edr.instance_for(&record.call_id);
+                    let clock = Clock::now();
+                    if let Some(line) =
+                        edr_record(&record, io.edr.logs_ack(), instance.clone(), clock)
+                    {
                         io.edr.log(line);
+                    }
+                    if let Some(exception) = internal_error(&record) {
+                        io.edr.log(shutdown_record(instance, &exception));
                     }
                 }
             }
@@ -465,139 +501,28 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
     io.recordings.join_all().await;
 }
 
-/// The EDR line of a finished SIP transaction (SPEC §6); `None` for transactions the EDR
-/// format has no event for (OPTIONS, UPDATE, refused methods).
-fn edr_record(
-    r: &crate::sip::transaction_log::TransactionRecord,
-    log_ack: bool,
-) -> Option<crate::cdr::EdrRecord> {
-    use crate::cdr::EdrEvent as E;
-    use crate::sip::transaction_log::TransactionEvent as T;
-    let event = match r.event {
-        T::InInvite => E::InInviteAleg,
-        T::InReinvite => E::InReinviteAleg,
-        T::InCancel => E::InCancelAleg,
-        T::InBye => E::InByeAleg,
-        T::InByeUnknown => E::InBye,
-        T::InAck if log_ack => E::InAckAleg,
-        T::OutBye => E::OutByeAleg,
-        T::InAck | T::InUpdate | T::InOptions | T::InOther => return None,
+/// EDR `SHUTDOWN` (seed `001_…`): the call instance of `recording_id` ends with an internal
+/// error. The recording's log lines carry the details.
+fn internal_error_edr(io: &CoreIo, recording_id: &str, what: &str) {
+    let Some(call_id) = io
+        .telemetry
+        .recording(recording_id)
+        .and_then(|d| d["sip_call_id"].as_str().map(str::to_string))
+    else {
+        return;
     };
-    // Instants become wall-clock stamps relative to now.
-    let (now_i, now_w) = (Instant::now(), time::OffsetDateTime::now_utc());
-    let wall = |at: Instant| now_w - now_i.saturating_duration_since(at);
-    let via = r.via.as_ref();
-    let v = |f: &dyn Fn(&crate::sip::message::Via) -> Option<String>| {
-        via.map(|v| f(v).unwrap_or_default())
-            .into_iter()
-            .collect::<Vec<_>>()
-    };
-    Some(crate::cdr::EdrRecord {
-        event,
-        at: r.response_at.map(wall),
-        call_id: Some(r.call_id.clone()),
-        cseq: Some(format!("{} {}", r.cseq, r.method)),
-        from_uri: Some(r.from_uri.clone()),
-        to_uri: Some(r.to_uri.clone()),
-        transport: Some(r.flow.transport.as_str().to_string()),
-        via_host: v(&|v| Some(v.host.clone())),
-        via_port: v(&|v| v.port.map(|p| p.to_string())),
-        via_branch: v(&|v| v.branch.clone()),
-        via_received: v(&|v| v.received.clone()),
-        via_rport: v(&|v| v.rport.flatten().map(|p| p.to_string())),
-        ltag: r.local_tag.clone(),
-        rtag: r.remote_tag.clone(),
-        sdp_in: r.sdp_in.as_deref().map(redact_keys),
-        sdp_out: r.sdp_out.as_deref().map(redact_keys),
-        pcodes: r.provisional.clone(),
-        code: r.code,
-        request_at: Some(wall(r.request_at)),
-        response_at: r.response_at.map(wall),
-        extra: vec![],
-    })
-}
-
-/// SDES keys (`a=crypto:... inline:KEY`) never reach a log file.
-fn redact_keys(sdp: &str) -> String {
-    sdp.split_inclusive('\n')
-        .map(|line| match line.find("inline:") {
-            Some(i) if line.starts_with("a=crypto:") => {
-                let end = line[i..]
-                    .find(['|', ' ', '\r', '\n'])
-                    .map_or(line.len(), |e| i + e);
-                format!("{}inline:<redacted>{}", &line[..i], &line[end..])
-            }
-            _ => line.to_string(),
-        })
-        .collect()
+    let exception = format!("{what} (recording {recording_id}, see the recorder log)");
+    let instance = io.edr.instance_for(&call_id);
+    io.edr.log(crate::cdr::edr::mapping::shutdown_record(
+        instance, &exception,
+    ));
 }
 
 /// A recording finalized by startup recovery still gets its callLegEnd and recordingEnd,
 /// stamped with the time its files were last written.
 fn recovered_cdrs(cdr: &crate::cdr::CdrSink, r: &crate::recording::startup::Recovered) {
-    use crate::cdr::*;
-    let doc = &r.document;
-    let text = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
-    let at = time::OffsetDateTime::parse(
-        &text("ended_at"),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    let started = time::OffsetDateTime::parse(
-        &text("started_at"),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .ok();
-    let duration_seconds = started.map_or(0, |s| (at - s).whole_seconds().max(0) as u64);
-    let streams = doc["streams"].as_array().cloned().unwrap_or_default();
-    let files: Vec<String> = streams
-        .iter()
-        .filter_map(|s| s["file"].as_str().map(str::to_string))
-        .chain(doc["mixed_file"].as_str().map(str::to_string))
-        .collect();
-    if !text("call_leg_id").is_empty() {
-        cdr.record_at(
-            CdrEvent::CallLegEnd(CallLegEnd {
-                call_leg: text("call_leg_id"),
-                reason: CallLegEndReason::Error,
-                remote_teardown: false,
-                duration_seconds,
-                sip_call_id: text("sip_call_id"),
-                rx_audio: streams
-                    .iter()
-                    .map(|s| RxAudio {
-                        codec: s["codec"].as_str().unwrap_or_default().to_ascii_lowercase(),
-                        packets_received: s["packets_received"].as_u64().unwrap_or(0),
-                        packets_lost: s["packets_lost"].as_u64().unwrap_or(0),
-                        ..RxAudio::default()
-                    })
-                    .collect(),
-            }),
-            at,
-        );
-    }
-    cdr.record_at(
-        CdrEvent::RecordingEnd(RecordingEnd {
-            recording_id: text("recording_id"),
-            end_reason: "recovered".to_string(),
-            files,
-            duration_seconds,
-        }),
-        at,
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_keys;
-
-    #[test]
-    fn sdes_keys_are_redacted_from_logged_sdp() {
-        let sdp = "v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20\r\na=sendonly\r\n";
-        let out = redact_keys(sdp);
-        assert_eq!(
-            out,
-            "v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>|2^20\r\na=sendonly\r\n"
-        );
+    let (at, records) = crate::cdr::legs::recovered(&r.document);
+    for record in records {
+        cdr.record_at(record, at);
     }
 }

@@ -5,8 +5,8 @@
 use dashmap::DashMap;
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// How many ended recordings `GET /api/v1/recordings` keeps showing.
 const RECENT: usize = 100;
@@ -44,6 +44,8 @@ pub struct Telemetry {
     pub silent_streams: AtomicU64,
     /// Recordings that ended incomplete (loss, media gaps, fewer packets than the SRC sent).
     pub incomplete_recordings: AtomicU64,
+    /// Delivery state of each CDR receiver, set once at startup.
+    pub cdr_receivers: std::sync::OnceLock<Arc<Vec<Arc<crate::cdr::ReceiverHealth>>>>,
     responses: Mutex<BTreeMap<u16, u64>>,
     /// recording.json of every active recording, by recording id.
     active: DashMap<String, Value>,
@@ -66,6 +68,7 @@ impl Default for Telemetry {
             cdr_spool_depth: AtomicU64::default(),
             silent_streams: AtomicU64::default(),
             incomplete_recordings: AtomicU64::default(),
+            cdr_receivers: std::sync::OnceLock::new(),
             responses: Mutex::default(),
             active: DashMap::default(),
             recent: Mutex::default(),
@@ -159,6 +162,11 @@ impl Telemetry {
             add_rtp(&mut totals, doc.value());
         }
         totals
+    }
+
+    /// The CDR receivers (none configured: empty).
+    pub fn cdr_receivers(&self) -> &[Arc<crate::cdr::ReceiverHealth>] {
+        self.cdr_receivers.get().map_or(&[], |r| r.as_slice())
     }
 
     pub fn is_draining(&self) -> bool {

@@ -28,8 +28,8 @@ struct Rx {
     delay: Mutex<Duration>,
     /// Runs before answering (the request is in flight, its records are still spooled).
     hook: Mutex<Option<Hook>>,
-    /// Answer 400 to any document containing this text.
-    refuse_containing: Mutex<Option<String>>,
+    /// Answer 403 to everything until then (a proxy's auth error, a wrong path).
+    refuse_until: Mutex<Option<Instant>>,
 }
 
 async fn handle(State(rx): State<Arc<Rx>>, body: String) -> StatusCode {
@@ -41,15 +41,14 @@ async fn handle(State(rx): State<Arc<Rx>>, body: String) -> StatusCode {
         h(&body);
     }
     let refuse = rx
-        .refuse_containing
+        .refuse_until
         .lock()
         .expect("lock")
-        .as_ref()
-        .is_some_and(|s| body.contains(s.as_str()));
-    rx.docs.lock().expect("lock").push(body);
+        .is_some_and(|t| Instant::now() < t);
     if refuse {
-        return StatusCode::BAD_REQUEST;
+        return StatusCode::FORBIDDEN;
     }
+    rx.docs.lock().expect("lock").push(body);
     let code = rx.script.lock().expect("lock").pop_front().unwrap_or(200);
     StatusCode::from_u16(code).expect("status")
 }
@@ -89,12 +88,14 @@ fn settings(dir: &Path, receivers: Vec<String>) -> CdrSettings {
         max_backoff: Duration::from_millis(100),
         batch_size: 50,
         request_timeout: Duration::from_secs(10),
+        receiver_options: HashMap::new(),
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 struct Rec {
     session: String,
+    call_bridge: Option<String>,
     record_type: String,
     time: String,
     record_index: u64,
@@ -108,6 +109,7 @@ fn parse(doc: &str) -> Vec<Rec> {
     assert!(doc.starts_with("<?xml version=\"1.0\"?>"));
     let mut r = Reader::from_str(doc);
     let mut session = String::new();
+    let mut call_bridge = None;
     let mut out: Vec<Rec> = Vec::new();
     let mut in_dn = false;
     loop {
@@ -124,9 +126,13 @@ fn parse(doc: &str) -> Vec<Rec> {
                         })
                 };
                 match e.name().as_ref() {
-                    b"records" => session = attr("session").expect("session"),
+                    b"records" => {
+                        session = attr("session").expect("session");
+                        call_bridge = attr("callBridge");
+                    }
                     b"record" => out.push(Rec {
                         session: session.clone(),
+                        call_bridge: call_bridge.clone(),
                         record_type: attr("type").expect("type"),
                         time: attr("time").expect("time"),
                         record_index: attr("recordIndex").expect("ri").parse().expect("n"),
@@ -203,6 +209,7 @@ fn update(i: usize) -> CdrEvent {
         call_leg: format!("leg-{i}"),
         deactivated: i % 2 == 1,
         sip_call_id: Some(format!("call-{i}")),
+        ..CallLegUpdate::default()
     })
 }
 
@@ -260,20 +267,23 @@ async fn records_arrive_as_well_formed_xml_with_the_spec_fields() {
     sink.record(CdrEvent::CallLegStart(CallLegStart {
         call_leg: "leg-1".into(),
         remote_party: "sip:src@example.com".into(),
+        remote_address: "sip:src@example.com".into(),
         local_address: "sip:record=1@srs.example.com".into(),
         display_name: Some("A & B".into()),
         sip_call_id: "abc@src".into(),
         call: Some("uuid-1".into()),
+        recorder_kind: Some("genesys".into()),
     }));
     sink.record(update(1));
     sink.record(CdrEvent::CallLegEnd(CallLegEnd {
         call_leg: "leg-1".into(),
         reason: CallLegEndReason::RemoteTeardown,
         remote_teardown: true,
+        unencrypted_media: true,
         duration_seconds: 42,
         sip_call_id: "abc@src".into(),
         rx_audio: vec![RxAudio {
-            codec: "pcmu".into(),
+            codec: "g711u".into(),
             packets_received: 2100,
             packets_lost: 3,
             packet_loss_bursts: Some(BurstStats {
@@ -283,6 +293,7 @@ async fn records_arrive_as_well_formed_xml_with_the_spec_fields() {
             packet_gap: None,
             jitter_ms: Some(2.5),
         }],
+        ..CallLegEnd::default()
     }));
     sink.record(CdrEvent::RecordingEnd(RecordingEnd {
         recording_id: "rec-1".into(),
@@ -310,8 +321,9 @@ async fn records_arrive_as_well_formed_xml_with_the_spec_fields() {
         assert_eq!(r.correlator, i as u64, "correlatorIndex from 0");
         assert_eq!(r.record_index, i as u64 + 1, "recordIndex from 1");
         assert_eq!(r.missing, 0);
-        // 2026-11-21T10:00:00.123Z
-        assert_eq!(r.time.len(), 24, "{}", r.time);
+        assert_eq!(r.call_bridge.as_deref(), Some(sink.instance()));
+        // 2014-02-28T16:03:25Z (guide §3: whole seconds)
+        assert_eq!(r.time.len(), 20, "{}", r.time);
         assert!(r.time.ends_with('Z') && &r.time[10..11] == "T");
     }
     let expected_dn: String = hostile
@@ -329,8 +341,9 @@ async fn records_arrive_as_well_formed_xml_with_the_spec_fields() {
         "<otherDN>2002</otherDN>",
         "<deactivated>true</deactivated>",
         "<reason>remoteTeardown</reason><remoteTeardown>true</remoteTeardown>",
-        "<durationSeconds>42</durationSeconds><sipCallId>abc@src</sipCallId>",
-        "<rxAudio><codec>pcmu</codec><packetStatistics><packetLossBursts>",
+        "<durationSeconds>42</durationSeconds><rxAudio>",
+        "<rxAudio><codec>g711u</codec><packetStatistics><packetLossBursts>",
+        "</rxAudio><sipCallId>abc@src</sipCallId>",
         "<endReason>bye</endReason>",
     ] {
         assert!(all.contains(needle), "missing {needle}");
@@ -433,32 +446,61 @@ async fn acknowledged_records_are_not_resent_after_restart() {
     svc.shutdown().await;
 }
 
+/// Guide §2: only a 200-class answer acknowledges. A receiver answering 403 for a while (a
+/// proxy's auth error, a wrong path) then 200 gets every record, in order, with a recordIndex
+/// without gaps; meanwhile the failing receiver shows in its health.
 #[tokio::test]
-async fn refused_record_goes_to_dead_letter_and_others_are_delivered() {
+async fn forbidden_for_a_while_then_ok_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (rx, url) = receiver().await;
-    *rx.refuse_containing.lock().expect("lock") = Some("REFUSE-ME".into());
+    // A short stand-in for "an hour": long enough for many retries at the capped backoff.
+    *rx.refuse_until.lock().expect("lock") = Some(Instant::now() + Duration::from_secs(10));
     let (sink, svc) = cdr::start(settings(dir.path(), vec![url])).expect("start");
+    for i in 0..30 {
+        sink.record(update(i));
+    }
+    sink.flush().await;
+    let health = sink.receivers()[0].clone();
+    wait_for("receiver seen failing", WAIT, || {
+        health.consecutive_failures() >= 2
+    })
+    .await;
+    assert!(
+        health.last_error().is_some_and(|e| e.contains("403")),
+        "{:?}",
+        health.last_error()
+    );
+    assert_eq!(health.pending(), 30);
+    wait_for("spool emptied", WAIT * 2, || sink.spool_depth() == 0).await;
+    let recs = received(&rx);
+    assert_eq!(recs.len(), 30, "only the 2xx-answered documents are kept");
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!((r.correlator, r.record_index), (i as u64, i as u64 + 1));
+    }
+    assert_eq!(health.consecutive_failures(), 0);
+    assert_eq!(health.delivered(), 30);
+    assert!(!receiver_spool(dir.path()).join("unreadable").exists());
+    svc.shutdown().await;
+}
+
+/// The instance GUID (`<records callBridge>`) survives a restart; the session GUID does not.
+#[tokio::test]
+async fn instance_guid_survives_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (rx, url) = receiver().await;
+    let (sink, svc) = cdr::start(settings(dir.path(), vec![url.clone()])).expect("start");
+    let (session1, instance1) = (sink.session().to_string(), sink.instance().to_string());
+    svc.shutdown().await;
+    let (sink, svc) = cdr::start(settings(dir.path(), vec![url])).expect("restart");
+    assert_ne!(sink.session(), session1);
+    assert_eq!(sink.instance(), instance1);
+    assert!(uuid::Uuid::parse_str(&instance1).is_ok());
     sink.record(update(0));
-    sink.record(with_dn("REFUSE-ME"));
-    sink.record(update(2));
-    let dead = receiver_spool(dir.path()).join("dead-letter");
-    wait_for("dead letter", WAIT, || spooled(&dead).len() == 1).await;
-    wait_for("spool emptied", WAIT, || sink.spool_depth() == 0).await;
-    let body = std::fs::read_to_string(&spooled(&dead)[0]).expect("read");
-    assert!(body.contains("REFUSE-ME"));
-    // The two good records were accepted (in a 2xx-answered document).
-    let good: Vec<Rec> = rx
-        .docs
-        .lock()
-        .expect("lock")
-        .iter()
-        .filter(|d| !d.contains("REFUSE-ME"))
-        .flat_map(|d| parse(d))
-        .collect();
-    let keys = distinct(&good);
-    assert!(keys.contains_key(&(sink.session().to_string(), 0)));
-    assert!(keys.contains_key(&(sink.session().to_string(), 2)));
+    wait_for("1 record", WAIT, || received(&rx).len() == 1).await;
+    assert_eq!(
+        received(&rx)[0].call_bridge.as_deref(),
+        Some(instance1.as_str())
+    );
     svc.shutdown().await;
 }
 
@@ -494,9 +536,10 @@ async fn slow_receiver_never_blocks_record() {
 /// window cannot be hit deterministically, so the receiver copies the spool files of the
 /// request it is answering (they are still on disk: deletion happens only after the 2xx);
 /// after the run the copies are put back, which is exactly the disk state such a crash
-/// leaves behind. The restarted service must re-send those records once, and nothing else.
+/// leaves behind. The restarted service knows from its cursor that they were acknowledged
+/// and sends each record exactly once.
 #[tokio::test]
-async fn crash_between_ack_and_delete_resends_that_record_once() {
+async fn crash_between_ack_and_delete_sends_that_record_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let backup = tempfile::tempdir().expect("backup");
     let (rx, url) = receiver().await;
@@ -533,14 +576,18 @@ async fn crash_between_ack_and_delete_resends_that_record_once() {
 
     let (sink2, svc2) = cdr::start(settings(dir.path(), vec![url])).expect("restart");
     sink2.record(update(2));
-    wait_for("4 posts", WAIT, || received(&rx).len() == 4).await;
+    wait_for("3 posts", WAIT, || received(&rx).len() == 3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let keys = distinct(&received(&rx));
     assert_eq!(keys.len(), 3);
     assert_eq!(
         keys[&(first_session.clone(), 0)],
-        2,
-        "the unacknowledged-on-disk record"
+        1,
+        "the acknowledged record left on disk"
+    );
+    assert!(
+        spooled(&spool_dir).is_empty(),
+        "the leftover file was removed"
     );
     assert_eq!(keys[&(first_session, 1)], 1);
     assert_eq!(keys[&(sink2.session().to_string(), 0)], 1);
@@ -561,7 +608,21 @@ async fn spool_bound_drops_oldest_and_reports_missing() {
     let rx = serve_on(TcpListener::bind(addr).await.expect("rebind")).await;
     wait_for("spool emptied", WAIT, || sink.spool_depth() == 0).await;
     let recs = received(&rx);
-    let got: Vec<(u64, u64)> = recs.iter().map(|r| (r.correlator, r.missing)).collect();
-    assert_eq!(got, [(2, 2), (3, 0), (4, 0)]);
+    // Which records survive depends on whether the first one was already tried (a record
+    // sent once keeps its recordIndex and is never dropped); what the receiver must see
+    // does not: 3 records, recordIndex 1, 2, 3 without a gap (guide §3), and every gap in
+    // correlatorIndex told by numPreceedingRecordsMissing on the record after it.
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    let mut expected_correlator = 0;
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.record_index, i as u64 + 1, "{recs:?}");
+        assert_eq!(r.correlator, expected_correlator + r.missing, "{recs:?}");
+        expected_correlator = r.correlator + 1;
+    }
+    assert_eq!(
+        expected_correlator, 5,
+        "the newest record is kept: {recs:?}"
+    );
+    assert_eq!(recs.iter().map(|r| r.missing).sum::<u64>(), 2);
     svc.shutdown().await;
 }

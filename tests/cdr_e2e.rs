@@ -102,7 +102,7 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
     hang_up(&mut c, &mut call);
     rec.wait_call_state(&call.call_id, "ended", T);
 
-    let r = wait_records(&got, 6);
+    let r = wait_records(&got, 7);
     let kinds: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         kinds,
@@ -111,10 +111,24 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
             "recordingStart",
             "callLegUpdate",
             "callLegUpdate",
+            "callLegUpdate",
             "callLegEnd",
             "recordingEnd"
         ]
     );
+    // Guide §4.5: the leg reports `connected` once set up, before any pause.
+    assert!(
+        r[2].1.contains("<state>connected</state>") && r[2].1.contains("<deactivated>false"),
+        "{}",
+        r[2].1
+    );
+    assert!(
+        r[0].1.contains("<displayName>Client</displayName>"),
+        "{}",
+        r[0].1
+    );
+    assert!(r[0].1.contains("<recording>true</recording>"), "{}", r[0].1);
+    assert!(!r[0].1.contains("<subType>"), "{}", r[0].1);
     let recording_id = doc["recording_id"].as_str().expect("id");
     let leg = doc["call_leg_id"].as_str().expect("call leg id");
     assert!(
@@ -135,26 +149,26 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
         r[1].1
     );
     assert!(
-        r[2].1.contains("<deactivated>true</deactivated>"),
-        "{}",
-        r[2].1
-    );
-    assert!(
-        r[3].1.contains("<deactivated>false</deactivated>"),
+        r[3].1.contains("<deactivated>true</deactivated>"),
         "{}",
         r[3].1
     );
     assert!(
-        r[4].1.contains("<reason>remoteTeardown</reason>"),
+        r[4].1.contains("<deactivated>false</deactivated>"),
         "{}",
         r[4].1
     );
-    assert!(r[4].1.contains(&call.call_id), "sipCallId: {}", r[4].1);
     assert!(
-        r[5].1
-            .contains(&format!("<recording id=\"{recording_id}\"")),
+        r[5].1.contains("<reason>remoteTeardown</reason>"),
         "{}",
         r[5].1
+    );
+    assert!(r[5].1.contains(&call.call_id), "sipCallId: {}", r[5].1);
+    assert!(
+        r[6].1
+            .contains(&format!("<recording id=\"{recording_id}\"")),
+        "{}",
+        r[6].1
     );
     // correlatorIndex grows by one per record, recordIndex from 1 for this receiver.
     for (i, (_, text)) in r.iter().enumerate() {
@@ -206,7 +220,7 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
         lines[0]
     );
     assert!(
-        lines[0].contains("SDP_IN=v=0%0D%0A") && lines[0].contains("SDP_OUT=v=0"),
+        lines[0].contains("|SDP_IN=1|") && lines[0].contains("|SDP_OUT=1|"),
         "{}",
         lines[0]
     );
@@ -233,10 +247,10 @@ fn a_cancelled_call_leaves_no_cdrs() {
     let invite = other.genesys_invite();
     establish(&mut c, &mut other, &invite);
     hang_up(&mut c, &mut other);
-    let r = wait_records(&got, 4);
+    let r = wait_records(&got, 5);
     std::thread::sleep(Duration::from_millis(500));
     let r2 = records(&got);
-    assert_eq!(r2.len(), 4, "{r2:#?}");
+    assert_eq!(r2.len(), 5, "{r2:#?}");
     assert!(r.iter().all(|(_, t)| !t.contains(&call.call_id)), "{r:#?}");
 }
 
@@ -249,27 +263,113 @@ fn a_crashed_recording_is_closed_with_recovered_after_restart() {
     let invite = call.genesys_invite();
     establish(&mut c, &mut call, &invite);
     let doc = rec.wait_call_state(&call.call_id, "active", T);
-    wait_records(&got, 2);
+    wait_records(&got, 3);
     rec.kill9();
     rec.restart();
-    let r = wait_records(&got, 4);
+    let r = wait_records(&got, 5);
     let kinds: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         kinds,
         [
             "callLegStart",
             "recordingStart",
+            "callLegUpdate",
             "callLegEnd",
             "recordingEnd"
         ],
         "{r:#?}"
     );
     assert!(
-        r[3].1.contains(doc["recording_id"].as_str().expect("id")),
+        r[4].1.contains(doc["recording_id"].as_str().expect("id")),
         "{}",
-        r[3].1
+        r[4].1
     );
-    assert!(r[3].1.contains("recovered"), "{}", r[3].1);
+    assert!(r[4].1.contains("recovered"), "{}", r[4].1);
     let doc = rec.wait_call_state(&call.call_id, "ended", T);
     assert_eq!(doc["end_reason"], "recovered");
+}
+
+/// A receiver answering 404 for 5 s (a wrong path behind a proxy, say) then 200: nothing is
+/// lost, and meanwhile the failing receiver shows in /metrics and /health.
+#[test]
+fn a_receiver_refusing_for_a_while_loses_nothing_and_shows_in_metrics_and_health() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let until = Instant::now() + Duration::from_secs(5);
+    let sink = got.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("addr");
+            let app = Router::new().route(
+                "/cdr",
+                post(move |body: String| {
+                    let sink = sink.clone();
+                    async move {
+                        if Instant::now() < until {
+                            return axum::http::StatusCode::NOT_FOUND;
+                        }
+                        sink.lock().expect("lock").push(body);
+                        axum::http::StatusCode::OK
+                    }
+                }),
+            );
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    let url = format!("http://{}/cdr", rx.recv().expect("addr"));
+    let rec = Recorder::start_with(
+        RecorderConfig {
+            extra_toml: "[cdr]\nmax_backoff_secs = 1\n".into(),
+            ..RecorderConfig::default()
+        },
+        &["--cdr-receiver", &url],
+    );
+    let mut c = rec.udp();
+    for _ in 0..3 {
+        let mut call = Call::genesys(&c);
+        let invite = call.genesys_invite();
+        establish(&mut c, &mut call, &invite);
+        rec.wait_call_state(&call.call_id, "active", T);
+        hang_up(&mut c, &mut call);
+        rec.wait_call_state(&call.call_id, "ended", T);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let series = format!("sip_recorder_cdr_receiver_up{{receiver=\"{url}\"}} ");
+    let metrics = http_request(rec.http_addr, "GET", "/metrics", "").body;
+    assert!(metrics.contains(&format!("{series}0")), "{metrics}");
+    let health = http_request(rec.http_addr, "GET", "/health", "");
+    assert_eq!(health.status, 200, "records wait safely in the spool");
+    assert!(
+        health.body.contains(&format!("cdr receiver {url} failing")) && health.body.contains("404"),
+        "{}",
+        health.body
+    );
+    assert!(rec.log().contains("CDR delivery failed, will retry"));
+    // 3 calls × 5 records, each exactly once, recordIndex 1..=15.
+    let r = wait_records(&got, 15);
+    assert_eq!(r.len(), 15, "{r:#?}");
+    for (i, (_, text)) in r.iter().enumerate() {
+        assert!(
+            text.contains(&format!("recordIndex=\"{}\"", i + 1)),
+            "{text}"
+        );
+    }
+    let deadline = Instant::now() + T;
+    loop {
+        let metrics = http_request(rec.http_addr, "GET", "/metrics", "").body;
+        if metrics.contains(&format!("{series}1")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let health = http_request(rec.http_addr, "GET", "/health", "");
+    assert_eq!(health.body, "ok\n");
 }

@@ -1,4 +1,6 @@
-//! The HTTP API (SPEC §7) against the real binary: health, metrics, recordings, stop.
+//! The HTTP API (SPEC §7) against the real binary: health, metrics, recordings, stop (with the
+//! token the recorder generates when no user is configured), the `recordings` events
+//! extension, and HTTPS on the API listener.
 
 mod common;
 
@@ -9,7 +11,13 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(5);
 
-/// A minimal HTTP/1.1 exchange: (status, body).
+/// An authenticated API call: (status, body).
+fn api(rec: &Recorder, method: &str, path: &str) -> (u16, String) {
+    let r = rec.api(method, path);
+    (r.status, r.body)
+}
+
+/// A minimal HTTP/1.1 exchange without credentials: (status, body).
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect to the HTTP API");
     s.set_read_timeout(Some(T)).expect("timeout");
@@ -62,7 +70,7 @@ fn health_metrics_recordings_and_stop() {
     // The recording shows up as active once its task has published it.
     let deadline = std::time::Instant::now() + T;
     let list = loop {
-        let (status, body) = http(rec.http_addr, "GET", "/api/v1/recordings");
+        let (status, body) = api(&rec, "GET", "/api/v1/recordings");
         assert_eq!(status, 200);
         let v: serde_json::Value = serde_json::from_str(&body).expect("JSON list");
         if v["active"].as_array().is_some_and(|a| a.len() == 1) {
@@ -75,10 +83,15 @@ fn health_metrics_recordings_and_stop() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(list["active"][0]["recording_id"], id.as_str());
-    let (status, one) = http(rec.http_addr, "GET", &format!("/api/v1/recordings/{id}"));
+    let (status, one) = api(&rec, "GET", &format!("/api/v1/recordings/{id}"));
     assert_eq!(status, 200);
     assert!(one.contains(&call.call_id), "{one}");
-    assert_eq!(http(rec.http_addr, "GET", "/api/v1/recordings/nope").0, 404);
+    assert_eq!(api(&rec, "GET", "/api/v1/recordings/nope").0, 404);
+    assert_eq!(
+        http(rec.http_addr, "GET", &format!("/api/v1/recordings/{id}")).0,
+        401,
+        "no credentials"
+    );
 
     let (_, m) = http(rec.http_addr, "GET", "/metrics");
     assert_eq!(
@@ -92,26 +105,15 @@ fn health_metrics_recordings_and_stop() {
     );
 
     // Stop through the API: the recorder hangs up with BYE.
-    let (status, _) = http(
-        rec.http_addr,
-        "POST",
-        &format!("/api/v1/recordings/{id}/stop"),
-    );
+    let stop = format!("/api/v1/recordings/{id}/stop");
+    assert_eq!(http(rec.http_addr, "POST", &stop).0, 401, "no credentials");
+    let (status, _) = api(&rec, "POST", &stop);
     assert_eq!(status, 202);
     let bye = c.wait_request("BYE", T).expect("BYE after the API stop");
     c.respond(&bye, 200, "OK");
     let doc = rec.wait_call_state(&call.call_id, "ended", T);
     assert_eq!(doc["end_reason"], "shutdown");
-    assert_eq!(
-        http(
-            rec.http_addr,
-            "POST",
-            &format!("/api/v1/recordings/{id}/stop")
-        )
-        .0,
-        404,
-        "already ended"
-    );
+    assert_eq!(api(&rec, "POST", &stop).0, 404, "already ended");
 
     std::thread::sleep(Duration::from_millis(1200)); // counters are published once a second
     let (_, m) = http(rec.http_addr, "GET", "/metrics");
@@ -154,70 +156,130 @@ fn health_is_503_while_draining() {
     }
 }
 
+/// Our `recordings` extension of the events guide, in the guide's shapes: indexed
+/// subscription with `elements`, pending → active, then `add`/`update`/`remove` entries.
 #[test]
-fn events_websocket_subscribes_to_recordings_with_acknowledged_updates() {
+fn events_recordings_extension_add_update_remove() {
     let rec = Recorder::start(&[]);
-    let (mut ws, _) = tungstenite::connect(format!("ws://{}/api/v1/events", rec.http_addr))
-        .expect("WebSocket upgrade");
+    let token = rec
+        .api("POST", "/api/v1/authTokens")
+        .header("x-cisco-cms-auth-token")
+        .expect("X-Cisco-CMS-Auth-Token")
+        .to_string();
+    let (mut ws, _) = tungstenite::connect(format!(
+        "ws://{}/events/v1?authToken={token}",
+        rec.http_addr
+    ))
+    .expect("WebSocket upgrade");
     let subscribe = serde_json::json!({"type": "message", "message": {"messageId": 1, "type": "subscribeRequest",
-        "subscriptions": [{"index": 1, "type": "recordings"}]}});
+        "subscriptions": [{"index": 7, "type": "recordings", "elements": ["state", "sip_call_id"]}]}});
     ws.send(tungstenite::Message::Text(subscribe.to_string().into()))
         .expect("subscribe");
-    let next = |ws: &mut tungstenite::WebSocket<_>| -> serde_json::Value {
+    // Reads the next frame, acknowledging server messages.
+    let mut next = || -> serde_json::Value {
         loop {
             if let tungstenite::Message::Text(t) = ws.read().expect("read") {
-                return serde_json::from_str(&t).expect("JSON");
+                let v: serde_json::Value = serde_json::from_str(&t).expect("JSON");
+                if v["type"] == "message" {
+                    let ack = serde_json::json!({"type": "messageAck", "messageAck": {"messageId": v["message"]["messageId"], "status": "success"}});
+                    ws.send(tungstenite::Message::Text(ack.to_string().into()))
+                        .expect("ack");
+                }
+                return v;
             }
         }
     };
-    let ack = next(&mut ws);
-    assert_eq!(
-        (ack["type"].as_str(), ack["messageAck"]["status"].as_str()),
-        (Some("messageAck"), Some("success")),
-        "{ack}"
-    );
-    let full = next(&mut ws);
-    assert_eq!(full["message"]["type"], "recordingsUpdate", "{full}");
-    assert_eq!(
-        full["message"]["recordings"].as_array().map(Vec::len),
-        Some(0),
-        "{full}"
-    );
-    let ack_of = |m: &serde_json::Value| {
-        serde_json::json!({"type": "messageAck", "messageAck": {"messageId": m["message"]["messageId"], "status": "success"}})
-            .to_string()
-    };
-    ws.send(tungstenite::Message::Text(ack_of(&full).into()))
-        .expect("ack");
-
-    // A call: active, then paused, then ended, each an update the client acknowledges.
+    let ack = next();
+    assert_eq!(ack["messageAck"]["status"], "success", "{ack}");
+    for state in ["pending", "active"] {
+        let m = next();
+        assert_eq!(m["message"]["type"], "subscriptionUpdate", "{m}");
+        assert_eq!(m["message"]["subscriptions"][0]["state"], state, "{m}");
+    }
     let mut c = rec.udp();
     let mut call = Call::genesys(&c);
     let invite = call.genesys_invite();
     establish(&mut c, &mut call, &invite);
+    rec.wait_call_state(&call.call_id, "active", T);
     let pause = call.reinvite(&genesys_sdp(2, "inactive"), "");
     c.send(&pause);
     let ok = c.expect_reply(&pause, 200, T);
     c.send(&call.ack_2xx(&ok));
     rec.wait_call_state(&call.call_id, "paused", T);
     hang_up(&mut c, &mut call);
-    let mut states = vec![];
-    let mut ids = std::collections::HashSet::new();
-    while states.last().map(String::as_str) != Some("ended") {
-        let m = next(&mut ws);
-        assert_eq!(m["message"]["type"], "recordingUpdate", "{m}");
-        assert!(
-            ids.insert(m["message"]["messageId"].as_u64().expect("messageId")),
-            "ids are unique"
-        );
-        ws.send(tungstenite::Message::Text(ack_of(&m).into()))
-            .expect("ack");
-        states.push(
-            m["message"]["recording"]["state"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        );
+    let mut seen = vec![];
+    while seen.last().map(|(k, _): &(String, _)| k.as_str()) != Some("remove") {
+        let m = next();
+        assert_eq!(m["message"]["type"], "recordingListUpdate", "{m}");
+        assert_eq!(m["message"]["subscriptionIndex"], 7, "{m}");
+        for u in m["message"]["updates"].as_array().expect("updates") {
+            seen.push((
+                u["updateType"].as_str().expect("updateType").to_string(),
+                u["state"].clone(),
+            ));
+        }
     }
-    assert_eq!(states, ["active", "paused", "ended"]);
+    let kinds: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|(k, s)| (k.as_str(), s.as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("add", "active"), ("update", "paused"), ("remove", "")]
+    );
+}
+
+/// HTTPS on the API listener (rustls, aws-lc-rs) with a certificate the client trusts.
+#[test]
+fn api_over_tls() {
+    use rustls::pki_types::ServerName;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let (cp, kp) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cp, cert.cert.pem()).expect("cert");
+    std::fs::write(&kp, cert.signing_key.serialize_pem()).expect("key");
+    let rec = Recorder::start_with(
+        RecorderConfig {
+            extra_toml: format!(
+                "[http]\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"\n",
+                cp.display(),
+                kp.display()
+            ),
+            ..RecorderConfig::default()
+        },
+        &[],
+    );
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).expect("root");
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let get = |path: &str, auth: &str| -> String {
+        let name = ServerName::try_from("localhost").expect("name");
+        let conn = rustls::ClientConnection::new(config.clone(), name).expect("tls");
+        let tcp = TcpStream::connect(rec.http_addr).expect("connect");
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        write!(
+            tls,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\r\n"
+        )
+        .expect("send");
+        let mut raw = String::new();
+        let _ = tls.read_to_string(&mut raw);
+        raw
+    };
+    assert!(get("/health", "").starts_with("HTTP/1.1 200"));
+    assert!(get("/api/v1/recordings", "").starts_with("HTTP/1.1 401"));
+    let auth = format!("Authorization: Bearer {}\r\n", rec.api_token());
+    assert!(get("/api/v1/recordings", &auth).starts_with("HTTP/1.1 200"));
+    // Plain HTTP on the TLS port gets nothing useful.
+    let mut plain = TcpStream::connect(rec.http_addr).expect("connect");
+    plain.set_read_timeout(Some(T)).expect("timeout");
+    let _ = write!(plain, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = String::new();
+    let _ = plain.read_to_string(&mut buf);
+    assert!(!buf.starts_with("HTTP/1.1 200"), "{buf}");
 }

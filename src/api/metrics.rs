@@ -105,5 +105,56 @@ pub async fn render(State(s): State<ApiState>) -> impl IntoResponse {
             let _ = writeln!(out, "{name}{{codec=\"{codec}\"}} {v}");
         }
     }
+    cdr_receivers(&mut out, t);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// Per CDR receiver: up (last attempt succeeded), pending records, delivered and failed.
+fn cdr_receivers(out: &mut String, t: &crate::telemetry::Telemetry) {
+    let receivers = t.cdr_receivers();
+    let _ = writeln!(
+        out,
+        "# HELP sip_recorder_cdr_spool_depth CDRs waiting for delivery, all receivers.\n\
+         # TYPE sip_recorder_cdr_spool_depth gauge\nsip_recorder_cdr_spool_depth {}",
+        receivers.iter().map(|r| r.pending()).sum::<usize>()
+    );
+    for (name, kind, help, value) in [
+        (
+            "sip_recorder_cdr_receiver_up",
+            "gauge",
+            "1 while the CDR receiver's last delivery succeeded.",
+            &(|r: &crate::cdr::ReceiverHealth| u64::from(r.consecutive_failures() == 0))
+                as &dyn Fn(&crate::cdr::ReceiverHealth) -> u64,
+        ),
+        (
+            "sip_recorder_cdr_receiver_pending",
+            "gauge",
+            "CDRs waiting for this receiver.",
+            &|r| r.pending() as u64,
+        ),
+        (
+            "sip_recorder_cdr_receiver_consecutive_failures",
+            "gauge",
+            "Failed delivery attempts since the last success.",
+            &|r| r.consecutive_failures(),
+        ),
+        (
+            "sip_recorder_cdr_delivered_total",
+            "counter",
+            "CDRs acknowledged by this receiver.",
+            &|r| r.delivered(),
+        ),
+        (
+            "sip_recorder_cdr_delivery_failures_total",
+            "counter",
+            "Failed delivery attempts to this receiver.",
+            &|r| r.failures(),
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for r in receivers {
+            let label = r.receiver.replace(['"', '\\', '\n'], "_");
+            let _ = writeln!(out, "{name}{{receiver=\"{label}\"}} {}", value(r));
+        }
+    }
 }

@@ -1,14 +1,25 @@
 //! One delivery task per receiver: in order, in batches, one request in flight, retrying
 //! forever with capped exponential backoff.
+//!
+//! The guide (§2, §3) counts a batch as delivered once the receiver answered `200 OK`; the
+//! status line is that acknowledgement. The guide's own receiver (Appendix A) answers
+//! HTTP/1.1 with no Content-Length and keeps the connection open, serving one connection at
+//! a time; so a body is only read when it has a length (or is chunked), bounded in size and
+//! time, and otherwise the connection is dropped right after the status line. The last
+//! batch of a backlog goes with `Connection: close` so an idle connection never holds a
+//! receiver that other recorders share. Anything but 2xx (4xx included: a wrong path or a
+//! proxy's auth error must not lose records) is retried; the failing receiver shows in
+//! [`ReceiverHealth`], which feeds `/metrics`, `/health` and the log.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::CONTENT_TYPE;
-use reqwest::{Client, StatusCode, Url};
+use reqwest::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use reqwest::{Client, Response, StatusCode, Url};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, warn};
+use tracing::{debug, info, warn};
 
 use super::model::{RecordEnvelope, document};
 use super::spool::{Entry, Spool};
@@ -16,59 +27,126 @@ use super::spool::{Entry, Spool};
 /// First retry delay; doubled per failure up to `max_backoff`.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
 
+/// Most response body bytes read; receivers acknowledge with the status line.
+const MAX_BODY: usize = 64 * 1024;
+
+/// How long a response body (with a length) may take after the status line.
+const BODY_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone)]
 pub(crate) struct DeliveryConfig {
     pub batch_size: usize,
     pub max_backoff: Duration,
+    /// The persistent instance GUID (`<records callBridge>`).
+    pub instance: Arc<str>,
 }
 
 pub(crate) struct Receiver {
     pub url: Url,
     pub spool: Arc<Spool>,
     pub notify: Arc<Notify>,
+    pub health: Arc<ReceiverHealth>,
+}
+
+/// Delivery state of one receiver, read by `/metrics` and `/health`.
+#[derive(Debug)]
+pub struct ReceiverHealth {
+    /// The receiver URL without user info or query (they may hold secrets).
+    pub receiver: String,
+    spool: Arc<Spool>,
+    delivered: AtomicU64,
+    failures: AtomicU64,
+    consecutive_failures: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ReceiverHealth {
+    pub(crate) fn new(url: &Url, spool: Arc<Spool>) -> ReceiverHealth {
+        let mut shown = url.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        shown.set_query(None);
+        ReceiverHealth {
+            receiver: shown.to_string(),
+            spool,
+            delivered: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            consecutive_failures: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// Records delivered (acknowledged with 2xx) since start.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Failed delivery attempts since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Failed attempts since the last success; 0 while the receiver is healthy.
+    pub fn consecutive_failures(&self) -> u64 {
+        self.consecutive_failures.load(Ordering::Relaxed)
+    }
+
+    /// Records waiting for this receiver.
+    pub fn pending(&self) -> usize {
+        self.spool.len()
+    }
+
+    /// Why the last attempt failed, while failing.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn succeeded(&self, records: usize) {
+        self.delivered.fetch_add(records as u64, Ordering::Relaxed);
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Returns the number of consecutive failures including this one.
+    fn failed(&self, reason: &str) -> u64 {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
+        self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
     Delivered,
     Retry(String),
-    Refused(StatusCode),
 }
 
+/// Only a 2xx acknowledges (guide §2); everything else, 4xx included, is retried.
 fn classify(status: StatusCode) -> Outcome {
     if status.is_success() {
         Outcome::Delivered
-    } else if status.is_client_error()
-        && status != StatusCode::TOO_MANY_REQUESTS
-        && status != StatusCode::REQUEST_TIMEOUT
-    {
-        Outcome::Refused(status)
     } else {
-        // 5xx, 429, 408 and anything unexpected (1xx/3xx): the receiver may recover.
         Outcome::Retry(format!("HTTP {status}"))
     }
 }
 
-/// Builds the POST body for a batch. Entries whose file vanished are skipped (returned
-/// separately so they can be forgotten).
-fn build(spool: &Spool, batch: &[Entry]) -> (Option<String>, usize) {
+/// Builds the POST body for a batch. Entries whose file vanished are skipped.
+fn build(spool: &Spool, batch: &[Entry], instance: &str) -> Option<String> {
     let mut bodies = Vec::with_capacity(batch.len());
-    let mut vanished = 0;
     for e in batch {
         match spool.body(e) {
             Ok(b) => bodies.push((e, b)),
-            Err(err) => {
-                vanished += 1;
-                warn!(seq = e.seq, %err, "CDR spool file unreadable, skipping");
-            }
+            Err(err) => warn!(seq = e.seq, %err, "CDR spool file unreadable, skipping"),
         }
     }
-    let Some((first, _)) = bodies.first() else {
-        return (None, vanished);
-    };
+    let (first, _) = bodies.first()?;
     let session = first.session.clone();
-    let doc = document(
+    Some(document(
         &session,
+        Some(instance),
         bodies.iter().map(|(e, b)| RecordEnvelope {
             record_type: &e.record_type,
             time: &e.time,
@@ -77,12 +155,54 @@ fn build(spool: &Spool, batch: &[Entry]) -> (Option<String>, usize) {
             missing: e.missing,
             inner_xml: b,
         }),
-    );
-    (Some(doc), vanished)
+    ))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
+}
+
+/// Reads what is left of a response, bounded, only when it has a known end: the connection
+/// can then be reused. A body delimited by the connection closing (no length, not chunked,
+/// as the guide's receiver answers) is not waited for: dropping the response closes the
+/// connection.
+async fn finish(resp: Response) {
+    let headers = resp.headers();
+    let has_end = headers.contains_key(CONTENT_LENGTH)
+        || headers
+            .get(TRANSFER_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    if !has_end || resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return;
+    }
+    let mut resp = resp;
+    let drain = async {
+        let mut read = 0usize;
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            read += chunk.len();
+            if read > MAX_BODY {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(BODY_TIMEOUT, drain).await;
+}
+
+async fn post(client: &Client, url: &Url, doc: String, last: bool) -> Outcome {
+    let mut req = client
+        .post(url.clone())
+        .header(CONTENT_TYPE, "application/xml");
+    if last {
+        req = req.header(CONNECTION, "close");
+    }
+    match req.body(doc).send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            finish(resp).await;
+            classify(status)
+        }
+        Err(err) => Outcome::Retry(error_chain(&err)),
+    }
 }
 
 pub(crate) async fn run(
@@ -93,28 +213,19 @@ pub(crate) async fn run(
 ) {
     let max_backoff = cfg.max_backoff.max(Duration::from_millis(1));
     let mut backoff = INITIAL_BACKOFF.min(max_backoff);
-    // After a 4xx on a multi-record batch, send that many records one by one so that only
-    // the refused record goes to dead-letter.
-    let mut isolate = 0usize;
     loop {
         if cancel.is_cancelled() {
             break;
         }
-        let limit = if isolate > 0 {
-            1
-        } else {
-            cfg.batch_size.max(1)
-        };
-        let batch = rx.spool.take_batch(limit);
+        let batch = rx.spool.take_batch(cfg.batch_size.max(1));
         if batch.is_empty() {
             tokio::select! {
                 _ = rx.notify.notified() => continue,
                 _ = cancel.cancelled() => break,
             }
         }
-        let spool = rx.spool.clone();
-        let b = batch.clone();
-        let Some((doc, _vanished)) = blocking(move || build(&spool, &b)).await else {
+        let (spool, b, instance) = (rx.spool.clone(), batch.clone(), cfg.instance.clone());
+        let Some(doc) = blocking(move || build(&spool, &b, &instance)).await else {
             rx.spool.release();
             break;
         };
@@ -124,45 +235,34 @@ pub(crate) async fn run(
             blocking(move || spool.ack(&batch)).await;
             continue;
         };
-
-        let send = async {
-            let resp = client
-                .post(rx.url.clone())
-                .header(CONTENT_TYPE, "application/xml")
-                .body(doc)
-                .send()
-                .await?;
-            let status = resp.status();
-            // Drain the body so the connection goes back to the keep-alive pool.
-            let _ = resp.bytes().await;
-            Ok::<_, reqwest::Error>(status)
-        };
+        let last = rx.spool.len() <= batch.len();
         let outcome = tokio::select! {
-            r = send => match r {
-                Ok(status) => classify(status),
-                Err(err) => Outcome::Retry(error_chain(&err)),
-            },
+            o = post(&client, &rx.url, doc, last) => o,
             _ = cancel.cancelled() => {
                 // The request may or may not have reached the receiver; the records stay
-                // spooled and are re-sent next run (receivers deduplicate).
+                // spooled and are re-sent next run with the same indexes.
                 rx.spool.release();
                 break;
             }
         };
-
         match outcome {
             Outcome::Delivered => {
-                debug!(receiver = %rx.url, records = batch.len(), "CDRs delivered");
+                debug!(receiver = %rx.health.receiver, records = batch.len(), "CDRs delivered");
+                if rx.health.consecutive_failures() > 0 {
+                    info!(receiver = %rx.health.receiver, "CDR receiver accepts records again");
+                }
+                rx.health.succeeded(batch.len());
                 let spool = rx.spool.clone();
                 blocking(move || spool.ack(&batch)).await;
                 backoff = INITIAL_BACKOFF.min(max_backoff);
-                isolate = isolate.saturating_sub(1);
             }
             Outcome::Retry(reason) => {
                 rx.spool.release();
+                let failures = rx.health.failed(&reason);
                 warn!(
-                    receiver = %rx.url,
+                    receiver = %rx.health.receiver,
                     %reason,
+                    consecutive_failures = failures,
                     pending = rx.spool.len(),
                     retry_in_ms = backoff.as_millis() as u64,
                     "CDR delivery failed, will retry"
@@ -172,28 +272,6 @@ pub(crate) async fn run(
                     _ = cancel.cancelled() => break,
                 }
                 backoff = (backoff * 2).min(max_backoff);
-            }
-            Outcome::Refused(status) if batch.len() > 1 => {
-                rx.spool.release();
-                warn!(receiver = %rx.url, %status, records = batch.len(),
-                    "CDR batch refused, resending one by one to isolate the refused record");
-                isolate = batch.len();
-            }
-            Outcome::Refused(status) => {
-                for e in &batch {
-                    error!(
-                        receiver = %rx.url,
-                        %status,
-                        session = %e.session,
-                        correlator_index = e.correlator,
-                        record_type = %e.record_type,
-                        dead_letter = %rx.spool.dead_dir().display(),
-                        "CDR refused by receiver, moved to dead-letter"
-                    );
-                }
-                let spool = rx.spool.clone();
-                blocking(move || spool.dead_letter(&batch)).await;
-                isolate = isolate.saturating_sub(1);
             }
         }
     }
@@ -216,29 +294,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_classes() {
+    fn only_2xx_acknowledges() {
         assert_eq!(classify(StatusCode::OK), Outcome::Delivered);
         assert_eq!(classify(StatusCode::NO_CONTENT), Outcome::Delivered);
-        assert!(matches!(
-            classify(StatusCode::INTERNAL_SERVER_ERROR),
-            Outcome::Retry(_)
-        ));
-        assert!(matches!(
-            classify(StatusCode::TOO_MANY_REQUESTS),
-            Outcome::Retry(_)
-        ));
-        assert!(matches!(
-            classify(StatusCode::REQUEST_TIMEOUT),
-            Outcome::Retry(_)
-        ));
-        assert!(matches!(classify(StatusCode::FOUND), Outcome::Retry(_)));
-        assert_eq!(
-            classify(StatusCode::BAD_REQUEST),
-            Outcome::Refused(StatusCode::BAD_REQUEST)
-        );
-        assert_eq!(
-            classify(StatusCode::NOT_FOUND),
-            Outcome::Refused(StatusCode::NOT_FOUND)
-        );
+        for code in [500, 503, 429, 408, 302, 400, 401, 403, 404] {
+            let status = StatusCode::from_u16(code).expect("status");
+            assert!(matches!(classify(status), Outcome::Retry(_)), "{code}");
+        }
     }
 }

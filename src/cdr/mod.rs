@@ -5,9 +5,14 @@
 //! caller ── CdrSink::record() ──(unbounded channel, never blocks)──▶ writer thread
 //!     writer: stamp correlatorIndex, serialize once, write+fsync+rename into each
 //!             receiver's spool (spool_dir/cdr/<receiver-key>/), wake delivery
-//!     delivery task per receiver: batch ─▶ POST ─▶ 2xx: delete │ 5xx/429/error: backoff
-//!                                                            │ other 4xx: dead-letter
+//!     delivery task per receiver: batch ─▶ POST ─▶ 2xx: delete │ anything else: backoff,
+//!                                                              retry forever (capped)
 //! ```
+//!
+//! Identity: `<records session>` is a GUID new on every start (guide §3: "created when the
+//! Call Bridge restarts"); `<records callBridge>` is the instance GUID kept in
+//! `<spool_dir>/cdr/instance`, the same across restarts, which tells apart recorders that
+//! share receivers (the guide's Call Bridge GUID of a cluster).
 //!
 //! TLS: reqwest's `rustls` feature, which uses the **aws-lc-rs** crypto provider. Any other
 //! rustls user in the process (SIP over TLS) should use aws-lc-rs too, so that only one
@@ -15,10 +20,12 @@
 
 pub mod delivery;
 pub mod edr;
+pub mod legs;
 pub mod model;
 pub mod spool;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -29,6 +36,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+pub use delivery::ReceiverHealth;
 pub use edr::{EdrEvent, EdrLog, EdrRecord, EdrSettings, format_line};
 pub use model::{
     BurstStats, CallLegEnd, CallLegEndReason, CallLegStart, CallLegUpdate, CdrEvent, RecordingEnd,
@@ -58,6 +66,19 @@ pub struct CdrSettings {
     pub batch_size: usize,
     /// Whole-request timeout; a receiver slower than this counts as failed and is retried.
     pub request_timeout: Duration,
+    /// Per-receiver overrides, keyed by the receiver URL as listed in `receivers`.
+    pub receiver_options: HashMap<String, ReceiverOptions>,
+}
+
+/// What one receiver may set differently from the [`CdrSettings`] defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReceiverOptions {
+    /// PEM CA bundle the receiver's certificate must chain to; when set it is the only
+    /// trust anchor for that receiver (self-signed receivers, the guide's `-c/-k` mode).
+    pub ca_file: Option<PathBuf>,
+    pub request_timeout: Option<Duration>,
+    pub batch_size: Option<usize>,
+    pub max_backoff: Option<Duration>,
 }
 
 impl Default for CdrSettings {
@@ -69,7 +90,34 @@ impl Default for CdrSettings {
             max_backoff: Duration::from_secs(30),
             batch_size: 100,
             request_timeout: Duration::from_secs(30),
+            receiver_options: HashMap::new(),
         }
+    }
+}
+
+/// The CDR settings a validated [`crate::config::Config`] asks for.
+pub fn settings_from(config: &crate::config::Config) -> CdrSettings {
+    let c = &config.cdr;
+    CdrSettings {
+        spool_dir: config.spool.dir.clone(),
+        receivers: c.receivers.clone(),
+        batch_size: c.batch_size,
+        request_timeout: Duration::from_secs(c.request_timeout_secs),
+        max_backoff: Duration::from_secs(c.max_backoff_secs),
+        receiver_options: c
+            .receiver_options
+            .iter()
+            .map(|o| {
+                let options = ReceiverOptions {
+                    ca_file: o.ca_file.clone(),
+                    request_timeout: o.request_timeout_secs.map(Duration::from_secs),
+                    batch_size: o.batch_size,
+                    max_backoff: o.max_backoff_secs.map(Duration::from_secs),
+                };
+                (o.url.clone(), options)
+            })
+            .collect(),
+        ..CdrSettings::default()
     }
 }
 
@@ -81,6 +129,18 @@ pub enum CdrError {
     BadReceiver { url: String, reason: String },
     #[error("CDR spool {path}: {source}")]
     Spool {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("CDR receiver {url:?}: CA bundle {path}: {reason}")]
+    CaFile {
+        url: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("CDR instance GUID {path}: {source}")]
+    Instance {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -110,13 +170,18 @@ struct Target {
 pub struct CdrSink {
     tx: mpsc::UnboundedSender<Msg>,
     session: Arc<str>,
-    spools: Arc<Vec<Arc<Spool>>>,
+    instance: Arc<str>,
+    receivers: Arc<Vec<Arc<ReceiverHealth>>>,
+    /// Recordings being stopped through the API: their callLegEnd says
+    /// `apiInitiatedTeardown`.
+    api_stops: Arc<dashmap::DashSet<String>>,
 }
 
 impl std::fmt::Debug for CdrSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CdrSink")
             .field("session", &self.session)
+            .field("instance", &self.instance)
             .finish()
     }
 }
@@ -153,10 +218,30 @@ impl CdrSink {
         &self.session
     }
 
+    /// The API asked to stop `recording_id` (guide §5 `apiInitiatedTeardown`).
+    pub fn mark_api_stop(&self, recording_id: &str) {
+        self.api_stops.insert(recording_id.to_string());
+    }
+
+    /// Whether the API stopped `recording_id`; forgets it.
+    pub fn take_api_stop(&self, recording_id: &str) -> bool {
+        self.api_stops.remove(recording_id).is_some()
+    }
+
+    /// The persistent instance GUID (`<records callBridge>`).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Delivery state per configured receiver.
+    pub fn receivers(&self) -> Arc<Vec<Arc<ReceiverHealth>>> {
+        self.receivers.clone()
+    }
+
     /// Records waiting for delivery, summed over receivers (0 with no receiver: the local
     /// archive is not a backlog).
     pub fn spool_depth(&self) -> usize {
-        self.spools.iter().map(|s| s.len()).sum()
+        self.receivers.iter().map(|r| r.pending()).sum()
     }
 }
 
@@ -256,11 +341,17 @@ pub fn start(settings: CdrSettings) -> Result<(CdrSink, CdrService), CdrError> {
     };
 
     let session: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    let instance = load_instance(&root)?;
     let cancel = CancellationToken::new();
     let mut targets = Vec::new();
     let mut receivers = Vec::new();
     let mut keys = Vec::new();
-    for url in urls {
+    for (raw, url) in settings.receivers.iter().zip(urls) {
+        let options = settings
+            .receiver_options
+            .get(raw)
+            .cloned()
+            .unwrap_or_default();
         let key = receiver_key(&url);
         let spool = Arc::new(open(root.join(&key), Some(settings.max_spool_records))?);
         if !spool.is_empty() {
@@ -273,7 +364,16 @@ pub fn start(settings: CdrSettings) -> Result<(CdrSink, CdrService), CdrError> {
             spool: spool.clone(),
             notify: Some(notify.clone()),
         });
-        receivers.push(Receiver { url, spool, notify });
+        let health = Arc::new(ReceiverHealth::new(&url, spool.clone()));
+        receivers.push((
+            Receiver {
+                url,
+                spool,
+                notify,
+                health,
+            },
+            options,
+        ));
         keys.push(key);
     }
     if receivers.is_empty() {
@@ -286,21 +386,16 @@ pub fn start(settings: CdrSettings) -> Result<(CdrSink, CdrService), CdrError> {
     warn_orphans(&root, &keys);
 
     let mut tasks = Vec::new();
-    let cfg = DeliveryConfig {
-        batch_size: settings.batch_size,
-        max_backoff: settings.max_backoff,
-    };
-    let spools: Vec<Arc<Spool>> = receivers.iter().map(|r| r.spool.clone()).collect();
-    for rx in receivers {
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
-            .timeout(settings.request_timeout)
-            .pool_max_idle_per_host(1)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("sip-recorder/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        tasks.push(rt.spawn(delivery::run(rx, client, cfg.clone(), cancel.clone())));
+    let health: Vec<Arc<ReceiverHealth>> =
+        receivers.iter().map(|(r, _)| r.health.clone()).collect();
+    for (rx, options) in receivers {
+        let cfg = DeliveryConfig {
+            batch_size: options.batch_size.unwrap_or(settings.batch_size),
+            max_backoff: options.max_backoff.unwrap_or(settings.max_backoff),
+            instance: instance.clone(),
+        };
+        let client = http_client(&rx.url, &options, settings.request_timeout)?;
+        tasks.push(rt.spawn(delivery::run(rx, client, cfg, cancel.clone())));
     }
 
     let (tx, rx) = mpsc::unbounded_channel();
@@ -313,11 +408,13 @@ pub fn start(settings: CdrSettings) -> Result<(CdrSink, CdrService), CdrError> {
             .spawn(move || writer_loop(rx, session, targets, stopping))
             .map_err(CdrError::Thread)?
     };
-    info!(%session, receivers = tasks.len(), "CDR delivery started");
+    info!(%session, %instance, receivers = tasks.len(), "CDR delivery started");
     let sink = CdrSink {
         tx: tx.clone(),
         session,
-        spools: Arc::new(spools),
+        instance,
+        receivers: Arc::new(health),
+        api_stops: Arc::default(),
     };
     let service = CdrService {
         tx,
@@ -329,6 +426,69 @@ pub fn start(settings: CdrSettings) -> Result<(CdrSink, CdrService), CdrError> {
     Ok((sink, service))
 }
 
+fn http_client(
+    url: &Url,
+    options: &ReceiverOptions,
+    default_timeout: Duration,
+) -> Result<reqwest::Client, CdrError> {
+    let timeout = options.request_timeout.unwrap_or(default_timeout);
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .timeout(timeout)
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        // Backstop for receivers that answer with a length: an idle connection must not
+        // hold a receiver that serves one connection at a time.
+        .pool_idle_timeout(Duration::from_secs(2))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("sip-recorder/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &options.ca_file {
+        let bad = |reason: String| CdrError::CaFile {
+            url: url.to_string(),
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no PEM certificate in it".into()));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    Ok(builder.build()?)
+}
+
+/// The instance GUID: read from `<root>/instance`, created on first start.
+fn load_instance(root: &Path) -> Result<Arc<str>, CdrError> {
+    let path = root.join("instance");
+    let err = |source| CdrError::Instance {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match uuid::Uuid::parse_str(text.trim()) {
+            Ok(id) => return Ok(id.to_string().into()),
+            Err(e) => {
+                return Err(err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("not a GUID ({e}); delete the file to get a new one"),
+                )));
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    std::fs::create_dir_all(root).map_err(err)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let tmp = root.join("instance.tmp");
+    std::fs::write(&tmp, format!("{id}\n"))
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(err)?;
+    info!(instance = %id, path = %path.display(), "new CDR instance GUID");
+    Ok(id.into())
+}
+
 /// Records spooled for a receiver that is no longer configured are not sent anywhere.
 fn warn_orphans(root: &std::path::Path, keys: &[String]) {
     let Ok(rd) = std::fs::read_dir(root) else {
@@ -336,7 +496,7 @@ fn warn_orphans(root: &std::path::Path, keys: &[String]) {
     };
     for de in rd.flatten() {
         let name = de.file_name().to_string_lossy().into_owned();
-        if keys.contains(&name) || name == "local" {
+        if keys.contains(&name) || name == "local" || !de.path().is_dir() {
             continue;
         }
         let pending = std::fs::read_dir(de.path())
@@ -468,7 +628,7 @@ mod tests {
             sink.record(CdrEvent::CallLegUpdate(CallLegUpdate {
                 call_leg: format!("leg{i}"),
                 deactivated: i % 2 == 0,
-                sip_call_id: None,
+                ..CallLegUpdate::default()
             }));
         }
         svc.shutdown().await;

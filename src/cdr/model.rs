@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 
-/// `2026-11-21T10:00:00.123Z`: RFC 3339, UTC, millisecond precision as CMS sends it.
+/// `2014-02-28T16:03:25Z`: RFC 3339, UTC, whole seconds, as the guide (§3) writes it.
 const CDR_TIME: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
 
 /// What a caller reports; the sink stamps the time and the indexes.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,26 +55,38 @@ pub struct RecordingEnd {
     pub duration_seconds: u64,
 }
 
-/// `callLegStart` for the recording SIP leg.
+/// `callLegStart` for the recording SIP leg (guide §4.3).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallLegStart {
     pub call_leg: String,
-    /// The SRC (From URI).
+    /// `remoteParty`: the SRC (From URI).
     pub remote_party: String,
-    /// The recorder address the SRC dialled (To / Request-URI).
+    /// `remoteAddress`: for an incoming call the source URI (From URI).
+    pub remote_address: String,
+    /// The recorder address the SRC dialled (Request-URI).
     pub local_address: String,
+    /// The From display name; `None` is written as an empty `<displayName/>` (the guide:
+    /// "blank if the far end does not provide a friendly name").
     pub display_name: Option<String>,
     pub sip_call_id: String,
     /// The `<call>` this leg belongs to (same value as `recordingStart`'s `<call>`).
     pub call: Option<String>,
+    /// Extension `<recorderKind>`: `genesys` | `cms` | `siprec` (in place of a `subType`
+    /// value the guide does not define).
+    pub recorder_kind: Option<String>,
 }
 
-/// `callLegUpdate`: pause (`deactivated = true`) or resume.
+/// `callLegUpdate` (guide §4.5): `connected` once set up, `deactivated` on pause/resume.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallLegUpdate {
     pub call_leg: String,
+    /// `<state>connected</state>`; absent before the leg is connected.
+    pub connected: bool,
     pub deactivated: bool,
+    pub remote_address: Option<String>,
+    pub call: Option<String>,
     pub sip_call_id: Option<String>,
+    pub display_name: Option<String>,
 }
 
 /// CMS call leg end reason codes that apply to a recording leg.
@@ -83,6 +95,8 @@ pub enum CallLegEndReason {
     #[default]
     RemoteTeardown,
     LocalTeardown,
+    /// The recording was stopped through the API (`POST …/stop`).
+    ApiInitiatedTeardown,
     Timeout,
     Error,
 }
@@ -91,6 +105,7 @@ impl CallLegEndReason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RemoteTeardown => "remoteTeardown",
+            Self::ApiInitiatedTeardown => "apiInitiatedTeardown",
             Self::LocalTeardown => "localTeardown",
             Self::Timeout => "timeout",
             Self::Error => "error",
@@ -115,10 +130,12 @@ pub struct BurstStats {
     pub density_percent: f64,
 }
 
-/// One received audio stream of the leg (`rxAudio`).
+/// One received audio stream of the leg. The leg's single guide `rxAudio` summarises them
+/// all; each also appears in the extension `<recorderStreams>`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RxAudio {
-    /// CMS codec name, lower case (`pcmu`, `pcma`, `g722`, `opus`, ...).
+    /// CMS codec name (`g711u`, `g711a`, `g722`, `g729`, `opus`, ...), see
+    /// [`super::legs::cms_codec`].
     pub codec: String,
     pub packets_received: u64,
     pub packets_lost: u64,
@@ -127,14 +144,21 @@ pub struct RxAudio {
     pub jitter_ms: Option<f64>,
 }
 
-/// `callLegEnd` for the recording SIP leg.
+/// `callLegEnd` for the recording SIP leg (guide §4.4).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallLegEnd {
     pub call_leg: String,
     pub reason: CallLegEndReason,
     pub remote_teardown: bool,
+    /// Media seen during the leg: `encryptedMedia` / `unencryptedMedia` are written `true`
+    /// for the kinds present and left out for the others (guide §4.4).
+    pub encrypted_media: bool,
+    pub unencrypted_media: bool,
     pub duration_seconds: u64,
+    /// `activatedDuration`: seconds not paused.
+    pub activated_seconds: Option<u64>,
     pub sip_call_id: String,
+    /// Per received stream; one summary `rxAudio` plus extension detail.
     pub rx_audio: Vec<RxAudio>,
 }
 
@@ -176,42 +200,98 @@ impl CdrEvent {
             }
             Self::CallLegStart(r) => {
                 open_with_id(&mut x, "callLeg", &r.call_leg);
-                opt_elem(&mut x, "displayName", r.display_name.as_deref());
-                elem(&mut x, "remoteParty", &r.remote_party);
+                elem(
+                    &mut x,
+                    "displayName",
+                    r.display_name.as_deref().unwrap_or(""),
+                );
                 elem(&mut x, "localAddress", &r.local_address);
+                elem(&mut x, "remoteAddress", &r.remote_address);
+                elem(&mut x, "remoteParty", &r.remote_party);
+                // This leg is the connection recording the call (guide §4.3 `recording`).
+                elem(&mut x, "recording", "true");
                 elem(&mut x, "type", "sip");
-                elem(&mut x, "subType", "recorder");
                 elem(&mut x, "direction", "incoming");
                 opt_elem(&mut x, "call", r.call.as_deref());
                 elem(&mut x, "sipCallId", &r.sip_call_id);
+                opt_elem(&mut x, "recorderKind", r.recorder_kind.as_deref());
                 x.push_str("</callLeg>");
             }
             Self::CallLegUpdate(r) => {
                 open_with_id(&mut x, "callLeg", &r.call_leg);
-                elem(&mut x, "state", "connected");
-                elem(&mut x, "deactivated", bool_str(r.deactivated));
-                opt_elem(&mut x, "sipCallId", r.sip_call_id.as_deref());
-                x.push_str("</callLeg>");
-            }
-            Self::CallLegEnd(r) => {
-                open_with_id(&mut x, "callLeg", &r.call_leg);
-                elem(&mut x, "reason", r.reason.as_str());
-                elem(&mut x, "remoteTeardown", bool_str(r.remote_teardown));
-                elem(&mut x, "durationSeconds", &r.duration_seconds.to_string());
-                elem(&mut x, "sipCallId", &r.sip_call_id);
-                for a in &r.rx_audio {
-                    rx_audio(&mut x, a);
+                if r.connected {
+                    elem(&mut x, "state", "connected");
                 }
+                elem(&mut x, "deactivated", bool_str(r.deactivated));
+                opt_elem(&mut x, "remoteAddress", r.remote_address.as_deref());
+                opt_elem(&mut x, "call", r.call.as_deref());
+                opt_elem(&mut x, "sipCallId", r.sip_call_id.as_deref());
+                opt_elem(&mut x, "displayName", r.display_name.as_deref());
                 x.push_str("</callLeg>");
             }
+            Self::CallLegEnd(r) => call_leg_end(&mut x, r),
         }
         x
     }
 }
 
-fn rx_audio(x: &mut String, a: &RxAudio) {
-    x.push_str("<rxAudio>");
-    elem(x, "codec", &a.codec);
+fn call_leg_end(x: &mut String, r: &CallLegEnd) {
+    open_with_id(x, "callLeg", &r.call_leg);
+    elem(x, "reason", r.reason.as_str());
+    elem(x, "remoteTeardown", bool_str(r.remote_teardown));
+    if r.encrypted_media {
+        elem(x, "encryptedMedia", "true");
+    }
+    if r.unencrypted_media {
+        elem(x, "unencryptedMedia", "true");
+    }
+    elem(x, "durationSeconds", &r.duration_seconds.to_string());
+    if let Some(a) = r.activated_seconds {
+        elem(x, "activatedDuration", &a.to_string());
+    }
+    if let Some(summary) = summarize(&r.rx_audio) {
+        x.push_str("<rxAudio>");
+        elem(x, "codec", &summary.codec);
+        packet_statistics(x, &summary, false);
+        x.push_str("</rxAudio>");
+    }
+    elem(x, "sipCallId", &r.sip_call_id);
+    // Extension: every received stream with its own counters (receivers ignore unknown
+    // elements, guide §1.1).
+    if !r.rx_audio.is_empty() {
+        x.push_str("<recorderStreams>");
+        for (i, a) in r.rx_audio.iter().enumerate() {
+            let _ = write!(x, "<stream index=\"{i}\">");
+            elem(x, "codec", &a.codec);
+            packet_statistics(x, a, true);
+            x.push_str("</stream>");
+        }
+        x.push_str("</recorderStreams>");
+    }
+    x.push_str("</callLeg>");
+}
+
+/// The leg's one `rxAudio`: the first stream's codec; counters summed; loss burst and gap
+/// figures the worst of the streams (a receiver alarms on the worst direction).
+fn summarize(streams: &[RxAudio]) -> Option<RxAudio> {
+    let first = streams.first()?;
+    let worst = |pick: fn(&RxAudio) -> Option<BurstStats>| {
+        streams.iter().filter_map(pick).reduce(|a, b| BurstStats {
+            duration_seconds: a.duration_seconds.max(b.duration_seconds),
+            density_percent: a.density_percent.max(b.density_percent),
+        })
+    };
+    Some(RxAudio {
+        codec: first.codec.clone(),
+        packets_received: streams.iter().map(|s| s.packets_received).sum(),
+        packets_lost: streams.iter().map(|s| s.packets_lost).sum(),
+        packet_loss_bursts: worst(|s| s.packet_loss_bursts),
+        packet_gap: worst(|s| s.packet_gap),
+        jitter_ms: streams.iter().filter_map(|s| s.jitter_ms).reduce(f64::max),
+    })
+}
+
+fn packet_statistics(x: &mut String, a: &RxAudio, counters: bool) {
     x.push_str("<packetStatistics>");
     if let Some(b) = a.packet_loss_bursts {
         burst(x, "packetLossBursts", b);
@@ -219,14 +299,15 @@ fn rx_audio(x: &mut String, a: &RxAudio) {
     if let Some(b) = a.packet_gap {
         burst(x, "packetGap", b);
     }
-    // Extension children (receivers ignore unknown ones): raw counters are what
-    // operators actually graph.
-    elem(x, "packetsReceived", &a.packets_received.to_string());
-    elem(x, "packetsLost", &a.packets_lost.to_string());
-    if let Some(j) = a.jitter_ms {
-        elem(x, "jitterMs", &finite(j, 1));
+    if counters {
+        // Extension children: raw counters are what operators actually graph.
+        elem(x, "packetsReceived", &a.packets_received.to_string());
+        elem(x, "packetsLost", &a.packets_lost.to_string());
+        if let Some(j) = a.jitter_ms {
+            elem(x, "jitterMs", &finite(j, 1));
+        }
     }
-    x.push_str("</packetStatistics></rxAudio>");
+    x.push_str("</packetStatistics>");
 }
 
 fn burst(x: &mut String, name: &str, b: BurstStats) {
@@ -320,14 +401,21 @@ pub struct RecordEnvelope<'a> {
     pub inner_xml: &'a str,
 }
 
-/// Builds a complete `<records session="...">` document. All records must share `session`.
+/// Builds a complete `<records session="..." callBridge="...">` document. All records must
+/// share `session`; `call_bridge` is the persistent instance GUID (guide §3: the GUID that
+/// tells apart the senders of a cluster and survives restarts).
 pub fn document<'a>(
     session: &str,
+    call_bridge: Option<&str>,
     records: impl IntoIterator<Item = RecordEnvelope<'a>>,
 ) -> String {
     let mut x = String::with_capacity(1024);
     x.push_str("<?xml version=\"1.0\"?>\n<records session=\"");
     escape_into(&mut x, session, true);
+    if let Some(cb) = call_bridge {
+        x.push_str("\" callBridge=\"");
+        escape_into(&mut x, cb, true);
+    }
     x.push_str("\">");
     for r in records {
         x.push_str("<record type=\"");
@@ -426,6 +514,7 @@ mod tests {
         let inner = e.inner_xml();
         document(
             session,
+            Some("158ba4f7-70eb-4a35-982c-71d4f1674277"),
             [RecordEnvelope {
                 record_type: e.record_type(),
                 time: "2026-11-21T10:00:00.123Z",
@@ -489,21 +578,30 @@ mod tests {
             CdrEvent::CallLegStart(CallLegStart {
                 call_leg: v.clone(),
                 remote_party: v.clone(),
+                remote_address: v.clone(),
                 local_address: v.clone(),
                 display_name: Some(v.clone()),
                 sip_call_id: v.clone(),
                 call: Some(v.clone()),
+                recorder_kind: Some(v.clone()),
             }),
             CdrEvent::CallLegUpdate(CallLegUpdate {
                 call_leg: v.clone(),
+                connected: true,
                 deactivated: true,
+                remote_address: Some(v.clone()),
+                call: Some(v.clone()),
                 sip_call_id: Some(v.clone()),
+                display_name: Some(v.clone()),
             }),
             CdrEvent::CallLegEnd(CallLegEnd {
                 call_leg: v.clone(),
                 reason: CallLegEndReason::Timeout,
                 remote_teardown: false,
+                encrypted_media: true,
+                unencrypted_media: true,
                 duration_seconds: 12,
+                activated_seconds: Some(3),
                 sip_call_id: v.clone(),
                 rx_audio: vec![RxAudio {
                     codec: v.clone(),
@@ -532,34 +630,58 @@ mod tests {
             call_leg: "leg-1".into(),
             reason: CallLegEndReason::RemoteTeardown,
             remote_teardown: true,
+            encrypted_media: false,
+            unencrypted_media: true,
             duration_seconds: 10,
+            activated_seconds: Some(8),
             sip_call_id: "abc@h".into(),
-            rx_audio: vec![RxAudio {
-                codec: "pcmu".into(),
-                packets_received: 500,
-                packets_lost: 3,
-                packet_loss_bursts: Some(BurstStats {
-                    duration_seconds: 0.06,
-                    density_percent: 0.6,
-                }),
-                packet_gap: None,
-                jitter_ms: None,
-            }],
+            rx_audio: vec![
+                RxAudio {
+                    codec: "g711u".into(),
+                    packets_received: 500,
+                    packets_lost: 3,
+                    packet_loss_bursts: Some(BurstStats {
+                        duration_seconds: 0.06,
+                        density_percent: 0.6,
+                    }),
+                    packet_gap: None,
+                    jitter_ms: None,
+                },
+                RxAudio {
+                    codec: "g711u".into(),
+                    packets_received: 400,
+                    packets_lost: 0,
+                    packet_loss_bursts: Some(BurstStats {
+                        duration_seconds: 0.02,
+                        density_percent: 1.0,
+                    }),
+                    packet_gap: None,
+                    jitter_ms: Some(1.25),
+                },
+            ],
         });
         assert_eq!(
             e.inner_xml(),
             "<callLeg id=\"leg-1\"><reason>remoteTeardown</reason><remoteTeardown>true</remoteTeardown>\
-             <durationSeconds>10</durationSeconds><sipCallId>abc@h</sipCallId><rxAudio><codec>pcmu</codec>\
-             <packetStatistics><packetLossBursts><duration>0.060</duration><density>0.60</density>\
-             </packetLossBursts><packetsReceived>500</packetsReceived><packetsLost>3</packetsLost>\
-             </packetStatistics></rxAudio></callLeg>"
+             <unencryptedMedia>true</unencryptedMedia>\
+             <durationSeconds>10</durationSeconds><activatedDuration>8</activatedDuration>\
+             <rxAudio><codec>g711u</codec><packetStatistics><packetLossBursts><duration>0.060</duration>\
+             <density>1.00</density></packetLossBursts></packetStatistics></rxAudio>\
+             <sipCallId>abc@h</sipCallId><recorderStreams>\
+             <stream index=\"0\"><codec>g711u</codec><packetStatistics><packetLossBursts>\
+             <duration>0.060</duration><density>0.60</density></packetLossBursts>\
+             <packetsReceived>500</packetsReceived><packetsLost>3</packetsLost></packetStatistics></stream>\
+             <stream index=\"1\"><codec>g711u</codec><packetStatistics><packetLossBursts>\
+             <duration>0.020</duration><density>1.00</density></packetLossBursts>\
+             <packetsReceived>400</packetsReceived><packetsLost>0</packetsLost><jitterMs>1.2</jitterMs>\
+             </packetStatistics></stream></recorderStreams></callLeg>"
         );
     }
 
     #[test]
-    fn time_format_is_rfc3339_millis_utc() {
-        let t = time::macros::datetime!(2026-11-21 10:00:00.123456 +01:00);
-        assert_eq!(format_time(t), "2026-11-21T09:00:00.123Z");
+    fn time_format_is_the_guides_whole_seconds_utc() {
+        let t = time::macros::datetime!(2014-02-28 17:03:25.923456 +01:00);
+        assert_eq!(format_time(t), "2014-02-28T16:03:25Z");
     }
 
     #[test]

@@ -4,10 +4,16 @@
 //! sorts in delivery order across process sessions. A file is written to `<seq>.tmp`,
 //! fsynced, renamed and the directory fsynced before the record becomes visible to delivery;
 //! it is deleted only once the receiver answered 2xx. The file carries the record's session
-//! GUID and indexes, so a restart re-sends it unchanged.
+//! GUID and correlator index, so a restart re-sends it unchanged.
 //!
-//! File layout: a header line `CDR1 <session> <correlator> <recordIndex> <missing> <type>
+//! File layout: a header line `CDR1 <session> <correlator> <unused> <missing> <type>
 //! <time>` followed by the record's inner XML.
+//!
+//! `recordIndex` is given at send time, not at spool time: the guide (§3) wants the receiver
+//! to see no discontinuity in it even when the spool had to drop records (the drop is told
+//! by `numPreceedingRecordsMissing`). The next index per session is kept in `cursor`, and the
+//! records that were already sent once (with their index) are pinned: the bound never drops
+//! them, so a re-send carries the same index and the receiver can deduplicate.
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
@@ -19,6 +25,7 @@ use tracing::{error, warn};
 
 const MAGIC: &str = "CDR1";
 const EXT: &str = "cdr";
+const CURSOR: &str = "cursor";
 
 /// A spooled record's envelope; the inner XML stays on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +33,7 @@ pub struct Entry {
     pub seq: u64,
     pub session: Arc<str>,
     pub correlator: u64,
+    /// Given by [`Spool::take_batch`]; 0 until then.
     pub record_index: u64,
     /// Records dropped right before this one (`numPreceedingRecordsMissing`).
     pub missing: u64,
@@ -47,15 +55,33 @@ pub struct Prepared {
 struct State {
     entries: VecDeque<Entry>,
     next_seq: u64,
-    /// The first `in_flight` entries are being sent; they are never dropped by the bound.
+    /// The first `in_flight` entries are being sent.
     in_flight: usize,
-    next_record_index: u64,
+    /// The first `pinned` entries were sent at least once (with an index): never dropped.
+    pinned: usize,
+    cursor: Cursor,
+}
+
+/// `recordIndex` bookkeeping, persisted in `<spool>/cursor` as
+/// `<session> <next> <pinned> <head_seq>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Cursor {
+    /// Session the head record belongs to; a record of another session restarts at 1.
+    session: String,
+    /// `recordIndex` of the head record.
+    next_index: u64,
+    /// Head records already sent once.
+    pinned: usize,
+    /// Every record below this spool sequence was acknowledged.
+    head_seq: u64,
 }
 
 #[derive(Debug)]
 pub struct Spool {
     dir: PathBuf,
-    dead_dir: PathBuf,
+    unreadable_dir: PathBuf,
+    /// Persisted `recordIndex` cursor; `None` for the local archive, which nobody reads.
+    indexed: bool,
     /// `None`: keep everything (the local archive when no receiver is configured).
     max_records: Option<usize>,
     state: Mutex<State>,
@@ -65,15 +91,13 @@ impl Spool {
     /// Opens (creating) the spool directory and loads what a previous run left behind.
     pub fn open(dir: PathBuf, max_records: Option<usize>) -> io::Result<Spool> {
         fs::create_dir_all(&dir)?;
-        let dead_dir = dir.join("dead-letter");
+        let unreadable_dir = dir.join("unreadable");
         let spool = Spool {
             dir,
-            dead_dir,
+            unreadable_dir,
+            indexed: max_records.is_some(),
             max_records: max_records.map(|m| m.max(1)),
-            state: Mutex::new(State {
-                next_record_index: 1,
-                ..State::default()
-            }),
+            state: Mutex::new(State::default()),
         };
         spool.load()?;
         Ok(spool)
@@ -114,15 +138,29 @@ impl Spool {
             match read_header(&de.path(), seq) {
                 Ok(e) => found.push(e),
                 Err(err) => {
-                    error!(file = %de.path().display(), %err, "unreadable CDR spool file, moving to dead-letter");
-                    let _ = self.move_to_dead(&de.path());
+                    error!(file = %de.path().display(), %err, "unreadable CDR spool file (cannot be sent), moved aside to unreadable/");
+                    let _ = self.move_aside(&de.path());
                 }
             }
         }
         found.sort_by_key(|e| e.seq);
+        let cursor = self.read_cursor();
+        // Acknowledged, but the process died before deleting them: never re-sent.
+        found.retain(|e| {
+            let acked = e.seq < cursor.head_seq;
+            if acked {
+                let _ = fs::remove_file(self.path(e.seq));
+            }
+            !acked
+        });
         let mut st = self.lock();
-        st.next_seq = found.last().map_or(0, |e| e.seq + 1);
+        st.next_seq = found.last().map_or(0, |e| e.seq + 1).max(cursor.head_seq);
         st.entries = found.into();
+        st.pinned = match st.entries.front() {
+            Some(head) if *head.session == cursor.session => cursor.pinned.min(st.entries.len()),
+            _ => 0,
+        };
+        st.cursor = cursor;
         let dropped = self.enforce_bound(&mut st);
         drop(st);
         self.persist_carrier(dropped);
@@ -141,10 +179,7 @@ impl Spool {
     /// Writes a group of records durably (fsync per file, one directory fsync), then makes
     /// them visible to delivery. On error nothing of the failed record becomes visible.
     pub fn append(&self, records: &[Prepared]) -> io::Result<()> {
-        let (first_seq, first_index) = {
-            let st = self.lock();
-            (st.next_seq, st.next_record_index)
-        };
+        let first_seq = self.lock().next_seq;
         let mut staged = Vec::with_capacity(records.len());
         let mut files = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
@@ -152,7 +187,7 @@ impl Spool {
                 seq: first_seq + i as u64,
                 session: r.session.clone(),
                 correlator: r.correlator,
-                record_index: first_index + i as u64,
+                record_index: 0,
                 missing: 0,
                 record_type: r.record_type.clone(),
                 time: r.time.clone(),
@@ -168,7 +203,6 @@ impl Spool {
         sync_dir(&self.dir)?;
         let mut st = self.lock();
         st.next_seq = first_seq + staged.len() as u64;
-        st.next_record_index = first_index + staged.len() as u64;
         st.entries.extend(staged);
         let dropped = self.enforce_bound(&mut st);
         drop(st);
@@ -203,9 +237,10 @@ impl Spool {
     fn enforce_bound(&self, st: &mut State) -> Option<Entry> {
         let max = self.max_records?;
         let mut dropped = 0u64;
+        let keep = st.in_flight.max(st.pinned);
         // Keep at least the newest record: it is the one that reports the loss.
-        while st.entries.len() > max && st.entries.len() - st.in_flight > 1 {
-            let Some(e) = st.entries.remove(st.in_flight) else {
+        while st.entries.len() > max && st.entries.len() - keep > 1 {
+            let Some(e) = st.entries.remove(keep) else {
                 break;
             };
             dropped += 1 + e.missing;
@@ -214,7 +249,7 @@ impl Spool {
         if dropped == 0 {
             return None;
         }
-        let carrier = st.entries.get_mut(st.in_flight)?;
+        let carrier = st.entries.get_mut(keep)?;
         carrier.missing += dropped;
         warn!(
             spool = %self.dir.display(),
@@ -233,22 +268,45 @@ impl Spool {
         }
     }
 
-    /// Marks up to `max` head records of one session as in flight and returns them.
+    /// Marks up to `max` head records of one session as in flight, gives them their
+    /// `recordIndex` and returns them. A re-send after a failure gets the same indexes.
     pub fn take_batch(&self, max: usize) -> Vec<Entry> {
         let mut st = self.lock();
+        let Some(head_session) = st.entries.front().map(|e| e.session.clone()) else {
+            st.in_flight = 0;
+            return Vec::new();
+        };
+        if *head_session != st.cursor.session {
+            // First record of a session for this receiver: the guide starts at 1.
+            st.cursor = Cursor {
+                session: head_session.to_string(),
+                next_index: 1,
+                pinned: 0,
+                head_seq: st.cursor.head_seq,
+            };
+            st.pinned = 0;
+        }
+        let first_index = st.cursor.next_index;
         let mut batch: Vec<Entry> = Vec::new();
         for e in st.entries.iter().take(max.max(1)) {
-            if batch.first().is_some_and(|f| f.session != e.session) {
+            if e.session != head_session {
                 // `session` is a document attribute: another session needs another POST.
                 break;
             }
-            batch.push(e.clone());
+            let mut e = e.clone();
+            e.record_index = first_index + batch.len() as u64;
+            batch.push(e);
         }
         st.in_flight = batch.len();
+        if batch.len() > st.pinned {
+            st.pinned = batch.len();
+            st.cursor.pinned = batch.len();
+            self.write_cursor(&st.cursor);
+        }
         batch
     }
 
-    /// The in-flight batch will be retried later.
+    /// The in-flight batch will be retried later (still pinned, same indexes).
     pub fn release(&self) {
         self.lock().in_flight = 0;
     }
@@ -256,37 +314,71 @@ impl Spool {
     /// The receiver answered 2xx for the in-flight batch: forget it.
     pub fn ack(&self, batch: &[Entry]) {
         let mut st = self.lock();
+        let mut acked = 0usize;
         for e in batch {
             if st.entries.front().is_some_and(|h| h.seq == e.seq) {
                 st.entries.pop_front();
+                st.cursor.head_seq = e.seq + 1;
+                acked += 1;
             }
+        }
+        st.in_flight = 0;
+        st.pinned = st.pinned.saturating_sub(acked);
+        st.cursor.next_index += acked as u64;
+        st.cursor.pinned = st.pinned;
+        // Cursor first: after a crash before the deletes, `head_seq` tells the acknowledged
+        // files apart; a crash before this write re-sends the batch with the same indexes.
+        self.write_cursor(&st.cursor);
+        for e in batch {
             let _ = fs::remove_file(self.path(e.seq));
         }
-        st.in_flight = 0;
     }
 
-    /// The receiver refused the batch for good: keep its files aside for an operator.
-    pub fn dead_letter(&self, batch: &[Entry]) {
-        let mut st = self.lock();
-        for e in batch {
-            if st.entries.front().is_some_and(|h| h.seq == e.seq) {
-                st.entries.pop_front();
-            }
-            if let Err(err) = self.move_to_dead(&self.path(e.seq)) {
-                error!(seq = e.seq, %err, "could not move CDR to dead-letter");
-            }
+    fn read_cursor(&self) -> Cursor {
+        let Ok(text) = fs::read_to_string(self.dir.join(CURSOR)) else {
+            return Cursor::default();
+        };
+        let mut it = text.split_whitespace();
+        let (Some(session), Some(next), Some(pinned), Some(head)) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            warn!(spool = %self.dir.display(), "unreadable recordIndex cursor, restarting at 1");
+            return Cursor::default();
+        };
+        Cursor {
+            session: session.to_string(),
+            next_index: next.parse().unwrap_or(1),
+            pinned: pinned.parse().unwrap_or(0),
+            head_seq: head.parse().unwrap_or(0),
         }
-        st.in_flight = 0;
     }
 
-    fn move_to_dead(&self, path: &Path) -> io::Result<()> {
-        fs::create_dir_all(&self.dead_dir)?;
+    /// Written before a batch goes out and after its 2xx: a crash in between re-sends the
+    /// batch with the indexes it had.
+    fn write_cursor(&self, c: &Cursor) {
+        if !self.indexed {
+            return;
+        }
+        let tmp = self.dir.join("cursor.tmp");
+        let res = File::create(&tmp)
+            .and_then(|mut f| {
+                writeln!(
+                    f,
+                    "{} {} {} {}",
+                    c.session, c.next_index, c.pinned, c.head_seq
+                )?;
+                f.sync_all()
+            })
+            .and_then(|()| fs::rename(&tmp, self.dir.join(CURSOR)));
+        if let Err(err) = res {
+            error!(spool = %self.dir.display(), %err, "could not persist the recordIndex cursor");
+        }
+    }
+
+    fn move_aside(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(&self.unreadable_dir)?;
         let name = path.file_name().unwrap_or_default();
-        fs::rename(path, self.dead_dir.join(name))
-    }
-
-    pub fn dead_dir(&self) -> &Path {
-        &self.dead_dir
+        fs::rename(path, self.unreadable_dir.join(name))
     }
 
     /// Reads the inner XML of a spooled record.
@@ -453,13 +545,36 @@ mod tests {
     }
 
     #[test]
-    fn dead_letter_keeps_the_file() {
+    fn record_index_has_no_gap_after_drops_and_survives_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let s = Spool::open(dir.path().join("r"), None).expect("open");
+        let p = dir.path().join("r");
+        let s = Spool::open(p.clone(), Some(3)).expect("open");
         s.append(&[rec("s", 0)]).expect("append");
-        let b = s.take_batch(1);
-        s.dead_letter(&b);
-        assert!(s.is_empty());
-        assert_eq!(fs::read_dir(s.dead_dir()).expect("dead dir").count(), 1);
+        let b = s.take_batch(10);
+        assert_eq!(b[0].record_index, 1);
+        s.ack(&b);
+        // Receiver down: 5 more records, the bound keeps 3.
+        for i in 1..6 {
+            s.append(&[rec("s", i)]).expect("append");
+        }
+        let b = s.take_batch(2);
+        assert_eq!(
+            b.iter()
+                .map(|e| (e.correlator, e.record_index, e.missing))
+                .collect::<Vec<_>>(),
+            [(3, 2, 2), (4, 3, 0)]
+        );
+        s.release();
+        // Sent once and pinned: further drops spare them.
+        s.append(&[rec("s", 6)]).expect("append");
+        drop(s);
+        let s = Spool::open(p, Some(3)).expect("reopen");
+        let b = s.take_batch(10);
+        assert_eq!(
+            b.iter()
+                .map(|e| (e.correlator, e.record_index, e.missing))
+                .collect::<Vec<_>>(),
+            [(3, 2, 2), (4, 3, 0), (6, 4, 1)]
+        );
     }
 }

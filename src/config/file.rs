@@ -83,12 +83,21 @@ struct SpoolFile {
 #[serde(deny_unknown_fields)]
 struct CdrFile {
     receivers: Option<Vec<String>>,
+    batch_size: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    max_backoff_secs: Option<u64>,
+    receiver_options: Option<Vec<super::CdrReceiverOptions>>,
+    edr_log_ack: Option<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HttpFile {
     listen: Option<SocketAddr>,
+    users: Option<Vec<super::ApiUser>>,
+    tokens: Option<Vec<super::ApiToken>>,
+    tls_certificate: Option<PathBuf>,
+    tls_private_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -279,10 +288,25 @@ impl Config {
                 "cdr" => {
                     let f: CdrFile = section(text, name, value)?;
                     merge!(c.cdr.receivers, f.receivers);
+                    merge!(c.cdr.batch_size, f.batch_size);
+                    merge!(c.cdr.request_timeout_secs, f.request_timeout_secs);
+                    merge!(c.cdr.max_backoff_secs, f.max_backoff_secs);
+                    merge!(c.cdr.receiver_options, f.receiver_options);
+                    merge!(c.cdr.edr_log_ack, f.edr_log_ack);
                 }
                 "http" => {
                     let f: HttpFile = section(text, name, value)?;
                     merge!(c.http.listen, f.listen);
+                    merge!(c.http.users, f.users);
+                    merge!(c.http.tokens, f.tokens);
+                    // "" = none, as for the SIP listener's certificate.
+                    let path = |p: PathBuf| (!p.as_os_str().is_empty()).then_some(p);
+                    if let Some(p) = f.tls_certificate {
+                        c.http.tls_certificate = path(p);
+                    }
+                    if let Some(p) = f.tls_private_key {
+                        c.http.tls_private_key = path(p);
+                    }
                 }
                 "limits" => {
                     let f: LimitsFile = section(text, name, value)?;

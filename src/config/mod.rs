@@ -193,16 +193,90 @@ pub struct SpoolConfig {
     pub dir: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CdrConfig {
     /// At most 4 URLs.
     pub receivers: Vec<String>,
+    /// Records per POST. Default 100.
+    pub batch_size: usize,
+    /// Whole-request timeout per POST. Default 30 s.
+    pub request_timeout_secs: u64,
+    /// Retry backoff cap (retries never stop). Default 30 s.
+    pub max_backoff_secs: u64,
+    /// `[[cdr.receiver_options]]`: per-receiver overrides, each naming a listed `url`.
+    pub receiver_options: Vec<CdrReceiverOptions>,
+    /// Write the optional `IN-ACK-ALEG` EDR lines. Default false.
+    pub edr_log_ack: bool,
+}
+
+impl Default for CdrConfig {
+    fn default() -> Self {
+        CdrConfig {
+            receivers: Vec::new(),
+            batch_size: 100,
+            request_timeout_secs: 30,
+            max_backoff_secs: 30,
+            receiver_options: Vec::new(),
+            edr_log_ack: false,
+        }
+    }
+}
+
+/// One `[[cdr.receiver_options]]` table.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdrReceiverOptions {
+    /// The receiver these options are for, exactly as in `cdr.receivers`.
+    pub url: String,
+    /// PEM CA bundle; when set the only trust anchor for this receiver.
+    pub ca_file: Option<PathBuf>,
+    pub request_timeout_secs: Option<u64>,
+    pub batch_size: Option<usize>,
+    pub max_backoff_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpConfig {
     /// Default 127.0.0.1:8080.
     pub listen: SocketAddr,
+    /// `[[http.users]]`: API users with argon2 password hashes (`sip-recorder
+    /// --hash-password`). With no user and no token, the recorder generates a token into
+    /// `<spool_dir>/api-token`.
+    pub users: Vec<ApiUser>,
+    /// `[[http.tokens]]`: static bearer tokens.
+    pub tokens: Vec<ApiToken>,
+    /// PEM certificate chain and key: when both are set the API is served over HTTPS.
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_private_key: Option<PathBuf>,
+}
+
+/// What an API credential may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiRole {
+    /// Read recordings, subscribe to events.
+    Read,
+    /// Also stop recordings.
+    Admin,
+}
+
+/// One `[[http.users]]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiUser {
+    pub name: String,
+    /// PHC string, `$argon2id$v=19$m=...,t=...,p=...$salt$hash`.
+    pub password_hash: String,
+    pub role: ApiRole,
+}
+
+/// One `[[http.tokens]]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// At least 16 characters.
+    pub token: String,
+    pub role: ApiRole,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -323,6 +397,10 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            users: Vec::new(),
+            tokens: Vec::new(),
+            tls_certificate: None,
+            tls_private_key: None,
         }
     }
 }

@@ -550,3 +550,46 @@ fn media_ip_for_sdp_never_returns_unspecified() {
         assert!(!c.media_ip_for_sdp().is_unspecified());
     }
 }
+
+#[test]
+fn cdr_receiver_options_are_read_and_checked() {
+    let c = parse(
+        r#"
+            [cdr]
+            receivers = ["https://a/cdr", "http://b/cdr"]
+            batch_size = 10
+            request_timeout_secs = 5
+            max_backoff_secs = 2
+            [[cdr.receiver_options]]
+            url = "https://a/cdr"
+            request_timeout_secs = 3
+            batch_size = 1
+        "#,
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!((c.cdr.batch_size, c.cdr.request_timeout_secs), (10, 5));
+    assert_eq!(c.cdr.max_backoff_secs, 2);
+    assert_eq!(c.cdr.receiver_options.len(), 1);
+    assert_eq!(c.cdr.receiver_options[0].request_timeout_secs, Some(3));
+    assert_eq!(c.cdr.receiver_options[0].batch_size, Some(1));
+
+    let unknown_url = |c: &mut Config| {
+        c.cdr.receivers = vec!["http://a/".into()];
+        c.cdr.receiver_options = vec![CdrReceiverOptions {
+            url: "http://other/".into(),
+            ..Default::default()
+        }];
+    };
+    assert_eq!(invalid_key(unknown_url), "cdr.receiver_options.url");
+    let missing_ca = |c: &mut Config| {
+        c.cdr.receivers = vec!["https://a/".into()];
+        c.cdr.receiver_options = vec![CdrReceiverOptions {
+            url: "https://a/".into(),
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        }];
+    };
+    assert_eq!(invalid_key(missing_ca), "cdr.receiver_options.ca_file");
+    assert_eq!(invalid_key(|c| c.cdr.batch_size = 0), "cdr.batch_size");
+}

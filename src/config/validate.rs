@@ -14,6 +14,7 @@ impl Config {
         self.validate_media()?;
         self.validate_storage()?;
         self.validate_cdr()?;
+        self.validate_http()?;
         self.validate_security()?;
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
@@ -198,6 +199,60 @@ impl Config {
         Ok(())
     }
 
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        for (i, u) in h.users.iter().enumerate() {
+            if u.name.is_empty() || u.name.contains(':') {
+                return Err(invalid(
+                    "http.users.name",
+                    format!("{:?} must be non-empty and without ':'", u.name),
+                ));
+            }
+            if h.users[..i].iter().any(|o| o.name == u.name) {
+                return Err(invalid("http.users.name", format!("{:?} twice", u.name)));
+            }
+            if let Err(e) = argon2::PasswordHash::new(&u.password_hash) {
+                return Err(invalid(
+                    "http.users.password_hash",
+                    format!(
+                        "user {:?}: not a PHC hash string ({e}); make one with sip-recorder --hash-password",
+                        u.name
+                    ),
+                ));
+            }
+        }
+        for t in &h.tokens {
+            if t.token.chars().count() < 16 || t.token.chars().any(char::is_whitespace) {
+                return Err(invalid(
+                    "http.tokens.token",
+                    "must be at least 16 characters, without whitespace",
+                ));
+            }
+        }
+        match (&h.tls_certificate, &h.tls_private_key) {
+            (None, None) => Ok(()),
+            (Some(c), Some(k)) => {
+                for (key, p) in [("http.tls_certificate", c), ("http.tls_private_key", k)] {
+                    if !p.is_file() {
+                        return Err(invalid(
+                            key,
+                            format!("{} is not a readable file", p.display()),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            (Some(_), None) => Err(invalid(
+                "http.tls_private_key",
+                "must be set with http.tls_certificate",
+            )),
+            (None, Some(_)) => Err(invalid(
+                "http.tls_certificate",
+                "must be set with http.tls_private_key",
+            )),
+        }
+    }
+
     fn validate_cdr(&self) -> Result<(), ConfigError> {
         let r = &self.cdr.receivers;
         if r.len() > MAX_CDR_RECEIVERS {
@@ -217,6 +272,51 @@ impl Config {
                 return Err(invalid(
                     "cdr.receivers",
                     format!("\"{url}\" is listed twice"),
+                ));
+            }
+        }
+        let at_least_one = |key: &'static str, v: u64| {
+            if v == 0 {
+                Err(invalid(key, "must be at least 1".to_owned()))
+            } else {
+                Ok(())
+            }
+        };
+        at_least_one("cdr.batch_size", self.cdr.batch_size as u64)?;
+        at_least_one("cdr.request_timeout_secs", self.cdr.request_timeout_secs)?;
+        at_least_one("cdr.max_backoff_secs", self.cdr.max_backoff_secs)?;
+        for (i, o) in self.cdr.receiver_options.iter().enumerate() {
+            let key = "cdr.receiver_options.url";
+            if !r.contains(&o.url) {
+                return Err(invalid(
+                    key,
+                    format!("\"{}\" is not one of cdr.receivers", o.url),
+                ));
+            }
+            if self.cdr.receiver_options[..i]
+                .iter()
+                .any(|p| p.url == o.url)
+            {
+                return Err(invalid(key, format!("\"{}\" has options twice", o.url)));
+            }
+            at_least_one(
+                "cdr.receiver_options.batch_size",
+                o.batch_size.unwrap_or(1) as u64,
+            )?;
+            at_least_one(
+                "cdr.receiver_options.request_timeout_secs",
+                o.request_timeout_secs.unwrap_or(1),
+            )?;
+            at_least_one(
+                "cdr.receiver_options.max_backoff_secs",
+                o.max_backoff_secs.unwrap_or(1),
+            )?;
+            if let Some(ca) = &o.ca_file
+                && !ca.is_file()
+            {
+                return Err(invalid(
+                    "cdr.receiver_options.ca_file",
+                    format!("{} is not a readable file", ca.display()),
                 ));
             }
         }

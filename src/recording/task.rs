@@ -7,10 +7,7 @@ use super::session::{DtmfEntry, RecordingDocument, RecordingSession};
 use super::stream::{StreamBlock, StreamControl};
 use super::wav::{StereoInterleaver, WavFormat};
 use super::writer::{FileId, WriterHandle};
-use crate::cdr::{
-    CallLegEnd, CallLegEndReason, CallLegStart, CallLegUpdate, CdrEvent, RecordingEnd,
-    RecordingStart, RxAudio,
-};
+use crate::cdr::{CdrEvent, RecordingEnd, RecordingStart};
 use crate::config::{MediaSource, PausePolicy};
 use crate::sdp::{Direction, MediaKind, MediaSession};
 use crate::sip::Flow;
@@ -388,14 +385,9 @@ impl RecordingTask {
         if changed {
             tracing::info!(recording_id = self.recording_id, state = ?self.session.state(), "recording state changed");
             if self.established_at.is_some() {
-                let doc = self.session.document();
-                self.settings
-                    .cdr
-                    .record(CdrEvent::CallLegUpdate(CallLegUpdate {
-                        call_leg: doc.call_leg_id.clone(),
-                        deactivated: self.session.state() == super::session::RecordingState::Paused,
-                        sip_call_id: Some(doc.sip_call_id.clone()),
-                    }));
+                let paused = self.session.state() == super::session::RecordingState::Paused;
+                let update = crate::cdr::legs::call_leg_paused(self.session.document(), paused);
+                self.settings.cdr.record(update);
             }
         }
         self.close_removed_streams(blocks).await;
@@ -582,23 +574,16 @@ impl RecordingTask {
     fn cdr_start(&self) {
         let doc = self.session.document();
         let call = self.cdr_call();
-        self.settings
-            .cdr
-            .record(CdrEvent::CallLegStart(CallLegStart {
-                call_leg: doc.call_leg_id.clone(),
-                remote_party: self.request.from_uri.clone(),
-                local_address: doc.request_uri.clone(),
-                display_name: None,
-                sip_call_id: doc.sip_call_id.clone(),
-                call: Some(call.clone()),
-            }));
+        let from_uri = &self.request.from_uri;
+        let start = crate::cdr::legs::call_leg_start(doc, from_uri, &call);
+        self.settings.cdr.record(start);
         self.settings
             .cdr
             .record(CdrEvent::RecordingStart(RecordingStart {
                 recording_id: doc.recording_id.clone(),
                 path: self.dir.display().to_string(),
                 recorder_uri: doc.request_uri.clone(),
-                call,
+                call: call.clone(),
                 call_leg: doc.call_leg_id.clone(),
                 calluuid: doc.calluuid.clone(),
                 dn: doc.dn.clone(),
@@ -609,6 +594,8 @@ impl RecordingTask {
                     .unwrap_or_default(),
                 files: self.files(),
             }));
+        let connected = crate::cdr::legs::call_leg_connected(doc, from_uri, &call);
+        self.settings.cdr.record(connected);
     }
 
     fn cdr_end(&self, reason: EndReason) {
@@ -617,31 +604,9 @@ impl RecordingTask {
         };
         let doc = self.session.document();
         let duration_seconds = established.elapsed().as_secs();
-        self.settings.cdr.record(CdrEvent::CallLegEnd(CallLegEnd {
-            call_leg: doc.call_leg_id.clone(),
-            reason: CallLegEndReason::from_end_reason(reason.as_str()),
-            remote_teardown: reason == EndReason::Bye,
-            duration_seconds,
-            sip_call_id: doc.sip_call_id.clone(),
-            rx_audio: doc
-                .streams
-                .iter()
-                .map(|s| RxAudio {
-                    codec: s.codec.clone().unwrap_or_default().to_ascii_lowercase(),
-                    packets_received: s.packets_received,
-                    packets_lost: s.packets_lost,
-                    packet_loss_bursts: Some(crate::cdr::BurstStats {
-                        duration_seconds: s.packet_loss_bursts.duration_seconds,
-                        density_percent: s.packet_loss_bursts.density_percent,
-                    }),
-                    packet_gap: Some(crate::cdr::BurstStats {
-                        duration_seconds: s.packet_gap.duration_seconds,
-                        density_percent: s.packet_gap.density_percent,
-                    }),
-                    jitter_ms: Some(s.jitter_ms),
-                })
-                .collect(),
-        }));
+        let api_stopped = self.settings.cdr.take_api_stop(&doc.recording_id);
+        let end = crate::cdr::legs::call_leg_end(doc, reason, api_stopped, duration_seconds);
+        self.settings.cdr.record(end);
         self.settings
             .cdr
             .record(CdrEvent::RecordingEnd(RecordingEnd {

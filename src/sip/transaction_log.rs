@@ -21,7 +21,8 @@ pub enum TransactionEvent {
     InOptions,
     /// Any other request (answered 405/501/481...).
     InOther,
-    /// A BYE the recorder sent, with the response it got (408 when none came).
+    /// A BYE the recorder sent, with the response it got (408 and `timed_out` when none
+    /// came).
     OutBye,
 }
 
@@ -47,6 +48,10 @@ pub struct TransactionRecord {
     pub code: Option<u16>,
     pub request_at: Instant,
     pub response_at: Option<Instant>,
+    /// Requests we sent: how often they were retransmitted.
+    pub retransmissions: u32,
+    /// Requests we sent: no response before the transaction timer fired.
+    pub timed_out: bool,
 }
 
 impl TransactionRecord {
@@ -75,6 +80,8 @@ impl TransactionRecord {
             code: None,
             request_at,
             response_at: None,
+            retransmissions: 0,
+            timed_out: false,
         }
     }
 }

@@ -4,6 +4,7 @@
 // Each test binary uses a different subset of the helpers.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod call;
 pub mod client;
 pub mod msg;
@@ -13,6 +14,8 @@ pub mod srtp;
 pub mod tls;
 
 // Re-exported for the test files; each uses a different subset.
+#[allow(unused_imports)]
+pub use api::*;
 #[allow(unused_imports)]
 pub use call::*;
 #[allow(unused_imports)]

@@ -345,6 +345,8 @@ impl Uas {
             code: None,
             request_at: now,
             response_at: None,
+            retransmissions: 0,
+            timed_out: false,
         };
         self.client_txs.insert(
             branch.clone(),

@@ -75,15 +75,17 @@ impl Uas {
                     return;
                 };
                 tx.interval = (tx.interval * 2).min(self.cfg.t2);
+                tx.log.retransmissions += 1;
                 let (next, flow, bytes) = (tx.interval, tx.flow, tx.request.clone());
                 self.timers
                     .schedule(now + next, Timer::ClientRetransmit { branch });
                 self.transmit(flow, bytes);
             }
             Timer::ClientTimeout { branch } => {
-                let Some(tx) = self.client_txs.remove(&branch) else {
+                let Some(mut tx) = self.client_txs.remove(&branch) else {
                     return;
                 };
+                tx.log.timed_out = true;
                 // No response within 64*T1: as if 408 (RFC 3261 §8.1.3.1).
                 self.log_client(&tx, 408, now);
                 if let Some(d) = tx.dialog.and_then(|id| self.dialogs.get_mut(&id)) {

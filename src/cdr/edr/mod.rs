@@ -3,11 +3,14 @@
 //! One line per SIP transaction:
 //!
 //! ```text
-//! 2026-11-21 10:00:00.123<instance>IN-INVITE-ALEG|CALL_ID=a84b4c76e66710|CODE=200|CSEQ=314159 INVITE|...
+//! 2026-11-21 10:00:00.123<srs1~SRS~1795255200~65e01e56>IN-INVITE-ALEG|CALL_ID=a84b4c76e66710|CODE=200|CSEQ=314159|...
 //! ```
 //!
-//! - the timestamp is UTC, `YYYY-MM-DD HH:MM:SS.mmm`, and `<instance>` is the key of the
-//!   process instance, as in N-Squared's common EDR format;
+//! - the timestamp is UTC, `YYYY-MM-DD HH:MM:SS.mmm`; `<instance>` is the key of the SIP
+//!   call instance, the same on every line of one call, as in the seed's examples
+//!   (`<vagabond~LHO~1660690948~205e010f>`: host, application, process start, call);
+//! - `SHUTDOWN` is written only for a call instance that ended with an internal error, with
+//!   its required `EXCEPTION`;
 //! - fields are `KEY=VALUE` separated by `|`, in alphabetical key order, absent fields
 //!   omitted;
 //! - a `,` separates repeated values (several Via headers, several provisional codes);
@@ -29,6 +32,8 @@ use time::OffsetDateTime;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use tracing::{error, warn};
+
+pub mod mapping;
 
 const EDR_TIME: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]");
@@ -75,30 +80,43 @@ pub struct EdrRecord {
     pub event: EdrEvent,
     /// Line timestamp; `None` = when [`EdrLog::log`] is called.
     pub at: Option<OffsetDateTime>,
+    /// The call instance key (see [`call_instance`]); `None`: the process's own key.
+    pub instance: Option<String>,
     pub call_id: Option<String>,
-    pub cseq: Option<String>,
+    /// The CSeq number (the seed: Integer).
+    pub cseq: Option<u32>,
     pub from_uri: Option<String>,
     pub to_uri: Option<String>,
     pub transport: Option<String>,
-    pub via_host: Vec<String>,
-    pub via_port: Vec<String>,
-    pub via_branch: Vec<String>,
-    pub via_received: Vec<String>,
-    pub via_rport: Vec<String>,
+    /// Top-most Via only (the seed: "Only the top-most Via header details are recorded").
+    pub via_host: Option<String>,
+    pub via_port: Option<u16>,
+    pub via_branch: Option<String>,
+    /// Inbound only: the source IP/port we stamped as `received`/`rport`.
+    pub via_received: Option<String>,
+    pub via_rport: Option<u16>,
+    /// Outbound requests (and `IN-ACK-ALEG`): the peer address.
+    pub remote_ip: Option<String>,
+    pub remote_port: Option<u16>,
+    /// Retransmissions of an outbound request.
+    pub retry: Option<u32>,
+    /// The retry timer expired without any response (Timer B/F): `TIMEOUT=1`, no `CODE`.
+    pub timeout: bool,
     /// Local (recorder) tag.
     pub ltag: Option<String>,
     /// Remote (SRC) tag.
     pub rtag: Option<String>,
-    pub sdp_in: Option<String>,
-    pub sdp_out: Option<String>,
+    /// `SDP_IN=1` / `SDP_OUT=1`: SDP went that way (the SDP itself is never logged).
+    pub sdp_in: bool,
+    pub sdp_out: bool,
     /// Provisional response codes sent before the final one (e.g. 100).
     pub pcodes: Vec<u16>,
     /// Final response code.
     pub code: Option<u16>,
     pub request_at: Option<OffsetDateTime>,
     pub response_at: Option<OffsetDateTime>,
-    /// Additional fields (e.g. `REASON` on `SHUTDOWN`); keys are upper-cased and reduced to
-    /// `[A-Z0-9_]`.
+    /// Additional fields (e.g. `EXCEPTION` on `SHUTDOWN`); keys are upper-cased and reduced
+    /// to `[A-Z0-9_]`.
     pub extra: Vec<(String, String)>,
 }
 
@@ -123,15 +141,15 @@ fn push_pct(out: &mut String, c: char) {
     let _ = write!(out, "%{:02X}", c as u32);
 }
 
-fn encode_list<S: AsRef<str>>(values: &[S]) -> String {
-    let mut out = String::new();
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        encode_value(&mut out, v.as_ref());
+/// The `<instance>` key of one call: the process key plus a hash of the Call-ID, so that
+/// every line of a call (and only of that call) carries the same key.
+pub fn call_instance(process: &str, call_id: &str) -> String {
+    // FNV-1a: stable across builds and restarts.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in call_id.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
     }
-    out
+    format!("{process}~{h:08x}")
 }
 
 fn encode_one(v: &str) -> String {
@@ -150,24 +168,34 @@ pub fn format_line(r: &EdrRecord, instance: &str) -> String {
         }
     };
     opt("CALL_ID", &r.call_id);
-    opt("CSEQ", &r.cseq);
     opt("FROM_URI", &r.from_uri);
     opt("TO_URI", &r.to_uri);
     opt("TRANSPORT", &r.transport);
     opt("LTAG", &r.ltag);
     opt("RTAG", &r.rtag);
-    opt("SDP_IN", &r.sdp_in);
-    opt("SDP_OUT", &r.sdp_out);
-    let lists = [
-        ("VIA_HOST", &r.via_host),
-        ("VIA_PORT", &r.via_port),
-        ("VIA_BRANCH", &r.via_branch),
-        ("VIA_RECEIVED", &r.via_received),
-        ("VIA_RPORT", &r.via_rport),
+    opt("VIA_HOST", &r.via_host);
+    opt("VIA_BRANCH", &r.via_branch);
+    opt("VIA_RECEIVED", &r.via_received);
+    opt("REMOTE_IP", &r.remote_ip);
+    let numbers = [
+        ("CSEQ", r.cseq.map(u64::from)),
+        ("VIA_PORT", r.via_port.map(u64::from)),
+        ("VIA_RPORT", r.via_rport.map(u64::from)),
+        ("REMOTE_PORT", r.remote_port.map(u64::from)),
+        ("RETRY", r.retry.filter(|&n| n > 0).map(u64::from)),
     ];
-    for (k, v) in lists {
-        if v.iter().any(|s| !s.is_empty()) {
-            fields.push((k.to_string(), encode_list(v)));
+    for (k, v) in numbers {
+        if let Some(v) = v {
+            fields.push((k.to_string(), v.to_string()));
+        }
+    }
+    for (k, on) in [
+        ("SDP_IN", r.sdp_in),
+        ("SDP_OUT", r.sdp_out),
+        ("TIMEOUT", r.timeout),
+    ] {
+        if on {
+            fields.push((k.to_string(), "1".to_string()));
         }
     }
     if !r.pcodes.is_empty() {
@@ -197,7 +225,7 @@ pub fn format_line(r: &EdrRecord, instance: &str) -> String {
 
     let mut line = fmt_time(at);
     line.push('<');
-    for c in instance.chars() {
+    for c in r.instance.as_deref().unwrap_or(instance).chars() {
         match c {
             '<' | '>' => push_pct(&mut line, c),
             c => encode_value(&mut line, c.encode_utf8(&mut [0; 4])),
@@ -218,7 +246,8 @@ pub fn format_line(r: &EdrRecord, instance: &str) -> String {
 pub struct EdrSettings {
     /// Directory of `sip-edr.log` (SPEC: `<spool_dir>/edr`).
     pub dir: PathBuf,
-    /// The `<instance>` key written on every line.
+    /// The process part of every line's `<instance>` key (`<host>~SRS~<start epoch>`); each
+    /// call adds its own part, see [`call_instance`].
     pub instance: String,
     /// Rotate when the file reaches this size.
     pub max_bytes: u64,
@@ -233,8 +262,8 @@ impl EdrSettings {
         EdrSettings {
             dir: spool_dir.join("edr"),
             instance: format!(
-                "sip-recorder~{}~{}",
-                hostname(),
+                "{}~SRS~{}",
+                hostname().replace(['~', '<', '>', '|'], "_"),
                 OffsetDateTime::now_utc().unix_timestamp()
             ),
             max_bytes: 100 * 1024 * 1024,
@@ -264,6 +293,8 @@ enum Cmd {
 #[derive(Clone)]
 pub struct EdrLog {
     tx: SyncSender<Cmd>,
+    /// The process part of the `<instance>` key.
+    instance: Arc<str>,
     log_ack: bool,
     dropped: Arc<AtomicU64>,
 }
@@ -290,6 +321,11 @@ impl EdrLog {
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
+    }
+
+    /// The `<instance>` key of the call with this Call-ID.
+    pub fn instance_for(&self, call_id: &str) -> String {
+        call_instance(&self.instance, call_id)
     }
 
     /// Whether `IN-ACK-ALEG` lines are wanted (lets callers skip building them).
@@ -334,6 +370,7 @@ pub fn start(settings: EdrSettings) -> io::Result<(EdrLog, EdrService)> {
         .spawn(move || file.run(rx))?;
     let log = EdrLog {
         tx: tx.clone(),
+        instance: settings.instance.as_str().into(),
         log_ack: settings.log_ack,
         dropped: Arc::new(AtomicU64::new(0)),
     };
@@ -501,208 +538,4 @@ impl EdrFile {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    fn base(event: EdrEvent) -> EdrRecord {
-        EdrRecord {
-            event,
-            at: Some(datetime!(2026-11-21 10:00:00.123 UTC)),
-            call_id: Some("a84b4c76e66710@pc33".into()),
-            cseq: Some("314159 INVITE".into()),
-            from_uri: Some("sip:alice@example.com".into()),
-            to_uri: Some("sip:record=r1@srs.example.com;dn=1001".into()),
-            transport: Some("UDP".into()),
-            via_host: vec!["10.0.0.1".into(), "proxy.example.com".into()],
-            via_port: vec!["5060".into(), "".into()],
-            via_branch: vec!["z9hG4bK776asdhds".into(), "z9hG4bK1".into()],
-            via_received: vec!["192.0.2.1".into(), "".into()],
-            via_rport: vec!["5062".into(), "".into()],
-            ltag: Some("srs-1".into()),
-            rtag: Some("1928301774".into()),
-            request_at: Some(datetime!(2026-11-21 10:00:00.100 UTC)),
-            response_at: Some(datetime!(2026-11-21 10:00:00.120 UTC)),
-            ..EdrRecord::default()
-        }
-    }
-
-    /// Splits a line back into (event, fields), decoding values.
-    fn parse(line: &str) -> (String, Vec<(String, Vec<String>)>) {
-        let rest = line.split_once('>').expect("instance").1;
-        let mut parts = rest.split('|');
-        let event = parts.next().expect("event").to_string();
-        let fields = parts
-            .map(|f| {
-                let (k, v) = f.split_once('=').expect("key=value");
-                let vals = v
-                    .split(',')
-                    .map(|x| {
-                        percent_encoding::percent_decode_str(x)
-                            .decode_utf8()
-                            .expect("utf8")
-                            .into_owned()
-                    })
-                    .collect();
-                (k.to_string(), vals)
-            })
-            .collect();
-        (event, fields)
-    }
-
-    fn field<'a>(f: &'a [(String, Vec<String>)], k: &str) -> &'a [String] {
-        &f.iter().find(|(key, _)| key == k).expect(k).1
-    }
-
-    #[test]
-    fn invite_line_layout() {
-        let mut r = base(EdrEvent::InInviteAleg);
-        r.sdp_in = Some("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=a|b,c%\r\n".into());
-        r.sdp_out = Some("v=0\r\n".into());
-        r.pcodes = vec![100];
-        r.code = Some(200);
-        let line = format_line(&r, "sip-recorder~h~1");
-        assert!(
-            line.starts_with("2026-11-21 10:00:00.123<sip-recorder~h~1>IN-INVITE-ALEG|CALL_ID=")
-        );
-        assert!(!line.contains('\n') && !line.contains('\r'));
-        assert!(
-            line.contains("|SDP_IN=v=0%0D%0Ao=- 1 1 IN IP4 10.0.0.1%0D%0As=a%7Cb%2Cc%25%0D%0A|")
-        );
-        assert!(line.contains("|VIA_PORT=5060,|"));
-        assert!(line.contains("|VIA_HOST=10.0.0.1,proxy.example.com|"));
-        assert!(line.contains("|CODE=200|"));
-        assert!(line.contains("|PCODES=100|"));
-        assert!(
-            line.contains(
-                "|REQUEST_AT=2026-11-21 10:00:00.100|RESPONSE_AT=2026-11-21 10:00:00.120|"
-            )
-        );
-        let (event, fields) = parse(&line);
-        assert_eq!(event, "IN-INVITE-ALEG");
-        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
-        let mut sorted = keys.clone();
-        sorted.sort_unstable();
-        assert_eq!(keys, sorted, "fields in key order");
-        for k in [
-            "CALL_ID",
-            "CSEQ",
-            "FROM_URI",
-            "TO_URI",
-            "TRANSPORT",
-            "VIA_HOST",
-            "VIA_PORT",
-            "VIA_BRANCH",
-            "VIA_RECEIVED",
-            "VIA_RPORT",
-            "LTAG",
-            "RTAG",
-            "SDP_IN",
-            "SDP_OUT",
-            "PCODES",
-            "CODE",
-            "REQUEST_AT",
-            "RESPONSE_AT",
-        ] {
-            assert!(keys.contains(&k), "{k} missing");
-        }
-        assert_eq!(
-            field(&fields, "SDP_IN"),
-            ["v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=a|b,c%\r\n"]
-        );
-        assert_eq!(field(&fields, "VIA_RECEIVED"), ["192.0.2.1", ""]);
-    }
-
-    #[test]
-    fn comma_and_bar_inside_one_value() {
-        let mut r = base(EdrEvent::InReinviteAleg);
-        r.from_uri = Some("\"Doe, John|x\" <sip:j@example.com>".into());
-        r.cseq = Some("314160 INVITE".into());
-        r.code = Some(200);
-        let line = format_line(&r, "i");
-        assert!(line.contains("|FROM_URI=\"Doe%2C John%7Cx\" <sip:j@example.com>|"));
-        let (event, fields) = parse(&line);
-        assert_eq!(event, "IN-REINVITE-ALEG");
-        assert_eq!(
-            field(&fields, "FROM_URI"),
-            ["\"Doe, John|x\" <sip:j@example.com>"]
-        );
-    }
-
-    #[test]
-    fn cancel_bye_and_unknown_dialog_bye() {
-        let mut c = base(EdrEvent::InCancelAleg);
-        c.cseq = Some("314159 CANCEL".into());
-        c.code = Some(200);
-        assert!(format_line(&c, "i").contains(">IN-CANCEL-ALEG|CALL_ID="));
-
-        let mut b = base(EdrEvent::InByeAleg);
-        b.cseq = Some("314161 BYE".into());
-        b.code = Some(200);
-        let (e, f) = parse(&format_line(&b, "i"));
-        assert_eq!(e, "IN-BYE-ALEG");
-        assert_eq!(field(&f, "CSEQ"), ["314161 BYE"]);
-
-        let mut u = base(EdrEvent::InBye);
-        u.ltag = None;
-        u.code = Some(481);
-        let (e, f) = parse(&format_line(&u, "i"));
-        assert_eq!(e, "IN-BYE");
-        assert_eq!(field(&f, "CODE"), ["481"]);
-        assert!(f.iter().all(|(k, _)| k != "LTAG"));
-    }
-
-    #[test]
-    fn hostile_instance_and_extra_keys() {
-        let mut r = EdrRecord {
-            event: EdrEvent::Shutdown,
-            at: Some(datetime!(2026-11-21 10:00:00 UTC)),
-            ..EdrRecord::default()
-        };
-        r.extra.push(("reason|x".into(), "sig\nterm".into()));
-        let line = format_line(&r, "a<b>|c\n");
-        assert_eq!(
-            line,
-            "2026-11-21 10:00:00.000<a%3Cb%3E%7Cc%0A>SHUTDOWN|REASON_X=sig%0Aterm"
-        );
-    }
-
-    #[test]
-    fn writer_rotates_by_size_and_flushes_on_shutdown() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = EdrSettings::new(dir.path());
-        s.instance = "test".into();
-        s.max_bytes = 2_000;
-        let (log, svc) = start(s).expect("start");
-        for _ in 0..40 {
-            log.log(base(EdrEvent::InByeAleg));
-        }
-        log.log(base(EdrEvent::InAckAleg)); // off by default
-        svc.shutdown();
-        let mut edrs = 0;
-        let mut files = 0;
-        for de in fs::read_dir(dir.path().join("edr")).expect("dir").flatten() {
-            files += 1;
-            let text = fs::read_to_string(de.path()).expect("read");
-            assert!(text.starts_with("#HEADER|"));
-            assert!(text.ends_with('\n'));
-            edrs += text.lines().filter(|l| !l.starts_with('#')).count();
-            assert!(!text.contains("IN-ACK-ALEG"));
-        }
-        assert_eq!(edrs, 40);
-        assert!(files > 1, "rotated by size");
-    }
-
-    #[test]
-    fn writer_flushes_within_a_second() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = EdrSettings::new(dir.path());
-        s.log_ack = true;
-        let (log, svc) = start(s).expect("start");
-        log.log(base(EdrEvent::InAckAleg));
-        std::thread::sleep(Duration::from_millis(1_500));
-        let text = fs::read_to_string(dir.path().join("edr").join(FILE_NAME)).expect("read");
-        assert!(text.contains("IN-ACK-ALEG"));
-        svc.shutdown();
-    }
-}
+mod tests;
