@@ -261,7 +261,6 @@ fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
     UasConfig {
         t1: Duration::from_millis(config.sip.t1_ms),
         t2: Duration::from_millis(config.sip.t2_ms),
-        t4: Duration::from_secs(5),
         limits: Limits {
             max_message_size: config.sip.max_message_size,
             max_headers: config.sip.max_headers,

@@ -220,7 +220,6 @@ impl Harness {
         let cfg = UasConfig {
             t1: T1,
             t2: Duration::from_secs(4),
-            t4: Duration::from_secs(5),
             limits: Limits::default(),
             min_se: 90,
             // Small, so refusal at the session limit is reached.

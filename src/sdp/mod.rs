@@ -6,9 +6,11 @@ mod answer;
 mod codec;
 pub mod crypto;
 mod offer;
+mod offer_out;
 mod ports;
 #[cfg(test)]
 mod tests;
 
 pub use answer::*;
+pub use offer_out::offer_for_offerless_invite;
 pub use ports::PortPool;

@@ -13,7 +13,6 @@ fn config() -> UasConfig {
     UasConfig {
         t1: T1,
         t2: Duration::from_secs(4),
-        t4: Duration::from_secs(5),
         limits: Limits::default(),
         min_se: 90,
         max_sessions: 100,
