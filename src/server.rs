@@ -428,6 +428,7 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
             },
             _ = publish.tick() => {
                 io.telemetry.set_responses(&uas.stats().responses_by_code);
+                io.telemetry.set_sip_tolerances(&uas.stats().tolerances);
                 io.telemetry.active_sessions.store(uas.active_sessions() as u64, Ordering::Relaxed);
                 io.telemetry.free_rtp_ports.store(uas.free_rtp_ports() as u64, Ordering::Relaxed);
                 io.telemetry.cdr_spool_depth.store(io.cdr.spool_depth() as u64, Ordering::Relaxed);

@@ -41,6 +41,8 @@ pub struct Telemetry {
     pub recordings_started: AtomicU64,
     pub cdr_spool_depth: AtomicU64,
     responses: Mutex<BTreeMap<u16, u64>>,
+    /// SIP requests taken despite an oddity (SPEC §3 tolerances), by kind.
+    sip_tolerances: Mutex<BTreeMap<&'static str, u64>>,
     /// recording.json of every active recording, by recording id.
     active: DashMap<String, Value>,
     recent: Mutex<VecDeque<Value>>,
@@ -61,6 +63,7 @@ impl Default for Telemetry {
             recordings_started: AtomicU64::default(),
             cdr_spool_depth: AtomicU64::default(),
             responses: Mutex::default(),
+            sip_tolerances: Mutex::default(),
             active: DashMap::default(),
             recent: Mutex::default(),
             rtp_ended: Mutex::default(),
@@ -87,6 +90,20 @@ impl Telemetry {
             r.clear();
             r.extend(by_code.iter().map(|(k, v)| (*k, *v)));
         }
+    }
+
+    pub fn set_sip_tolerances(&self, by_kind: &std::collections::HashMap<&'static str, u64>) {
+        if let Ok(mut t) = self.sip_tolerances.lock() {
+            t.clear();
+            t.extend(by_kind.iter().map(|(k, v)| (*k, *v)));
+        }
+    }
+
+    pub fn sip_tolerances(&self) -> BTreeMap<&'static str, u64> {
+        self.sip_tolerances
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     pub fn responses(&self) -> BTreeMap<u16, u64> {

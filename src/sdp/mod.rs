@@ -12,5 +12,6 @@ mod ports;
 mod tests;
 
 pub use answer::*;
+pub use codec::RECORDABLE as RECORDABLE_ENCODINGS;
 pub use offer_out::offer_for_offerless_invite;
 pub use ports::PortPool;

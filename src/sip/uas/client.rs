@@ -73,12 +73,11 @@ impl Uas {
                 );
                 let dialog = self.dialogs.get_mut(&dialog_id).expect("checked");
                 dialog.update_in_flight = false;
-                let generation = dialog.timer_generation;
                 self.timers.schedule(
                     now + delay,
                     Timer::GlareRetryUpdate {
                         dialog: dialog_id,
-                        generation,
+                        generation: tx.generation,
                     },
                 );
             }
@@ -177,6 +176,9 @@ impl Uas {
     ) {
         let bytes = request.to_bytes();
         let flow = log.flow;
+        let generation = dialog
+            .and_then(|id| self.dialogs.get(&id))
+            .map_or(0, |d| d.timer_generation);
         self.client_txs.insert(
             branch.clone(),
             ClientTx {
@@ -186,6 +188,7 @@ impl Uas {
                 dialog,
                 method: request.method.clone(),
                 template: request,
+                generation,
                 log,
             },
         );

@@ -110,6 +110,13 @@ pub enum Tolerance {
 }
 
 impl Tolerance {
+    pub const ALL: [Tolerance; 4] = [
+        Tolerance::AckCseqMismatch,
+        Tolerance::MissingToTag,
+        Tolerance::LowerCseqBye,
+        Tolerance::GlareRetry,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tolerance::AckCseqMismatch => "ack_cseq_mismatch",
@@ -221,6 +228,9 @@ struct ClientTx {
     method: Method,
     /// The request as built, for a retry after 491.
     template: OutgoingRequest,
+    /// The dialog's session timer generation when this was sent: a refresh UPDATE is only
+    /// retried if nothing refreshed the session since.
+    generation: u64,
     /// Filled in when the transaction ends, for the EDR log.
     log: TransactionRecord,
 }
@@ -275,7 +285,11 @@ impl Uas {
             draining: false,
             disk_full: false,
             sources,
-            stats: UasStats::default(),
+            stats: UasStats {
+                // Every kind is published, at 0 until it happens.
+                tolerances: Tolerance::ALL.iter().map(|t| (t.as_str(), 0)).collect(),
+                ..UasStats::default()
+            },
         }
     }
 
@@ -578,3 +592,5 @@ fn warning(code: u16, text: &str) -> (String, String) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transaction_tests;

@@ -7,9 +7,9 @@ use crate::sip::source_policy::SourcePolicyConfig;
 use crate::sip::transaction_log::{TransactionEvent, TransactionRecord};
 use std::net::{IpAddr, Ipv4Addr};
 
-const T1: Duration = Duration::from_millis(500);
+pub(super) const T1: Duration = Duration::from_millis(500);
 
-fn config() -> UasConfig {
+pub(super) fn config() -> UasConfig {
     UasConfig {
         t1: T1,
         t2: Duration::from_secs(4),
@@ -34,7 +34,7 @@ fn config() -> UasConfig {
     }
 }
 
-fn udp_flow() -> Flow {
+pub(super) fn udp_flow() -> Flow {
     Flow {
         transport: Transport::Udp,
         local: "127.0.0.1:5060".parse().unwrap(),
@@ -44,16 +44,16 @@ fn udp_flow() -> Flow {
     }
 }
 
-struct Harness {
-    uas: Uas,
-    now: Instant,
-    flow: Flow,
-    sent: Vec<(Flow, Bytes)>,
-    events: Vec<RecordingEvent>,
-    transactions: Vec<TransactionRecord>,
+pub(super) struct Harness {
+    pub(super) uas: Uas,
+    pub(super) now: Instant,
+    pub(super) flow: Flow,
+    pub(super) sent: Vec<(Flow, Bytes)>,
+    pub(super) events: Vec<RecordingEvent>,
+    pub(super) transactions: Vec<TransactionRecord>,
 }
 
-fn sdp(version: u32, direction: &str) -> String {
+pub(super) fn sdp(version: u32, direction: &str) -> String {
     format!(
         "v=0\r\no=GMS 1000 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
          m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na={direction}\r\n\
@@ -61,15 +61,15 @@ fn sdp(version: u32, direction: &str) -> String {
     )
 }
 
-struct Call {
-    call_id: String,
-    from_tag: String,
-    to_tag: Option<String>,
-    cseq: u32,
+pub(super) struct Call {
+    pub(super) call_id: String,
+    pub(super) from_tag: String,
+    pub(super) to_tag: Option<String>,
+    pub(super) cseq: u32,
 }
 
 impl Call {
-    fn new(n: u32) -> Call {
+    pub(super) fn new(n: u32) -> Call {
         Call {
             call_id: format!("call-{n}@test"),
             from_tag: format!("ft{n}"),
@@ -78,7 +78,7 @@ impl Call {
         }
     }
 
-    fn request(
+    pub(super) fn request(
         &self,
         method: &str,
         branch: &str,
@@ -109,11 +109,11 @@ impl Call {
 }
 
 impl Harness {
-    fn new() -> Harness {
+    pub(super) fn new() -> Harness {
         Harness::with(config(), PortPool::new(20000, 20099))
     }
 
-    fn with(cfg: UasConfig, pool: PortPool) -> Harness {
+    pub(super) fn with(cfg: UasConfig, pool: PortPool) -> Harness {
         Harness {
             uas: Uas::new(cfg, pool, 7),
             now: Instant::now(),
@@ -124,7 +124,7 @@ impl Harness {
         }
     }
 
-    fn collect(&mut self) {
+    pub(super) fn collect(&mut self) {
         while let Some(out) = self.uas.poll_output() {
             match out {
                 Output::Transmit { flow, data } => self.sent.push((flow, data)),
@@ -134,13 +134,13 @@ impl Harness {
         }
     }
 
-    fn input(&mut self, text: &str) {
+    pub(super) fn input(&mut self, text: &str) {
         self.uas
             .handle_input(self.now, Bytes::from(text.to_string()), self.flow);
         self.collect();
     }
 
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         // Step through every deadline so timers fire at their own instant.
         while let Some(at) = self.uas.poll_timeout().filter(|at| *at <= end) {
@@ -151,11 +151,11 @@ impl Harness {
         self.now = end;
     }
 
-    fn take_sent(&mut self) -> Vec<Bytes> {
+    pub(super) fn take_sent(&mut self) -> Vec<Bytes> {
         self.sent.drain(..).map(|(_, b)| b).collect()
     }
 
-    fn responses(&mut self) -> Vec<SipResponse> {
+    pub(super) fn responses(&mut self) -> Vec<SipResponse> {
         self.take_sent()
             .into_iter()
             .filter_map(|b| match parse_message(b, &Limits::default()) {
@@ -165,11 +165,11 @@ impl Harness {
             .collect()
     }
 
-    fn codes(&mut self) -> Vec<u16> {
+    pub(super) fn codes(&mut self) -> Vec<u16> {
         self.responses().iter().map(|r| r.code).collect()
     }
 
-    fn requests(&mut self) -> Vec<SipRequest> {
+    pub(super) fn requests(&mut self) -> Vec<SipRequest> {
         self.take_sent()
             .into_iter()
             .filter_map(|b| match parse_message(b, &Limits::default()) {
@@ -179,12 +179,12 @@ impl Harness {
             .collect()
     }
 
-    fn take_events(&mut self) -> Vec<RecordingEvent> {
+    pub(super) fn take_events(&mut self) -> Vec<RecordingEvent> {
         std::mem::take(&mut self.events)
     }
 
     /// INVITE → 100 → prepared → 200 → ACK; returns the recording id.
-    fn establish(&mut self, call: &mut Call) -> String {
+    pub(super) fn establish(&mut self, call: &mut Call) -> String {
         self.input(&call.request(
             "INVITE",
             &format!("inv{}", call.from_tag),
@@ -213,7 +213,7 @@ impl Harness {
     }
 }
 
-fn header<'a>(r: &'a SipResponse, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(r: &'a SipResponse, name: &str) -> Option<&'a str> {
     r.headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
