@@ -897,3 +897,173 @@ fn zeromf() {
     ]);
     assert_eq!(request(msg).max_forwards, Some(0));
 }
+
+// ---- Every message to the running recorder ----
+
+mod common;
+#[path = "rfc4475/messages.rs"]
+mod torture_messages;
+
+use common::rtp::{Codec, Pacer, RtpSender, send_tones};
+use common::{Msg, Recorder, SipClient, Transport as ClientTransport};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use torture_messages::{Expect, Torture};
+
+/// How long an answer may take.
+const ANSWER_WAIT: Duration = Duration::from_secs(2);
+/// How long silence is waited for (and for a second, wrong, final answer).
+const SILENCE_WAIT: Duration = Duration::from_millis(250);
+
+/// Over UDP the recorder answers at the source address and the Via sent-by port, 5060 for
+/// nearly every torture message: the sender sits on port 5060 of an address of 127/8 of its
+/// own, so that the responses reach it.
+fn torture_udp_client(server: SocketAddr) -> SipClient {
+    for attempt in 0..50u32 {
+        let octet = 2 + (std::process::id() + attempt * 37) % 250;
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, (octet % 7) as u8 + 1, octet as u8));
+        if let Ok(client) = SipClient::udp_bound(SocketAddr::new(ip, 5060), server) {
+            return client;
+        }
+    }
+    panic!("no 127/8 address with port 5060 free");
+}
+
+/// The final answers to `torture`: waits up to `ANSWER_WAIT` for the first, then
+/// `SILENCE_WAIT` for another one (there must be none).
+fn final_answers(client: &mut SipClient, torture: &Torture, expect: Expect) -> Vec<Msg> {
+    let mut finals = Vec::new();
+    let first_wait = match expect {
+        Expect::Status(_) => ANSWER_WAIT,
+        Expect::StatusOrSilence(_) | Expect::Silence => SILENCE_WAIT,
+    };
+    let mut deadline = Instant::now() + first_wait;
+    while let Some(m) = client.recv(deadline.saturating_duration_since(Instant::now())) {
+        let ours = if torture.call_id.is_empty() {
+            m.header("cseq").is_some_and(|c| c.starts_with("193942 "))
+        } else {
+            m.call_id() == torture.call_id
+        };
+        // Retransmissions (Timer G, 2xx until ACK) are the same bytes: counted once.
+        if ours && m.status().is_some_and(|s| s >= 200) && !finals.contains(&m) {
+            finals.push(m);
+            deadline = Instant::now() + SILENCE_WAIT;
+        }
+    }
+    finals
+}
+
+/// ACK a 2xx and hang up, so that the torture calls end cleanly.
+fn ack_and_bye(client: &mut SipClient, ok: &Msg) {
+    let target = ok
+        .contact_uri()
+        .unwrap_or_else(|| "sip:recorder@127.0.0.1".into());
+    let (cseq, _) = ok.cseq();
+    let line = |name: &str| ok.header(name).unwrap_or_default().to_string();
+    for (method, n) in [("ACK", cseq), ("BYE", cseq + 1)] {
+        client.send(&format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/{} {};branch=z9hG4bK{}\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {n} {method}\r\nMax-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n",
+            client.transport.as_str(),
+            client.local,
+            common::random_token(),
+            line("from"),
+            line("to"),
+            ok.call_id()
+        ));
+    }
+}
+
+/// Sends every torture message, one after another, and returns what did not get the answer
+/// it is owed.
+fn torture_run(rec: &Recorder, transport: ClientTransport) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let mut shared = match transport {
+        ClientTransport::Udp => torture_udp_client(rec.sip_addr),
+        ClientTransport::Tcp => rec.tcp(),
+    };
+    let all = torture_messages::all();
+    assert_eq!(all.len(), 49, "RFC 4475 has 49 messages");
+    for torture in &all {
+        let (expect, own) = match transport {
+            ClientTransport::Udp => (torture.udp, false),
+            ClientTransport::Tcp => (torture.tcp, torture.own_tcp_connection),
+        };
+        let mut own_client = own.then(|| rec.tcp());
+        let client = own_client.as_mut().unwrap_or(&mut shared);
+        client.send_bytes(&torture.bytes);
+        let finals = final_answers(client, torture, expect);
+        let codes: Vec<u16> = finals.iter().filter_map(Msg::status).collect();
+        let fine = match (expect, codes.as_slice()) {
+            (Expect::Silence, []) => true,
+            (Expect::Status(ok) | Expect::StatusOrSilence(ok), [code]) => ok.contains(code),
+            (Expect::StatusOrSilence(_), []) => true,
+            _ => false,
+        };
+        if !fine {
+            wrong.push(format!(
+                "{} ({} {}): got {codes:?}, owed {expect:?}",
+                torture.name,
+                torture.section,
+                transport.as_str()
+            ));
+        }
+        for ok in finals
+            .iter()
+            .filter(|m| m.status() == Some(200) && m.cseq().1 == "INVITE")
+        {
+            ack_and_bye(client, ok);
+        }
+    }
+    wrong
+}
+
+/// A real call with RTP in the background, then every RFC 4475 message over `transport`:
+/// each gets the answer a recording UAS owes it, and the call loses no packet.
+fn torture_against_recorder(transport: ClientTransport) {
+    let rec = Recorder::start(&[]);
+    let mut client = rec.udp();
+    let mut call = common::Call::genesys(&client);
+    let invite = call.invite_sdp(&common::rtp::media_sdp(1, &[Codec::Pcmu], "sendonly"));
+    let ok = common::establish(&mut client, &mut call, &invite);
+    let port = common::sdp_of(&ok).audio()[0].port;
+    let mut sender = RtpSender::new(Codec::Pcmu, SocketAddr::new(rec.sip_addr.ip(), port), 440.0);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let media_done = done.clone();
+    let media = std::thread::spawn(move || {
+        let pacer = Pacer::new();
+        // 20 ms packets in 1 s batches until the torture run is over.
+        let mut tick = 0;
+        while !media_done.load(std::sync::atomic::Ordering::Relaxed) {
+            send_tones(&pacer, tick..tick + 50, &mut [&mut sender]);
+            tick += 50;
+        }
+        sender.sent
+    });
+    let wrong = torture_run(&rec, transport);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = media.join().expect("RTP sender");
+    common::hang_up(&mut client, &mut call);
+    let doc = rec.wait_call_state(&call.call_id, "ended", Duration::from_secs(5));
+    let stream = &doc["streams"][0];
+    assert!(
+        wrong.is_empty(),
+        "{} of 49 RFC 4475 messages without the answer owed:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(stream["packets_received"].as_u64(), Some(sent), "{doc}");
+    assert_eq!(stream["packets_lost"].as_u64(), Some(0), "{doc}");
+    assert_eq!(doc["end_reason"], "bye", "{doc}");
+}
+
+#[test]
+fn every_rfc4475_message_over_udp_gets_its_answer_while_a_call_records() {
+    torture_against_recorder(ClientTransport::Udp);
+}
+
+#[test]
+fn every_rfc4475_message_over_tcp_gets_its_answer_while_a_call_records() {
+    torture_against_recorder(ClientTransport::Tcp);
+}

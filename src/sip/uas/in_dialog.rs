@@ -192,7 +192,7 @@ impl Uas {
             .expect_answer_in_ack = media.is_none();
         let resp = self.invite_ok(&req, dialog_id, &local_tag);
         let key = super::transaction::TxKey::of(&req);
-        let tx = super::transaction::ServerTx::new(&key, flow);
+        let tx = super::transaction::ServerTx::new(&req, &key, flow);
         self.server_txs.insert(key.clone(), tx);
         let Some(flow) = self.finish_tx(now, &key, 200, resp.to_bytes()) else {
             return;

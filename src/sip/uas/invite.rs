@@ -88,7 +88,7 @@ impl Uas {
         self.by_recording.insert(recording_id.clone(), dialog_id);
         // 100 Trying at once (it carries no To tag), then the 200 once prepared.
         let trying_bytes = self.response(&req, 100, None).to_bytes();
-        let mut tx = ServerTx::new(&key, flow);
+        let mut tx = ServerTx::new(&req, &key, flow);
         tx.provisional(trying_bytes.clone());
         self.server_txs.insert(key, tx);
         self.transmit(flow, trying_bytes);
@@ -113,6 +113,10 @@ impl Uas {
                 let (name, value) = warning(399, &e.to_string());
                 return Err(Reply::new(400).header(&name, value));
             }
+        }
+        if !accepts_sdp(req) {
+            // RFC 4475 sdp01: the answer is SDP, which this request says it cannot take.
+            return Err(Reply::new(406).header("Accept", "application/sdp"));
         }
         let session_expires = req
             .header("Session-Expires")
@@ -440,4 +444,14 @@ impl Uas {
             ),
         }
     }
+}
+
+/// Whether the request's `Accept` (absent: SDP, RFC 3261 §20.1) lets an SDP body come back.
+fn accepts_sdp(req: &SipRequest) -> bool {
+    let accepted = req.header_tokens("Accept");
+    req.header("Accept").is_none()
+        || accepted.iter().any(|t| {
+            let media = t.split(';').next().unwrap_or("").trim();
+            matches!(media, "application/sdp" | "application/*" | "*/*")
+        })
 }

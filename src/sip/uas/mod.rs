@@ -450,6 +450,13 @@ impl Uas {
         let Some(tx) = self.server_txs.get_mut(&key) else {
             return false;
         };
+        if !tx.is_copy_of(req) {
+            // A new request reusing a finished request's branch: it takes the key over.
+            if tx.state != transaction::TxState::Proceeding {
+                self.server_txs.remove(&key);
+            }
+            return false;
+        }
         if let Some((flow, resp)) = tx.retransmission(flow) {
             self.transmit(flow, resp);
         }

@@ -66,7 +66,7 @@ impl Uas {
         let key = TxKey::of(req);
         self.server_txs
             .entry(key.clone())
-            .or_insert_with(|| ServerTx::new(&key, flow));
+            .or_insert_with(|| ServerTx::new(req, &key, flow));
         let Some(flow) = self.finish_tx(now, &key, reply.code, resp.to_bytes()) else {
             return;
         };

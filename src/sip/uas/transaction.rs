@@ -139,17 +139,28 @@ pub(super) struct ServerTx {
     pub(super) flow: Flow,
     /// Timer G's current interval; zero once it stopped.
     retransmit: Duration,
+    /// Call-ID and CSeq number of the request that created it: a copy with other values is
+    /// not a retransmission, whatever its branch says.
+    fingerprint: (String, u32),
 }
 
 impl ServerTx {
-    pub(super) fn new(key: &TxKey, flow: Flow) -> ServerTx {
+    pub(super) fn new(req: &SipRequest, key: &TxKey, flow: Flow) -> ServerTx {
         ServerTx {
             state: TxState::Proceeding,
             invite: key.is_invite(),
             response: None,
             flow,
             retransmit: Duration::ZERO,
+            fingerprint: (req.call_id.clone(), req.cseq),
         }
+    }
+
+    /// Whether `req`, which has this transaction's key, is a copy of its request. RFC 4475
+    /// reuses one branch and sent-by for unrelated requests; a sender that does the same must
+    /// not get another request's answer.
+    pub(super) fn is_copy_of(&self, req: &SipRequest) -> bool {
+        self.fingerprint.0 == req.call_id && self.fingerprint.1 == req.cseq
     }
 
     /// A provisional response went out.
