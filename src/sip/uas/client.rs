@@ -14,6 +14,9 @@ fn glare_delay(ten_ms_steps: u64) -> Duration {
     Duration::from_millis(ten_ms_steps * 10)
 }
 pub(super) const GLARE_STEPS: std::ops::RangeInclusive<u64> = 210..=400;
+/// A BYE the SRC keeps refusing with 491 is given up after this many retries: the recording
+/// has ended anyway.
+const MAX_BYE_RETRIES: u8 = 3;
 
 impl Uas {
     pub(super) fn handle_response(&mut self, now: Instant, resp: SipResponse) {
@@ -47,6 +50,12 @@ impl Uas {
     fn retry_after_glare(&mut self, now: Instant, tx: ClientTx) {
         let delay = glare_delay(self.rng.random_range(GLARE_STEPS));
         match tx.method {
+            Method::Bye if tx.glare_retries >= MAX_BYE_RETRIES => {
+                tracing::warn!(
+                    call_id = tx.log.call_id,
+                    "BYE refused with 491 again: given up"
+                );
+            }
             Method::Bye => {
                 // The recording already ended; only the BYE is still owed to the SRC.
                 *self
@@ -59,6 +68,7 @@ impl Uas {
                     Timer::GlareRetryBye {
                         request: Box::new(tx.template),
                         log: Box::new(tx.log),
+                        retries: tx.glare_retries + 1,
                     },
                 );
             }
@@ -102,13 +112,17 @@ impl Uas {
         now: Instant,
         mut request: OutgoingRequest,
         mut log: TransactionRecord,
+        retries: u8,
     ) {
         request.cseq += 1;
         let branch = self.new_branch();
         request.via = replace_branch(&request.via, &branch);
         log.cseq = request.cseq;
         log.request_at = now;
-        self.start_client_tx(now, branch, request, None, log);
+        self.start_client_tx(now, branch.clone(), request, None, log);
+        if let Some(tx) = self.client_txs.get_mut(&branch) {
+            tx.glare_retries = retries;
+        }
     }
 
     pub(super) fn send_in_dialog_request(
@@ -189,6 +203,7 @@ impl Uas {
                 method: request.method.clone(),
                 template: request,
                 generation,
+                glare_retries: 0,
                 log,
             },
         );

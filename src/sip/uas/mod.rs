@@ -214,6 +214,7 @@ enum Timer {
     GlareRetryBye {
         request: Box<OutgoingRequest>,
         log: Box<TransactionRecord>,
+        retries: u8,
     },
     ClientTimeout {
         branch: String,
@@ -231,6 +232,8 @@ struct ClientTx {
     /// The dialog's session timer generation when this was sent: a refresh UPDATE is only
     /// retried if nothing refreshed the session since.
     generation: u64,
+    /// How often this request was already retried after a 491.
+    glare_retries: u8,
     /// Filled in when the transaction ends, for the EDR log.
     log: TransactionRecord,
 }
@@ -368,7 +371,8 @@ impl Uas {
     /// SPEC §7 source control. In-dialog requests skip the rate limit: a flood must never
     /// cost an established recording its BYE or re-INVITE. Returns whether to go on.
     fn admit_source(&mut self, now: Instant, req: &SipRequest, flow: Flow) -> bool {
-        let in_dialog = req.to.tag.is_some() || req.method == Method::Ack;
+        // A BYE never starts anything: even without our To tag (Cisco CUBE) it may be one.
+        let in_dialog = req.to.tag.is_some() || matches!(req.method, Method::Ack | Method::Bye);
         let source = flow.remote.ip();
         let allowed = self.sources.is_allowed(source);
         let (decision, log) = if in_dialog && allowed {
@@ -444,18 +448,27 @@ impl Uas {
 
     /// RFC 3261 §17.2.3: a copy of a request whose server transaction exists is a
     /// retransmission: repeat the last response on the flow this copy came on, never act
-    /// twice. Returns whether it was one.
+    /// twice. Returns whether the request is dealt with.
     fn retransmission(&mut self, req: &SipRequest, flow: Flow) -> bool {
         let key = TxKey::of(req);
         let Some(tx) = self.server_txs.get_mut(&key) else {
             return false;
         };
         if !tx.is_copy_of(req) {
-            // A new request reusing a finished request's branch: it takes the key over.
             if tx.state != transaction::TxState::Proceeding {
+                // A new request reusing a finished request's branch: it takes the key over.
                 self.server_txs.remove(&key);
+                return false;
             }
-            return false;
+            // The branch belongs to a request still being answered: refuse this one without
+            // touching that transaction.
+            let tag = self.new_tag();
+            let (name, value) = warning(399, "branch in use by another request");
+            let resp = self
+                .response(req, 400, Some(&tag))
+                .with_header(&name, value);
+            self.transmit_response(flow, resp);
+            return true;
         }
         if let Some((flow, resp)) = tx.retransmission(flow) {
             self.transmit(flow, resp);

@@ -78,7 +78,11 @@ impl Uas {
             Timer::GlareRetryUpdate { dialog, generation } => {
                 self.glare_retry_update(now, dialog, generation)
             }
-            Timer::GlareRetryBye { request, log } => self.glare_retry_bye(now, *request, *log),
+            Timer::GlareRetryBye {
+                request,
+                log,
+                retries,
+            } => self.glare_retry_bye(now, *request, *log, retries),
             Timer::ClientTimeout { branch } => {
                 let Some(tx) = self.client_txs.remove(&branch) else {
                     return;

@@ -631,3 +631,61 @@ fn an_ack_without_an_answer_to_our_offer_ends_the_call_as_an_error() {
         assert_eq!(h.uas.active_sessions(), 0);
     }
 }
+
+#[test]
+fn a_bye_refused_with_491_again_and_again_is_given_up_after_three_retries() {
+    let mut h = Harness::new();
+    let (_call, id) = refreshed_call(&mut h);
+    h.uas.stop_recording(h.now, &id, EndReason::Shutdown);
+    h.collect();
+    let mut byes = 0;
+    for _ in 0..6 {
+        let sent = distinct_requests(&mut h);
+        for bye in &sent {
+            h.input(&answer(bye, 491));
+        }
+        byes += sent.len();
+        h.advance(Duration::from_secs(4));
+    }
+    assert_eq!(byes, 4, "the BYE and three retries");
+}
+
+#[test]
+fn a_request_reusing_the_branch_of_an_unanswered_invite_is_refused_alone() {
+    let mut h = Harness::new();
+    let call = Call::new(1);
+    h.input(&call.request(
+        "INVITE",
+        "r1",
+        "",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
+    let id = prepare_id(&mut h);
+    h.take_sent();
+    // Same branch, sent-by and method, another call: not a retransmission.
+    h.input(&Call::new(2).request(
+        "INVITE",
+        "r1",
+        "",
+        Some(("application/sdp", &sdp(1, "sendonly"))),
+    ));
+    let refused = h.responses();
+    assert_eq!(
+        refused
+            .iter()
+            .map(|r| (r.code, r.call_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(400, "call-2@test")]
+    );
+    assert!(h.take_events().is_empty());
+    // The first INVITE is still answered normally.
+    h.uas.recording_prepared(h.now, &id, Ok(()));
+    h.collect();
+    let ok = h.responses();
+    assert_eq!(
+        ok.iter()
+            .map(|r| (r.code, r.call_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(200, "call-1@test")]
+    );
+}
