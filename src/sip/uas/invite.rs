@@ -14,7 +14,9 @@ use crate::sdp::{
     parse_offer,
 };
 use crate::sip::Flow;
-use crate::sip::classify::{ACCEPTED_BODY_TYPES, BodyError, classify, classify_body};
+use crate::sip::classify::{
+    ACCEPTED_BODY_TYPES, BodyError, ClassifiedBody, classify, classify_body,
+};
 use crate::sip::message::{Method, OutgoingResponse, RequestUri, SipRequest};
 use crate::sip::session_timer::{Negotiation, SessionExpires, SessionTimer, negotiate};
 use crate::sip::transaction_log::{TransactionEvent, TransactionRecord};
@@ -24,24 +26,20 @@ use std::time::Instant;
 
 impl Uas {
     pub(super) fn handle_initial_invite(&mut self, now: Instant, req: SipRequest, flow: Flow) {
-        let session_timer = match self.initial_invite_checks(&req) {
-            Ok(t) => t,
+        let (body, session_timer) = match self.initial_invite_checks(&req) {
+            Ok(checked) => checked,
             Err(refusal) => {
                 self.reply(now, &req, flow, refusal);
                 return;
             }
         };
-        let (media, offerless) = match self.initial_media(&req) {
+        let (media, offerless) = match self.initial_media(body.sdp.as_deref()) {
             Ok(m) => m,
             Err(refusal) => {
                 self.reply(now, &req, flow, refusal);
                 return;
             }
         };
-        let body = classify_body(&req).unwrap_or(crate::sip::classify::ClassifiedBody {
-            sdp: None,
-            siprec_metadata: None,
-        });
         let request = classify(&req, &body);
         let recording_id = self.new_uuid();
         let local_tag = self.new_tag();
@@ -103,9 +101,12 @@ impl Uas {
     }
 
     /// Body type, session timer and admission: the refusals before any media is looked at.
-    fn initial_invite_checks(&self, req: &SipRequest) -> Result<Option<SessionTimer>, Reply> {
-        match classify_body(req) {
-            Ok(_) => {}
+    fn initial_invite_checks(
+        &self,
+        req: &SipRequest,
+    ) -> Result<(ClassifiedBody, Option<SessionTimer>), Reply> {
+        let body = match classify_body(req) {
+            Ok(body) => body,
             Err(BodyError::Unsupported(_)) => {
                 return Err(Reply::new(415).header("Accept", ACCEPTED_BODY_TYPES));
             }
@@ -113,7 +114,7 @@ impl Uas {
                 let (name, value) = warning(399, &e.to_string());
                 return Err(Reply::new(400).header(&name, value));
             }
-        }
+        };
         if !accepts_sdp(req) {
             // RFC 4475 sdp01: the answer is SDP, which this request says it cannot take.
             return Err(Reply::new(406).header("Accept", "application/sdp"));
@@ -133,20 +134,19 @@ impl Uas {
         if let Some(headers) = self.admission_refusal() {
             return Err(Reply::new(503).headers(headers));
         }
-        Ok(session_timer)
+        Ok((body, session_timer))
     }
 
     /// The answer to the INVITE's offer, or (no SDP: delayed offer) our own offer; the flag
     /// says which.
-    fn initial_media(&mut self, req: &SipRequest) -> Result<(MediaSession, bool), Reply> {
-        let sdp = classify_body(req).ok().and_then(|b| b.sdp);
+    fn initial_media(&mut self, sdp: Option<&[u8]>) -> Result<(MediaSession, bool), Reply> {
         let session_id: u64 = self.rng.random_range(1..u64::from(u32::MAX));
         let Some(sdp) = sdp else {
             return offer_for_offerless_invite(&self.cfg.answer, &mut self.pool, session_id)
                 .map(|m| (m, true))
                 .map_err(|e| self.answer_refusal(e));
         };
-        let offer = parse_offer(&sdp).map_err(|e| {
+        let offer = parse_offer(sdp).map_err(|e| {
             let (name, value) = warning(399, &e.to_string());
             Reply::new(488).header(&name, value)
         })?;
