@@ -79,6 +79,7 @@ impl Uas {
             allows_update: req.header_tokens("Allow").iter().any(|t| t == "update"),
             siprec: request.kind == crate::sip::classify::RecordingKind::Siprec,
             logged_tolerances: vec![],
+            last_ack_cseq: None,
         };
         self.dialogs.insert(dialog_id, dialog);
         self.dialog_index
@@ -382,6 +383,13 @@ impl Uas {
         let Some(unacked) = &dialog.unacked else {
             return; // a retransmitted ACK, or one for a 2xx already given up on
         };
+        let late_copy = dialog.last_ack_cseq == Some(req.cseq) && unacked.cseq != req.cseq;
+        if late_copy && dialog.expect_answer_in_ack && req.body.is_empty() {
+            // A late copy of the previous ACK must not take the place of the one that brings
+            // the answer to our offer. (Otherwise an ACK is an ACK: some SRCs reuse one odd
+            // CSeq for every ACK.)
+            return;
+        }
         if unacked.cseq != req.cseq || req.cseq_method != Method::Ack {
             // BroadWorks: `CSeq: 832544241 ACK` for `CSeq: 604674513 INVITE`, even
             // `CSeq: N INVITE`. One 2xx is outstanding, so this ACK can only be its ACK.
@@ -395,6 +403,7 @@ impl Uas {
         }
         let dialog = self.dialogs.get_mut(&dialog_id).expect("indexed");
         dialog.unacked = None;
+        dialog.last_ack_cseq = Some(req.cseq);
         if dialog.state == DialogState::AwaitingAck {
             dialog.state = DialogState::Confirmed;
         }

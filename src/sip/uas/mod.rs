@@ -176,6 +176,9 @@ struct Dialog {
     siprec: bool,
     /// Tolerances already logged for this dialog (each is logged once, counted always).
     logged_tolerances: Vec<Tolerance>,
+    /// CSeq of the last ACK taken: a late copy of it does not stand in for the ACK that
+    /// carries the answer to our offer.
+    last_ack_cseq: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

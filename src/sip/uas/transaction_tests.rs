@@ -368,9 +368,59 @@ fn an_ack_with_another_cseq_acknowledges_the_one_outstanding_2xx() {
     assert!(h.take_sent().is_empty());
     assert_eq!(h.uas.active_sessions(), 1);
     assert_eq!(tolerance(&h, Tolerance::AckCseqMismatch), 2);
+    // A late copy of that ACK does not stand in for the ACK with the answer to our offer
+    // (a re-INVITE without SDP).
+    call.cseq = 604674515;
+    h.take_events();
+    h.input(&call.request("INVITE", "b4", "", None));
+    assert_eq!(h.codes(), vec![200]);
+    h.input(&cseq(
+        &call.request("ACK", "b2a", "", None),
+        "604674514 INVITE",
+    ));
+    h.advance(T1);
+    assert_eq!(h.codes(), vec![200], "still unacknowledged: retransmitted");
+    let answer = sdp(3, "sendonly");
+    h.input(&call.request("ACK", "b4a", "", Some(("application/sdp", &answer))));
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [RecordingEvent::MediaChanged { .. }]
+    ));
+    h.advance(T1 * 70);
+    assert!(h.take_sent().is_empty());
+    assert_eq!(tolerance(&h, Tolerance::AckCseqMismatch), 2);
     // With nothing outstanding an odd ACK changes nothing and counts nothing.
     h.input(&cseq(&call.request("ACK", "b3a", "", None), "1 ACK"));
     assert_eq!(tolerance(&h, Tolerance::AckCseqMismatch), 2);
+}
+
+#[test]
+fn an_src_that_reuses_one_odd_ack_cseq_has_every_2xx_acknowledged() {
+    let mut h = Harness::new();
+    let mut call = Call::new(1);
+    answered(&mut h, &mut call, "f1");
+    for (n, branch) in [(2, "f2"), (3, "f3"), (4, "f4")] {
+        h.input(&cseq(
+            &call.request("ACK", &format!("{branch}a"), "", None),
+            "999 ACK",
+        ));
+        h.advance(T1 * 2);
+        assert!(h.take_sent().is_empty(), "ACK {n} not taken");
+        call.cseq = n;
+        let direction = if n % 2 == 0 { "inactive" } else { "sendonly" };
+        h.input(&call.request(
+            "INVITE",
+            branch,
+            "",
+            Some(("application/sdp", &sdp(n, direction))),
+        ));
+        assert_eq!(h.codes(), vec![200]);
+    }
+    h.input(&cseq(&call.request("ACK", "f5a", "", None), "999 ACK"));
+    h.advance(T1 * 70);
+    assert!(h.take_sent().is_empty());
+    assert_eq!(h.uas.active_sessions(), 1);
+    assert_eq!(tolerance(&h, Tolerance::AckCseqMismatch), 4);
 }
 
 #[test]
