@@ -614,6 +614,8 @@ fn warning(code: u16, text: &str) -> (String, String) {
 }
 
 #[cfg(test)]
+mod test_harness;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod transaction_tests;

@@ -1,7 +1,7 @@
 //! Server transaction matching (RFC 3261 §17.2.3), response flows, the SPEC §3 dialog
 //! tolerances, glare and the INVITE without SDP, on the virtual clock of `tests.rs`.
 
-use super::tests::{Call, Harness, T1, header, sdp};
+use super::test_harness::{Call, Harness, T1, header, sdp};
 use super::*;
 use crate::config::Transport;
 
