@@ -16,7 +16,6 @@ fn config() -> UasConfig {
     UasConfig {
         t1: Duration::from_millis(500),
         t2: Duration::from_secs(4),
-        t4: Duration::from_secs(5),
         limits: Limits::default(),
         min_se: 90,
         max_sessions: 1_000_000,

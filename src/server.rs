@@ -283,7 +283,6 @@ fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
     UasConfig {
         t1: Duration::from_millis(config.sip.t1_ms),
         t2: Duration::from_millis(config.sip.t2_ms),
-        t4: Duration::from_secs(5),
         limits: Limits {
             max_message_size: config.sip.max_message_size,
             max_headers: config.sip.max_headers,
@@ -455,6 +454,7 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
             },
             _ = publish.tick() => {
                 io.telemetry.set_responses(&uas.stats().responses_by_code);
+                io.telemetry.set_sip_tolerances(&uas.stats().tolerances);
                 io.telemetry.active_sessions.store(uas.active_sessions() as u64, Ordering::Relaxed);
                 io.telemetry.free_rtp_ports.store(uas.free_rtp_ports() as u64, Ordering::Relaxed);
                 io.telemetry.cdr_spool_depth.store(io.cdr.spool_depth() as u64, Ordering::Relaxed);

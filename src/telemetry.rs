@@ -47,6 +47,8 @@ pub struct Telemetry {
     /// Delivery state of each CDR receiver, set once at startup.
     pub cdr_receivers: std::sync::OnceLock<Arc<Vec<Arc<crate::cdr::ReceiverHealth>>>>,
     responses: Mutex<BTreeMap<u16, u64>>,
+    /// SIP requests taken despite an oddity (SPEC §3 tolerances), by kind.
+    sip_tolerances: Mutex<BTreeMap<&'static str, u64>>,
     /// recording.json of every active recording, by recording id.
     active: DashMap<String, Value>,
     recent: Mutex<VecDeque<Value>>,
@@ -70,6 +72,7 @@ impl Default for Telemetry {
             incomplete_recordings: AtomicU64::default(),
             cdr_receivers: std::sync::OnceLock::new(),
             responses: Mutex::default(),
+            sip_tolerances: Mutex::default(),
             active: DashMap::default(),
             recent: Mutex::default(),
             rtp_ended: Mutex::default(),
@@ -96,6 +99,20 @@ impl Telemetry {
             r.clear();
             r.extend(by_code.iter().map(|(k, v)| (*k, *v)));
         }
+    }
+
+    pub fn set_sip_tolerances(&self, by_kind: &std::collections::HashMap<&'static str, u64>) {
+        if let Ok(mut t) = self.sip_tolerances.lock() {
+            t.clear();
+            t.extend(by_kind.iter().map(|(k, v)| (*k, *v)));
+        }
+    }
+
+    pub fn sip_tolerances(&self) -> BTreeMap<&'static str, u64> {
+        self.sip_tolerances
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     pub fn responses(&self) -> BTreeMap<u16, u64> {

@@ -56,44 +56,21 @@ fn sip_uri(req: &SipRequest) -> &SipUriParts {
     }
 }
 
+/// The message of RFC 4475 with this file name, from `rfc4475/messages.rs`.
+fn message(name: &str) -> Vec<u8> {
+    torture_messages::all()
+        .into_iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no RFC 4475 message {name}"))
+        .bytes
+}
+
 // ---- §3.1.1 valid messages ----
 
 /// §3.1.1.1 A Short Tortuous INVITE (wsinv).
 #[test]
 fn wsinv() {
-    let msg = with_body(
-        &[
-            "INVITE sip:vivekg@chair-dnrc.example.com;unknownparam SIP/2.0",
-            "TO :",
-            " sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n",
-            r#"from   : "J Rosenberg \\\""       <sip:jdrosen@example.com>"#,
-            "  ;",
-            "  tag = 98asjd8",
-            "MaX-fOrWaRdS: 0068",
-            "Call-ID: wsinv.ndaksdj@192.0.2.1",
-            "Content-Length   : 150",
-            "cseq: 0009",
-            "  INVITE",
-            "Via  : SIP  /   2.0",
-            " /UDP",
-            "    192.0.2.2;branch=390skdjuw",
-            "s :",
-            "NewFangledHeader:   newfangled value",
-            " continued newfangled value",
-            "UnknownHeaderWithUnusualValue: ;;,,;;,;",
-            "Content-Type: application/sdp",
-            "Route:",
-            " <sip:services.example.com;lr;unknownwith=value;unknown-no-value>",
-            "v:  SIP  / 2.0  / TCP     spindle.example.com   ;",
-            "  branch  =   z9hG4bK9ikj8  ,",
-            " SIP  /    2.0   / UDP  192.168.255.111   ; branch=",
-            " z9hG4bK30239",
-            r#"m:"Quoted string \"\"" <sip:jdrosen@example.com> ; newparam ="#,
-            "      newvalue ;",
-            "  secondparam ; q = 0.33",
-        ],
-        sdp("192.0.2.3", "192.0.2.4").as_bytes(),
-    );
+    let msg = message("wsinv");
     let req = request(msg);
     assert_eq!(req.method, Method::Invite);
     let uri = sip_uri(&req);
@@ -137,18 +114,7 @@ fn wsinv() {
 /// §3.1.1.2 Wide Range of Valid Characters (intmeth).
 #[test]
 fn intmeth() {
-    let msg = crlf(&[
-        "!interesting-Method0123456789_*+`.%indeed'~ sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com SIP/2.0",
-        "Via: SIP/2.0/TCP host1.example.com;branch=z9hG4bK-.!%66*_+`'~",
-        "To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7F\" <sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*@example.com>",
-        r#"From: token1~` token2'+_ token3*%!.- <sip:mundane@example.com>;fromParam''~+*_!.-%="работающий";tag=_token~1'+`*%!-."#,
-        r#"Call-ID: intmeth.word%ZK-!.*_+'@word`~)(><:\/"][?}{"#,
-        "CSeq: 139122385 !interesting-Method0123456789_*+`.%indeed'~",
-        "Max-Forwards: 255",
-        "extensionHeader-!.%*+_`'~:\u{FEFF}大停電",
-        "Content-Length: 0",
-        "",
-    ]);
+    let msg = message("intmeth");
     let req = request(msg);
     // An extension method: endpoints answer 501.
     assert_eq!(
@@ -182,22 +148,7 @@ fn intmeth() {
 /// §3.1.1.3 Valid Use of the % Escaping Mechanism (esc01).
 #[test]
 fn esc01() {
-    let msg = with_body(
-        &[
-            "INVITE sip:sips%3Auser%40example.com@example.net SIP/2.0",
-            "To: sip:%75se%72@example.com",
-            "From: <sip:I%20have%20spaces@example.net>;tag=938",
-            "Max-Forwards: 87",
-            "i: esc01.239409asdfakjkn23onasd0-3234",
-            "CSeq: 234234 INVITE",
-            "Via: SIP/2.0/UDP host5.example.net;branch=z9hG4bKkdjuw",
-            "C: application/sdp",
-            "Contact:",
-            "  <sip:cal%6Cer@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31>",
-            "Content-Length: 150",
-        ],
-        sdp("192.0.2.1", "192.0.2.1").as_bytes(),
-    );
+    let msg = message("esc01");
     let req = request(msg);
     let uri = sip_uri(&req);
     // The user part is decoded: it is a user named `sips:user@example.com`, not a sips URI.
@@ -216,19 +167,7 @@ fn esc01() {
 /// §3.1.1.4 Escaped Nulls in URIs (escnull).
 #[test]
 fn escnull() {
-    let msg = crlf(&[
-        "REGISTER sip:example.com SIP/2.0",
-        "To: sip:null-%00-null@example.com",
-        "From: sip:null-%00-null@example.com;tag=839923423",
-        "Max-Forwards: 70",
-        "Call-ID: escnull.39203ndfvkjdasfkq3w4otrq0adsfdfnavd",
-        "CSeq: 14398234 REGISTER",
-        "Via: SIP/2.0/UDP host5.example.com;branch=z9hG4bKkdjuw",
-        "Contact: <sip:%00@host5.example.com>",
-        "Contact: <sip:%00%00@host5.example.com>",
-        "L:0",
-        "",
-    ]);
+    let msg = message("escnull");
     let req = request(msg);
     assert_eq!(req.method, Method::Register);
     assert_eq!(req.from.uri, "sip:null-%00-null@example.com");
@@ -240,20 +179,7 @@ fn escnull() {
 /// §3.1.1.5 Use of % When It Is Not an Escape (esc02).
 #[test]
 fn esc02() {
-    let msg = crlf(&[
-        "RE%47IST%45R sip:registrar.example.com SIP/2.0",
-        r#"To: "%Z%45" <sip:resource@example.com>"#,
-        r#"From: "%Z%45" <sip:resource@example.com>;tag=f232jadfj23"#,
-        "Call-ID: esc02.asdfnqwo34rq23i34jrjasdcnl23nrlknsdf",
-        "Via: SIP/2.0/TCP host.example.com;branch=z9hG4bK209%fzsnel234",
-        "CSeq: 29344 RE%47IST%45R",
-        "Max-Forwards: 70",
-        "Contact: <sip:alias1@host1.example.com>",
-        "C%6Fntact: <sip:alias2@host2.example.com>",
-        "Contact: <sip:alias3@host3.example.com>",
-        "l: 0",
-        "",
-    ]);
+    let msg = message("esc02");
     let req = request(msg);
     // `%` is not an escape in a method: this is not REGISTER.
     assert_eq!(req.method, Method::Extension("RE%47IST%45R".into()));
@@ -269,17 +195,7 @@ fn esc02() {
 /// §3.1.1.6 Message with No LWS between Display Name and < (lwsdisp).
 #[test]
 fn lwsdisp() {
-    let msg = crlf(&[
-        "OPTIONS sip:user@example.com SIP/2.0",
-        "To: sip:user@example.com",
-        "From: caller<sip:caller@example.com>;tag=323",
-        "Max-Forwards: 70",
-        "Call-ID: lwsdisp.1234abcd@funky.example.com",
-        "CSeq: 60 OPTIONS",
-        "Via: SIP/2.0/UDP funky.example.com;branch=z9hG4bKkdjuw",
-        "l: 0",
-        "",
-    ]);
+    let msg = message("lwsdisp");
     let req = request(msg);
     assert_eq!(req.from.uri, "sip:caller@example.com");
     assert_eq!(req.from.tag.as_deref(), Some("323"));
@@ -289,59 +205,10 @@ fn lwsdisp() {
 /// §3.1.1.7 Long Values in Header Fields (longreq).
 #[test]
 fn longreq() {
-    let to = format!(
-        "To: \"I have a user name of {} proportion\"<sip:user@example.com:6000;unknownparam1=very{}value;longparam{}=shortvalue;very{}ParameterNameWithNoValue>",
-        "extreme".repeat(10),
-        "long".repeat(20),
-        "name".repeat(25),
-        "long".repeat(25)
-    );
-    let tag = format!("12{}424", "982".repeat(50));
-    let from = format!(
-        "F: sip:{}@example.net;tag={tag};unknownheaderparam{}=unknowheaderparam{};unknownValueless{}",
-        "amazinglylongcallername".repeat(5),
-        "name".repeat(20),
-        "value".repeat(15),
-        "paramname".repeat(10)
-    );
-    let call_id = format!("longreq.one{}longcallid", "really".repeat(20));
-    let unknown = format!(
-        "Unknown-{}-Name: unknown-{l}-value; unknown-{l}-parameter-name = unknown-{l}-parameter-value",
-        "Long".repeat(20),
-        l = "long".repeat(20)
-    );
+    let req = request(message("longreq"));
     let branch = format!("very{}branchvalue", "long".repeat(50));
-    let last_via = format!("Via: SIP/2.0/TCP host.example.com;received=192.0.2.5;branch={branch}");
-    let contact = format!(
-        "Contact: <sip:{}@host5.example.net>",
-        "amazinglylongcallername".repeat(5)
-    );
-    let call_id_line = format!("Call-ID: {call_id}");
-    let mut head: Vec<String> = vec![
-        "INVITE sip:user@example.com SIP/2.0".into(),
-        to,
-        from,
-        call_id_line,
-        "CSeq: 3882340 INVITE".into(),
-        unknown,
-    ];
-    let via_names = [
-        "Via: ", "v: ", "V: ", "Via: ", "ViA: ", "VIa: ", "VIA: ", "via: ", "viA: ", "vIa: ",
-        "vIA: ", "V :  ", "v :  ", "V  : ", "v  : ", "Via : ", "Via  : ",
-    ];
-    for n in (1..=33).rev() {
-        let name = via_names.get(33 - n).copied().unwrap_or("Via: ");
-        head.push(format!("{name}SIP/2.0/TCP sip{n}.example.com"));
-    }
-    head.extend([
-        last_via,
-        "Max-Forwards: 70".into(),
-        contact,
-        "Content-Type: application/sdp".into(),
-        "l: 150".into(),
-    ]);
-    let head: Vec<&str> = head.iter().map(String::as_str).collect();
-    let req = request(with_body(&head, sdp("192.0.2.1", "192.0.2.1").as_bytes()));
+    let tag = format!("12{}424", "982".repeat(50));
+    let call_id = format!("longreq.one{}longcallid", "really".repeat(20));
     assert_eq!(req.vias.len(), 34);
     assert_eq!(req.vias[0].host, "sip33.example.com");
     assert_eq!(req.vias[33].branch.as_deref(), Some(branch.as_str()));
@@ -355,34 +222,7 @@ fn longreq() {
 /// §3.1.1.8 Extra Trailing Octets in a UDP Datagram (dblreq).
 #[test]
 fn dblreq() {
-    let mut msg = crlf(&[
-        "REGISTER sip:example.com SIP/2.0",
-        "To: sip:j.user@example.com",
-        "From: sip:j.user@example.com;tag=43251j3j324",
-        "Max-Forwards: 8",
-        "I: dblreq.0ha0isndaksdj99sdfafnl3lk233412",
-        "Contact: sip:j.user@host.example.com",
-        "CSeq: 8 REGISTER",
-        "Via: SIP/2.0/UDP 192.0.2.125;branch=z9hG4bKkdjuw23492",
-        "Content-Length: 0",
-        "",
-    ]);
-    let trailing_sdp = sdp("192.0.2.15", "192.0.2.15").replace("m=video", "m =video");
-    msg.extend(with_body(
-        &[
-            "INVITE sip:joe@example.com SIP/2.0",
-            "t: sip:joe@example.com",
-            "From: sip:caller@example.net;tag=141334",
-            "Max-Forwards: 8",
-            "Call-ID: dblreq.0ha0isnda977644900765@192.0.2.15",
-            "CSeq: 8 INVITE",
-            "Via: SIP/2.0/UDP 192.0.2.15;branch=z9hG4bKkdjuw380234",
-            "Content-Type: application/sdp",
-            "Content-Length: 150",
-        ],
-        trailing_sdp.as_bytes(),
-    ));
-    // Only the REGISTER counts; the INVITE after its Content-Length is discarded.
+    let msg = message("dblreq");
     let req = request(msg);
     assert_eq!(req.method, Method::Register);
     assert_eq!(req.call_id, "dblreq.0ha0isndaksdj99sdfafnl3lk233412");
@@ -392,20 +232,7 @@ fn dblreq() {
 /// §3.1.1.9 Semicolon-Separated Parameters in URI User Part (semiuri).
 #[test]
 fn semiuri() {
-    let msg = crlf(&[
-        "OPTIONS sip:user;par=u%40example.net@example.com SIP/2.0",
-        "To: sip:j_user@example.com",
-        "From: sip:caller@example.org;tag=33242",
-        "Max-Forwards: 3",
-        "Call-ID: semiuri.0ha0isndaksdj",
-        "CSeq: 8 OPTIONS",
-        "Accept: application/sdp, application/pkcs7-mime,",
-        "        multipart/mixed, multipart/signed,",
-        "        message/sip, message/sipfrag",
-        "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKkdjuw",
-        "l: 0",
-        "",
-    ]);
+    let msg = message("semiuri");
     let req = request(msg);
     let uri = sip_uri(&req);
     // The parameters belong to the user part, not to the URI.
@@ -418,22 +245,7 @@ fn semiuri() {
 /// §3.1.1.10 Varied and Unknown Transport Types (transports).
 #[test]
 fn transports() {
-    let msg = crlf(&[
-        "OPTIONS sip:user@example.com SIP/2.0",
-        "To: sip:user@example.com",
-        "From: <sip:caller@example.com>;tag=323",
-        "Max-Forwards: 70",
-        "Call-ID:  transports.kijh4akdnaqjkwendsasfdj",
-        "Accept: application/sdp",
-        "CSeq: 60 OPTIONS",
-        "Via: SIP/2.0/UDP t1.example.com;branch=z9hG4bKkdjuw",
-        "Via: SIP/2.0/SCTP t2.example.com;branch=z9hG4bKklasjdhf",
-        "Via: SIP/2.0/TLS t3.example.com;branch=z9hG4bK2980unddj",
-        "Via: SIP/2.0/UNKNOWN t4.example.com;branch=z9hG4bKasd0f3en",
-        "Via: SIP/2.0/TCP t5.example.com;branch=z9hG4bK0a9idfnee",
-        "l: 0",
-        "",
-    ]);
+    let msg = message("transports");
     let req = request(msg);
     let transports: Vec<&str> = req.vias.iter().map(|v| v.transport.as_str()).collect();
     assert_eq!(transports, vec!["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"]);
@@ -504,20 +316,7 @@ fn mpart01() {
 /// §3.1.1.12 Unusual Reason Phrase (unreason): a response, parsed as one.
 #[test]
 fn unreason() {
-    let msg = with_body(
-        &[
-            "SIP/2.0 200 = 2**3 * 5**2 но сто девяносто девять - простое",
-            "Via: SIP/2.0/UDP 192.0.2.198;branch=z9hG4bK1324923",
-            "Call-ID: unreason.1234ksdfak3j2erwedfsASdf",
-            "CSeq: 35 INVITE",
-            "From: sip:user@example.com;tag=11141343",
-            "To: sip:user@example.edu;tag=2229",
-            "Content-Length: 154",
-            "Content-Type: application/sdp",
-            "Contact: <sip:user@host198.example.com>",
-        ],
-        sdp("192.0.2.198", "192.0.2.198").as_bytes(),
-    );
+    let msg = message("unreason");
     let Ok(SipMessage::Response(resp)) = parse(msg) else {
         panic!("response expected")
     };
@@ -534,21 +333,7 @@ fn unreason() {
 /// answered, so the request is dropped.
 #[test]
 fn badinv01() {
-    let msg = with_body(
-        &[
-            "INVITE sip:user@example.com SIP/2.0",
-            "To: sip:j.user@example.com",
-            "From: sip:caller@example.net;tag=134161461246",
-            "Max-Forwards: 7",
-            "Call-ID: badinv01.0ha0isndaksdjasdf3234nas",
-            "CSeq: 8 INVITE",
-            "Via: SIP/2.0/UDP 192.0.2.15;;,;,,",
-            r#"Contact: "Joe" <sip:joe@example.org>;;;;"#,
-            "Content-Length: 152",
-            "Content-Type: application/sdp",
-        ],
-        sdp("192.0.2.15", "192.0.2.15").as_bytes(),
-    );
+    let msg = message("badinv01");
     let f = failure(msg);
     assert_eq!(f.error, ParseError::BadHeader("Via".into()));
     assert_eq!(f.reply, None);
@@ -585,21 +370,7 @@ fn clerr() {
 /// §3.1.2.3 Negative Content-Length (ncl): `BadContentLength`, answered 400.
 #[test]
 fn ncl() {
-    let msg = with_body(
-        &[
-            "INVITE sip:user@example.com SIP/2.0",
-            "Max-Forwards: 254",
-            "To: sip:j.user@example.com",
-            "From: sip:caller@example.net;tag=32394234",
-            "Call-ID: ncl.0ha0isndaksdj2193423r542w35",
-            "CSeq: 0 INVITE",
-            "Via: SIP/2.0/UDP 192.0.2.53;branch=z9hG4bKkdjuw",
-            "Contact: <sip:caller@example53.example.net>",
-            "Content-Type: application/sdp",
-            "Content-Length: -999",
-        ],
-        sdp("192.0.2.53", "192.0.2.53").as_bytes(),
-    );
+    let msg = message("ncl");
     let f = failure(msg);
     assert_eq!(f.error, ParseError::BadContentLength);
     assert!(f.reply.is_some());
@@ -610,21 +381,7 @@ fn ncl() {
 /// the 400.
 #[test]
 fn scalar02() {
-    let expires = format!("Expires: 1{}", "0".repeat(100));
-    let msg = crlf(&[
-        "REGISTER sip:example.com SIP/2.0",
-        "Via: SIP/2.0/TCP host129.example.com;branch=z9hG4bK342sdfoi3",
-        "To: <sip:user@example.com>",
-        "From: <sip:user@example.com>;tag=239232jh3",
-        "CSeq: 36893488147419103232 REGISTER",
-        "Call-ID: scalar02.23o0pd9vanlq3wnrlnewofjas9ui32",
-        "Max-Forwards: 300",
-        &expires,
-        "Contact: <sip:user@host129.example.com>",
-        "  ;expires=280297596632815",
-        "Content-Length: 0",
-        "",
-    ]);
+    let msg = message("scalar02");
     let f = failure(msg);
     assert_eq!(f.error, ParseError::BadHeader("CSeq".into()));
     assert_eq!(
@@ -636,21 +393,7 @@ fn scalar02() {
 /// §3.1.2.6 Unterminated Quoted String in Display Name (quotbal): `BadHeader("To")`.
 #[test]
 fn quotbal() {
-    let msg = with_body(
-        &[
-            "INVITE sip:user@example.com SIP/2.0",
-            r#"To: "Mr. J. User <sip:j.user@example.com>"#,
-            "From: sip:caller@example.net;tag=93334",
-            "Max-Forwards: 10",
-            "Call-ID: quotbal.aksdj",
-            "Contact: <sip:caller@host59.example.net>",
-            "CSeq: 8 INVITE",
-            "Via: SIP/2.0/UDP 192.0.2.59:5050;branch=z9hG4bKkdjuw39234",
-            "Content-Type: application/sdp",
-            "Content-Length: 152",
-        ],
-        sdp("192.0.2.15", "192.0.2.15").as_bytes(),
-    );
+    let msg = message("quotbal");
     let f = failure(msg);
     assert_eq!(f.error, ParseError::BadHeader("To".into()));
     assert!(f.reply.is_some());
@@ -689,16 +432,7 @@ fn broken_request_lines() {
 /// `MissingHeader("From")`, answered 400 (Via and CSeq are readable).
 #[test]
 fn insuf() {
-    let msg = with_body(
-        &[
-            "INVITE sip:user@example.com SIP/2.0",
-            "CSeq: 193942 INVITE",
-            "Via: SIP/2.0/UDP 192.0.2.95;branch=z9hG4bKkdj.insuf",
-            "Content-Type: application/sdp",
-            "l: 152",
-        ],
-        sdp("192.0.2.95", "192.0.2.95").as_bytes(),
-    );
+    let msg = message("insuf");
     let f = failure(msg);
     assert_eq!(f.error, ParseError::MissingHeader("From"));
     assert!(f.reply.is_some());
@@ -776,38 +510,14 @@ fn multi01() {
 /// §3.3.9 Multiple Content-Length Values (mcl01): `BadContentLength`.
 #[test]
 fn mcl01() {
-    let msg = with_body(
-        &[
-            "OPTIONS sip:user@example.com SIP/2.0",
-            "Via: SIP/2.0/UDP host5.example.net;branch=z9hG4bK293423",
-            "To: sip:user@example.com",
-            "From: sip:other@example.net;tag=3923942",
-            "Call-ID: mcl01.fhn2323orihawfdoa3o4r52o3irsdf",
-            "CSeq: 15932 OPTIONS",
-            "Content-Length: 13",
-            "Max-Forwards: 60",
-            "Content-Length: 5",
-            "Content-Type: text/plain",
-        ],
-        b"There's no way to know how many octets are supposed to be here.\r\n",
-    );
+    let msg = message("mcl01");
     assert_eq!(failure(msg).error, ParseError::BadContentLength);
 }
 
 /// §3.1.2.19 Overlarge Response Code (bigcode): `BadStartLine`, never answered.
 #[test]
 fn bigcode() {
-    let msg = crlf(&[
-        "SIP/2.0 4294967301 better not break the receiver",
-        "Via: SIP/2.0/UDP 192.0.2.105;branch=z9hG4bK2398ndaoe",
-        "Call-ID: bigcode.asdof3uj203asdnf3429uasdhfas3ehjasdfas9i",
-        "CSeq: 353494 INVITE",
-        "From: <sip:user@example.com>;tag=39ansfi3",
-        "To: <sip:user@example.edu>;tag=902jndnke3",
-        "Content-Length: 0",
-        "Contact: <sip:user@host105.example.com>",
-        "",
-    ]);
+    let msg = message("bigcode");
     let f = failure(msg);
     assert_eq!(f.error, ParseError::BadStartLine);
     assert_eq!(f.reply, None);
@@ -861,19 +571,7 @@ m=audio 49217 RTP/AVP 0 12\r\nm=video 3227 RTP/AVP 31\r\na=rtpmap:31 LPC\r\n",
 /// well-formed; the UAS reads the option tags and answers 420 with Unsupported.
 #[test]
 fn bext01() {
-    let msg = crlf(&[
-        "OPTIONS sip:user@example.com SIP/2.0",
-        "To: sip:j_user@example.com",
-        "From: sip:caller@example.net;tag=242etr",
-        "Max-Forwards: 6",
-        "Call-ID: bext01.0ha0isndaksdj",
-        "Require: nothingSupportsThis, nothingSupportsThisEither",
-        "Proxy-Require: noProxiesSupportThis, norDoAnyProxiesSupportThis",
-        "CSeq: 8 OPTIONS",
-        "Via: SIP/2.0/TLS fold-and-staple.example.com;branch=z9hG4bKkdjuw",
-        "Content-Length: 0",
-        "",
-    ]);
+    let msg = message("bext01");
     let req = request(msg);
     assert_eq!(
         req.header_tokens("Require"),
@@ -884,16 +582,176 @@ fn bext01() {
 /// §3.3.11 Max-Forwards of Zero (zeromf) parses; the UAS answers 483.
 #[test]
 fn zeromf() {
-    let msg = crlf(&[
-        "OPTIONS sip:user@example.com SIP/2.0",
-        "To: sip:user@example.com",
-        "From: sip:caller@example.net;tag=3ghsd41",
-        "Call-ID: zeromf.jfasdlfnm2o2l43r5u0asdfas",
-        "CSeq: 39234321 OPTIONS",
-        "Via: SIP/2.0/UDP host1.example.com;branch=z9hG4bKkdjuw2349i",
-        "Max-Forwards: 0",
-        "Content-Length: 0",
-        "",
-    ]);
+    let msg = message("zeromf");
     assert_eq!(request(msg).max_forwards, Some(0));
+}
+
+// ---- Every message to the running recorder ----
+
+mod common;
+#[path = "rfc4475/messages.rs"]
+mod torture_messages;
+
+use common::rtp::{Codec, Pacer, RtpSender, send_tones};
+use common::{Msg, Recorder, SipClient, Transport as ClientTransport};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use torture_messages::{Expect, Torture};
+
+/// How long an answer may take.
+const ANSWER_WAIT: Duration = Duration::from_secs(2);
+/// How long silence is waited for (and for a second, wrong, final answer).
+const SILENCE_WAIT: Duration = Duration::from_millis(250);
+
+/// Over UDP the recorder answers at the source address and the Via sent-by port, 5060 for
+/// nearly every torture message: the sender sits on port 5060 of an address of 127/8 of its
+/// own, so that the responses reach it.
+fn torture_udp_client(server: SocketAddr) -> SipClient {
+    for attempt in 0..50u32 {
+        let octet = 2 + (std::process::id() + attempt * 37) % 250;
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, (octet % 7) as u8 + 1, octet as u8));
+        if let Ok(client) = SipClient::udp_bound(SocketAddr::new(ip, 5060), server) {
+            return client;
+        }
+    }
+    panic!("no 127/8 address with port 5060 free");
+}
+
+/// The final answers to `torture`: waits up to `ANSWER_WAIT` for the first, then
+/// `SILENCE_WAIT` for another one (there must be none).
+fn final_answers(client: &mut SipClient, torture: &Torture, expect: Expect) -> Vec<Msg> {
+    let mut finals = Vec::new();
+    let first_wait = match expect {
+        Expect::Status(_) => ANSWER_WAIT,
+        Expect::StatusOrSilence(_) | Expect::Silence => SILENCE_WAIT,
+    };
+    let mut deadline = Instant::now() + first_wait;
+    while let Some(m) = client.recv(deadline.saturating_duration_since(Instant::now())) {
+        let ours = if torture.call_id.is_empty() {
+            m.header("cseq").is_some_and(|c| c.starts_with("193942 "))
+        } else {
+            m.call_id() == torture.call_id
+        };
+        // Retransmissions (Timer G, 2xx until ACK) are the same bytes: counted once.
+        if ours && m.status().is_some_and(|s| s >= 200) && !finals.contains(&m) {
+            finals.push(m);
+            deadline = Instant::now() + SILENCE_WAIT;
+        }
+    }
+    finals
+}
+
+/// ACK a 2xx and hang up, so that the torture calls end cleanly.
+fn ack_and_bye(client: &mut SipClient, ok: &Msg) {
+    let target = ok
+        .contact_uri()
+        .unwrap_or_else(|| "sip:recorder@127.0.0.1".into());
+    let (cseq, _) = ok.cseq();
+    let line = |name: &str| ok.header(name).unwrap_or_default().to_string();
+    for (method, n) in [("ACK", cseq), ("BYE", cseq + 1)] {
+        client.send(&format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/{} {};branch=z9hG4bK{}\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {n} {method}\r\nMax-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n",
+            client.transport.as_str(),
+            client.local,
+            common::random_token(),
+            line("from"),
+            line("to"),
+            ok.call_id()
+        ));
+    }
+}
+
+/// Sends every torture message, one after another, and returns what did not get the answer
+/// it is owed.
+fn torture_run(rec: &Recorder, transport: ClientTransport) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let mut shared = match transport {
+        ClientTransport::Udp => torture_udp_client(rec.sip_addr),
+        ClientTransport::Tcp => rec.tcp(),
+    };
+    let all = torture_messages::all();
+    assert_eq!(all.len(), 49, "RFC 4475 has 49 messages");
+    for torture in &all {
+        let (expect, own) = match transport {
+            ClientTransport::Udp => (torture.udp, false),
+            ClientTransport::Tcp => (torture.tcp, torture.own_tcp_connection),
+        };
+        let mut own_client = own.then(|| rec.tcp());
+        let client = own_client.as_mut().unwrap_or(&mut shared);
+        client.send_bytes(&torture.bytes);
+        let finals = final_answers(client, torture, expect);
+        let codes: Vec<u16> = finals.iter().filter_map(Msg::status).collect();
+        let fine = match (expect, codes.as_slice()) {
+            (Expect::Silence, []) => true,
+            (Expect::Status(ok) | Expect::StatusOrSilence(ok), [code]) => ok.contains(code),
+            (Expect::StatusOrSilence(_), []) => true,
+            _ => false,
+        };
+        if !fine {
+            wrong.push(format!(
+                "{} ({} {}): got {codes:?}, owed {expect:?}",
+                torture.name,
+                torture.section,
+                transport.as_str()
+            ));
+        }
+        for ok in finals
+            .iter()
+            .filter(|m| m.status() == Some(200) && m.cseq().1 == "INVITE")
+        {
+            ack_and_bye(client, ok);
+        }
+    }
+    wrong
+}
+
+/// A real call with RTP in the background, then every RFC 4475 message over `transport`:
+/// each gets the answer a recording UAS owes it, and the call loses no packet.
+fn torture_against_recorder(transport: ClientTransport) {
+    let rec = Recorder::start(&[]);
+    let mut client = rec.udp();
+    let mut call = common::Call::genesys(&client);
+    let invite = call.invite_sdp(&common::rtp::media_sdp(1, &[Codec::Pcmu], "sendonly"));
+    let ok = common::establish(&mut client, &mut call, &invite);
+    let port = common::sdp_of(&ok).audio()[0].port;
+    let mut sender = RtpSender::new(Codec::Pcmu, SocketAddr::new(rec.sip_addr.ip(), port), 440.0);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let media_done = done.clone();
+    let media = std::thread::spawn(move || {
+        let pacer = Pacer::new();
+        // 20 ms packets in 1 s batches until the torture run is over.
+        let mut tick = 0;
+        while !media_done.load(std::sync::atomic::Ordering::Relaxed) {
+            send_tones(&pacer, tick..tick + 50, &mut [&mut sender]);
+            tick += 50;
+        }
+        sender.sent
+    });
+    let wrong = torture_run(&rec, transport);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = media.join().expect("RTP sender");
+    common::hang_up(&mut client, &mut call);
+    let doc = rec.wait_call_state(&call.call_id, "ended", Duration::from_secs(5));
+    let stream = &doc["streams"][0];
+    assert!(
+        wrong.is_empty(),
+        "{} of 49 RFC 4475 messages without the answer owed:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(stream["packets_received"].as_u64(), Some(sent), "{doc}");
+    assert_eq!(stream["packets_lost"].as_u64(), Some(0), "{doc}");
+    assert_eq!(doc["end_reason"], "bye", "{doc}");
+}
+
+#[test]
+fn every_rfc4475_message_over_udp_gets_its_answer_while_a_call_records() {
+    torture_against_recorder(ClientTransport::Udp);
+}
+
+#[test]
+fn every_rfc4475_message_over_tcp_gets_its_answer_while_a_call_records() {
+    torture_against_recorder(ClientTransport::Tcp);
 }

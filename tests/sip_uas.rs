@@ -1131,3 +1131,51 @@ fn half_open_tcp_connections_do_not_block_anything() {
         held
     });
 }
+
+/// RFC 3261 §17.2.3 / §18.2.2: an INVITE retransmitted on a new TCP connection (the first one
+/// broke) gets its 2xx on that connection, and is still one call and one recording.
+#[test]
+fn invite_retransmitted_on_a_new_tcp_connection_is_answered_there() {
+    let rec = Recorder::start(&[]);
+    let mut first = rec.tcp();
+    let mut call = Call::new(&first, &cms_uri(rec.sip_addr));
+    let invite = call.cms_invite();
+    first.send(&invite);
+    let ok = first.expect_reply(&invite, 200, T);
+    let mut second = rec.tcp();
+    second.send(&invite);
+    let again = second.expect_reply(&invite, 200, T);
+    assert_eq!(again.tag_of_to(), ok.tag_of_to(), "the same dialog");
+    let ack = call.ack_2xx(&again);
+    second.send(&ack);
+    let bye = call.bye();
+    second.send(&bye);
+    second.expect_reply(&bye, 200, T);
+    let doc = rec.wait_call_state(&call.call_id, "ended", T);
+    assert_eq!(doc["end_reason"], "bye", "{doc}");
+    assert_eq!(rec.recordings_of_call(&call.call_id).len(), 1);
+}
+
+/// The same branch and sent-by from another request (RFC 4475 reuses them): not a
+/// retransmission, each gets its own answer.
+#[test]
+fn a_reused_branch_in_another_request_gets_its_own_answer() {
+    let rec = Recorder::start(&[]);
+    let mut c = rec.udp();
+    let options = |call_id: &str| {
+        format!(
+            "OPTIONS sip:rec@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreused;rport\r\n\
+             From: <sip:a@example.com>;tag=1\r\nTo: <sip:rec@example.com>\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            server = rec.sip_addr,
+            local = c.local
+        )
+    };
+    let first = options("reused-1");
+    let second = options("reused-2");
+    c.send(&first);
+    c.expect_reply(&first, 200, T);
+    c.send(&second);
+    let answer = c.expect_reply(&second, 200, T);
+    assert_eq!(answer.call_id(), "reused-2");
+}

@@ -80,6 +80,16 @@ pub async fn render(State(s): State<ApiState>) -> impl IntoResponse {
             "sip_recorder_sip_responses_total{{code=\"{code}\"}} {n}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP sip_recorder_sip_tolerances_total SIP requests taken despite an oddity (SPEC 3), by kind.\n# TYPE sip_recorder_sip_tolerances_total counter"
+    );
+    for (kind, n) in t.sip_tolerances() {
+        let _ = writeln!(
+            out,
+            "sip_recorder_sip_tolerances_total{{kind=\"{kind}\"}} {n}"
+        );
+    }
     let rtp = t.rtp_by_codec();
     for (name, help, pick) in [
         (

@@ -4,17 +4,6 @@
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
-pub const PLACEHOLDERS: &[&str] = &[
-    "yyyy",
-    "mm",
-    "dd",
-    "hh",
-    "recording_id",
-    "record_id",
-    "calluuid",
-    "kind",
-];
-
 /// The values a layout template may use.
 pub struct LayoutValues<'a> {
     pub started_at: OffsetDateTime,

@@ -112,10 +112,6 @@ impl RecordingTasks {
         }
     }
 
-    pub fn active(&self) -> usize {
-        self.senders.len()
-    }
-
     /// Wait until every recording task has finished (after all were told to end).
     pub async fn join_all(&mut self) {
         self.senders.clear();

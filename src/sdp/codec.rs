@@ -29,7 +29,7 @@ pub(crate) fn parse_rtpmap(value: &str) -> Option<RtpMapEntry> {
 }
 
 /// Static payload types of RFC 3551 the recorder stores, used when no rtpmap is given.
-fn static_codec(pt: u8) -> Option<(&'static str, u32)> {
+pub(crate) fn static_codec(pt: u8) -> Option<(&'static str, u32)> {
     match pt {
         0 => Some(("PCMU", 8000)),
         8 => Some(("PCMA", 8000)),
@@ -47,7 +47,11 @@ pub const RECORDABLE: &[&str] = &["PCMU", "PCMA", "G722"];
 /// The canonical name and RTP clock of a storable encoding, given an rtpmap's values.
 /// Names are matched case-insensitively (RFC 4855 §3) and returned in canonical spelling so
 /// that later layers can compare them directly.
-fn storable(encoding: &str, clock_rate: u32, channels: u8) -> Option<(&'static str, u32, u8)> {
+pub(crate) fn storable(
+    encoding: &str,
+    clock_rate: u32,
+    channels: u8,
+) -> Option<(&'static str, u32, u8)> {
     let name = RECORDABLE
         .iter()
         .copied()

@@ -6,9 +6,12 @@ mod answer;
 mod codec;
 pub mod crypto;
 mod offer;
+mod offer_out;
 mod ports;
 #[cfg(test)]
 mod tests;
 
 pub use answer::*;
+pub use codec::RECORDABLE as RECORDABLE_ENCODINGS;
+pub use offer_out::offer_for_offerless_invite;
 pub use ports::PortPool;

@@ -58,6 +58,24 @@ impl SipClient {
         }
     }
 
+    /// A UDP client on a chosen local address (a test that must receive responses sent to a
+    /// Via sent-by port, such as 5060 on an address of 127/8 of its own).
+    pub fn udp_bound(local: SocketAddr, server: SocketAddr) -> std::io::Result<SipClient> {
+        let sock = UdpSocket::bind(local)?;
+        let local = sock.local_addr()?;
+        Ok(SipClient {
+            transport: Transport::Udp,
+            server,
+            local,
+            udp: Some(sock),
+            tcp: None,
+            rx: Vec::new(),
+            backlog: VecDeque::new(),
+            pongs: 0,
+            closed: false,
+        })
+    }
+
     pub fn tcp(server: SocketAddr) -> SipClient {
         let stream = TcpStream::connect_timeout(&server, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("TCP connect to {server}: {e}"));

@@ -186,9 +186,19 @@ pub(crate) fn parse_name_addr(raw: &str) -> Option<NameAddr> {
     }
     let (uri, params) = match angle {
         Some(lt) => {
+            // RFC 4475 baddn: an unquoted display name is tokens and LWS only.
+            let display = s[..lt].trim();
+            if !display.starts_with('"') && !display.split_whitespace().all(is_token) {
+                return None;
+            }
             let inner = &s[lt + 1..];
             let gt = inner.find('>')?;
-            (inner[..gt].trim(), &inner[gt + 1..])
+            let uri = &inner[..gt];
+            // RFC 4475 badaspec: no LWS inside the angle brackets.
+            if uri.trim() != uri {
+                return None;
+            }
+            (uri, &inner[gt + 1..])
         }
         None => {
             if s.contains('"') {

@@ -394,75 +394,20 @@ pub struct OutgoingRequest {
     pub body: Option<(String, Bytes)>,
 }
 
-/// Standard reason phrase for a status code.
+/// Standard reason phrase for a status code (the IANA registry as `ezk-sip-types` holds it),
+/// or the class name for codes it does not know.
 pub fn reason_phrase(code: u16) -> &'static str {
-    known_reason_phrase(code).unwrap_or(match code / 100 {
-        1 => "Provisional",
-        2 => "Success",
-        3 => "Redirection",
-        4 => "Client Error",
-        5 => "Server Error",
-        6 => "Global Failure",
-        _ => "Unknown",
-    })
-}
-
-fn known_reason_phrase(code: u16) -> Option<&'static str> {
-    Some(match code {
-        100 => "Trying",
-        180 => "Ringing",
-        181 => "Call Is Being Forwarded",
-        182 => "Queued",
-        183 => "Session Progress",
-        200 => "OK",
-        202 => "Accepted",
-        300 => "Multiple Choices",
-        301 => "Moved Permanently",
-        302 => "Moved Temporarily",
-        305 => "Use Proxy",
-        380 => "Alternative Service",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        402 => "Payment Required",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        407 => "Proxy Authentication Required",
-        408 => "Request Timeout",
-        410 => "Gone",
-        413 => "Request Entity Too Large",
-        414 => "Request-URI Too Long",
-        415 => "Unsupported Media Type",
-        416 => "Unsupported URI Scheme",
-        420 => "Bad Extension",
-        421 => "Extension Required",
-        422 => "Session Interval Too Small",
-        423 => "Interval Too Brief",
-        480 => "Temporarily Unavailable",
-        481 => "Call/Transaction Does Not Exist",
-        482 => "Loop Detected",
-        483 => "Too Many Hops",
-        484 => "Address Incomplete",
-        485 => "Ambiguous",
-        486 => "Busy Here",
-        487 => "Request Terminated",
-        488 => "Not Acceptable Here",
-        491 => "Request Pending",
-        493 => "Undecipherable",
-        500 => "Server Internal Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Server Time-out",
-        505 => "Version Not Supported",
-        513 => "Message Too Large",
-        600 => "Busy Everywhere",
-        603 => "Decline",
-        604 => "Does Not Exist Anywhere",
-        606 => "Not Acceptable",
-        _ => return None,
-    })
+    ezk_sip_types::StatusCode::from(code)
+        .text()
+        .unwrap_or(match code / 100 {
+            1 => "Provisional",
+            2 => "Success",
+            3 => "Redirection",
+            4 => "Client Error",
+            5 => "Server Error",
+            6 => "Global Failure",
+            _ => "Unknown",
+        })
 }
 
 #[cfg(test)]

@@ -318,7 +318,10 @@ fn request_fields(method: &Method, headers: &[Header]) -> Result<RequestFields, 
     }
     let (cseq, cseq_method) = parse_cseq(single(headers, "CSeq")?)?;
     // RFC 4475 mismatch01/02: the CSeq method must be the request's method.
-    if cseq_method != *method {
+    // An ACK with the INVITE's CSeq method (BroadWorks) is let through: the UAS decides
+    // whether it acknowledges the one outstanding 2xx.
+    let ack_of_invite = *method == Method::Ack && cseq_method == Method::Invite;
+    if cseq_method != *method && !ack_of_invite {
         return Err(ParseError::BadHeader("CSeq".into()));
     }
     let max_forwards = match find_header(headers, "Max-Forwards") {

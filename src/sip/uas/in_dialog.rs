@@ -1,21 +1,19 @@
-//! Requests inside a dialog (re-INVITE, UPDATE, BYE), renegotiation, session timer refresh, and the BYE/UPDATE the recorder sends.
+//! Requests inside a dialog (re-INVITE, UPDATE, BYE): dialog matching (with the tolerances
+//! of SPEC §3), CSeq order, renegotiation and session timer refresh.
 
-use super::routing::format_host_port;
-use super::{
-    ALLOW, ClientTx, DialogId, DialogState, RecordingEvent, Refusal, ServerTx, Timer, TxKey,
-    TxState, Uas, Unacked2xx, warning,
-};
+use super::replies::Reply;
+use super::{ALLOW, DialogId, DialogState, RecordingEvent, Tolerance, Uas, warning};
 use crate::recording::EndReason;
-use crate::sdp::{AnswerError, MediaSession, Update, answer_reoffer, parse_offer};
+use crate::sdp::{MediaSession, Update, answer_reoffer, parse_offer};
 use crate::sip::Flow;
 use crate::sip::classify::{ACCEPTED_BODY_TYPES, BodyError, classify_body};
-use crate::sip::message::{Method, OutgoingRequest, SipRequest, SipResponse};
+use crate::sip::message::{Method, SipRequest};
 use crate::sip::session_timer::{Negotiation, SessionExpires, negotiate};
-use crate::sip::transaction_log::{TransactionEvent, TransactionRecord};
 use bytes::Bytes;
 use std::time::Instant;
 
 impl Uas {
+    /// The dialog of a request with our To tag: Call-ID, our tag and their From tag.
     pub(super) fn dialog_for(&self, req: &SipRequest) -> Option<DialogId> {
         let tag = req.to.tag.as_ref()?;
         let id = *self.dialog_index.get(&(req.call_id.clone(), tag.clone()))?;
@@ -23,51 +21,89 @@ impl Uas {
         (req.from.tag.as_deref().unwrap_or("") == d.remote_tag).then_some(id)
     }
 
-    pub(super) fn handle_in_dialog(
+    /// Cisco CUBE sends ACK and BYE with the INVITE's To, without our tag: the dialog is the
+    /// one with this Call-ID and From tag, when exactly one fits. Counted as a tolerance.
+    pub(super) fn dialog_without_to_tag(&mut self, req: &SipRequest) -> Option<DialogId> {
+        let from_tag = req.from.tag.as_deref()?;
+        let mut fits = self.dialogs.iter().filter(|(_, d)| {
+            d.call_id == req.call_id
+                && d.remote_tag == from_tag
+                && d.state != DialogState::Preparing
+        });
+        let (&id, _) = fits.next()?;
+        if fits.next().is_some() {
+            return None; // ambiguous: 481 is the honest answer
+        }
+        let what = format!("{} without our To tag", req.method.as_str());
+        self.tolerate(id, Tolerance::MissingToTag, &what);
+        Some(id)
+    }
+
+    /// An ACK without our To tag, for a dialog whose 2xx is unacknowledged.
+    pub(super) fn ack_without_to_tag(&mut self, req: &SipRequest) -> Option<DialogId> {
+        if req.to.tag.is_some() {
+            return None;
+        }
+        self.dialog_without_to_tag(req)
+    }
+
+    pub(super) fn handle_in_dialog(&mut self, now: Instant, req: SipRequest, flow: Flow) {
+        match self.dialog_for(&req) {
+            Some(dialog_id) => self.handle_dialog_request(now, req, flow, dialog_id),
+            None => self.reply(now, &req, flow, Reply::new(481)),
+        }
+    }
+
+    /// A request matched to `dialog_id` (by our tag, or by the To-tag-less tolerance).
+    pub(super) fn handle_dialog_request(
         &mut self,
         now: Instant,
         req: SipRequest,
         flow: Flow,
-        key: TxKey,
+        dialog_id: DialogId,
     ) {
-        let Some(dialog_id) = self.dialog_for(&req) else {
-            self.reply(now, &req, flow, &key, 481, None, vec![]);
-            return;
-        };
         let dialog = &self.dialogs[&dialog_id];
         let local_tag = dialog.local_tag.clone();
-        if req.cseq <= dialog.remote_cseq {
+        let last_cseq = dialog.remote_cseq;
+        if req.cseq <= last_cseq {
             // Not a retransmission (the transaction table caught those): out of order.
-            self.reply(now, &req, flow, &key, 500, Some(&local_tag), vec![]);
-            return;
+            if req.method == Method::Bye {
+                // The SRC has hung up whatever its CSeq says (SPEC §3).
+                let what = format!("BYE with CSeq {} after CSeq {last_cseq}", req.cseq);
+                self.tolerate(dialog_id, Tolerance::LowerCseqBye, &what);
+            } else {
+                self.reply(now, &req, flow, Reply::new(500).tag(&local_tag));
+                return;
+            }
+        } else {
+            self.dialogs.get_mut(&dialog_id).expect("found").remote_cseq = req.cseq;
         }
-        self.dialogs.get_mut(&dialog_id).expect("found").remote_cseq = req.cseq;
+        let allow = |code| Reply::new(code).tag(&local_tag).header("Allow", ALLOW);
         match req.method {
             Method::Bye => {
-                self.reply(now, &req, flow, &key, 200, Some(&local_tag), vec![]);
+                self.reply(now, &req, flow, Reply::new(200).tag(&local_tag));
                 self.end_dialog(dialog_id, EndReason::Bye);
             }
-            Method::Invite => self.handle_reinvite(now, req, flow, key, dialog_id),
-            Method::Update => self.handle_update(now, req, flow, key, dialog_id),
-            Method::Options => self.handle_options(now, &req, flow, &key),
-            Method::Extension(_) => self.reply(
-                now,
-                &req,
-                flow,
-                &key,
-                501,
-                Some(&local_tag),
-                vec![("Allow".into(), ALLOW.into())],
-            ),
-            _ => self.reply(
-                now,
-                &req,
-                flow,
-                &key,
-                405,
-                Some(&local_tag),
-                vec![("Allow".into(), ALLOW.into())],
-            ),
+            Method::Invite => self.handle_reinvite(now, req, flow, dialog_id),
+            Method::Update => self.handle_update(now, req, flow, dialog_id),
+            Method::Options => self.handle_options(now, &req, flow),
+            Method::Extension(_) => self.reply(now, &req, flow, allow(501)),
+            _ => self.reply(now, &req, flow, allow(405)),
+        }
+    }
+
+    /// The one place an in-dialog request's body is classified: the SDP offer it carries,
+    /// if any, or the refusal of a body the recorder does not take.
+    fn in_dialog_offer(req: &SipRequest) -> Result<Option<Bytes>, Reply> {
+        match classify_body(req) {
+            Ok(body) => Ok(body.sdp),
+            Err(BodyError::Unsupported(_)) => {
+                Err(Reply::new(415).header("Accept", ACCEPTED_BODY_TYPES))
+            }
+            Err(BodyError::BadMultipart(e)) => {
+                let (name, value) = warning(399, &e.to_string());
+                Err(Reply::new(400).header(&name, value))
+            }
         }
     }
 
@@ -76,21 +112,14 @@ impl Uas {
         &mut self,
         req: &SipRequest,
         dialog_id: DialogId,
-    ) -> Result<Option<MediaSession>, Refusal> {
-        let body = match classify_body(req) {
-            Ok(b) => b,
-            Err(BodyError::Unsupported(_)) => {
-                return Err((
-                    415,
-                    vec![("Accept".to_string(), ACCEPTED_BODY_TYPES.to_string())],
-                ));
-            }
-            Err(BodyError::BadMultipart(e)) => {
-                return Err((400, vec![warning(399, &e.to_string())]));
-            }
+    ) -> Result<Option<MediaSession>, Reply> {
+        let Some(sdp) = Self::in_dialog_offer(req)? else {
+            return Ok(None);
         };
-        let Some(sdp) = body.sdp else { return Ok(None) };
-        let offer = parse_offer(&sdp).map_err(|e| (488, vec![warning(399, &e.to_string())]))?;
+        let offer = parse_offer(&sdp).map_err(|e| {
+            let (name, value) = warning(399, &e.to_string());
+            Reply::new(488).header(&name, value)
+        })?;
         let current = self.dialogs[&dialog_id].media.clone();
         match answer_reoffer(&current, &offer, &self.cfg.answer, &mut self.pool) {
             Ok(Update::Unchanged) => Ok(Some(current)),
@@ -98,17 +127,7 @@ impl Uas {
                 self.apply_media(dialog_id, media.clone());
                 Ok(Some(media))
             }
-            Err(AnswerError::NotAcceptable {
-                warning_code,
-                warning: text,
-            }) => Err((488, vec![warning(warning_code, &text)])),
-            Err(AnswerError::NoPorts) => Err((
-                503,
-                vec![(
-                    "Retry-After".to_string(),
-                    self.cfg.retry_after_secs.to_string(),
-                )],
-            )),
+            Err(e) => Err(self.answer_refusal(e)),
         }
     }
 
@@ -143,127 +162,76 @@ impl Uas {
         Ok(())
     }
 
-    fn handle_reinvite(
-        &mut self,
-        now: Instant,
-        req: SipRequest,
-        flow: Flow,
-        key: TxKey,
-        dialog_id: DialogId,
-    ) {
+    fn handle_reinvite(&mut self, now: Instant, req: SipRequest, flow: Flow, dialog_id: DialogId) {
         let dialog = &self.dialogs[&dialog_id];
         let local_tag = dialog.local_tag.clone();
-        if dialog.unacked.is_some() || dialog.update_in_flight {
-            // Offer/answer still in progress (RFC 3261 §14.2).
-            self.reply(now, &req, flow, &key, 491, Some(&local_tag), vec![]);
+        // Offer/answer still in progress (RFC 3261 §14.2). Our own refresh UPDATE carries no
+        // offer, so it never blocks the SRC's change.
+        if dialog.unacked.is_some() {
+            self.reply(now, &req, flow, Reply::new(491).tag(&local_tag));
             return;
         }
         if let Err(min_se) = self.refresh_session_timer(&req, dialog_id) {
-            self.reply(
-                now,
-                &req,
-                flow,
-                &key,
-                422,
-                Some(&local_tag),
-                vec![("Min-SE".into(), min_se.to_string())],
-            );
+            let too_small = Reply::new(422)
+                .tag(&local_tag)
+                .header("Min-SE", min_se.to_string());
+            self.reply(now, &req, flow, too_small);
             return;
         }
         let media = match self.renegotiate(&req, dialog_id) {
             Ok(m) => m,
-            Err((code, headers)) => {
-                self.reply(now, &req, flow, &key, code, Some(&local_tag), headers);
+            Err(refusal) => {
+                self.reply(now, &req, flow, refusal.tag(&local_tag));
                 return;
             }
         };
-        let dialog = self.dialogs.get_mut(&dialog_id).expect("exists");
         // Without SDP our current session goes as an offer; the answer comes in the ACK.
-        dialog.expect_answer_in_ack = media.is_none();
-        let resp = self.invite_ok(&req, dialog_id, &local_tag, true);
-        let bytes = resp.to_bytes();
+        self.dialogs
+            .get_mut(&dialog_id)
+            .expect("exists")
+            .expect_answer_in_ack = media.is_none();
+        let resp = self.invite_ok(&req, dialog_id, &local_tag);
+        let key = super::transaction::TxKey::of(&req);
+        let tx = super::transaction::ServerTx::new(&req, &key, flow);
+        self.server_txs.insert(key.clone(), tx);
+        let Some(flow) = self.finish_tx(now, &key, 200, resp.to_bytes()) else {
+            return;
+        };
         let sdp = self.dialogs[&dialog_id].media.answer_sdp.clone();
-        self.log_response(&req, flow, now, now, 200, &local_tag, Some(sdp));
-        self.server_txs.insert(
-            key.clone(),
-            ServerTx {
-                state: TxState::Completed,
-                last_response: Some(bytes.clone()),
-                flow,
-                retransmit: self.cfg.t1,
-            },
-        );
-        self.count_response(200);
-        self.timers
-            .schedule(now + self.cfg.t1 * 64, Timer::ExpireTx { tx: key });
-        let dialog = self.dialogs.get_mut(&dialog_id).expect("exists");
-        dialog.unacked = Some(Unacked2xx {
-            cseq: req.cseq,
-            response: bytes.clone(),
-            interval: self.cfg.t1,
-        });
-        let dflow = dialog.flow;
-        self.transmit(flow, bytes);
-        self.arm_2xx_timers(now, dialog_id, req.cseq, dflow);
+        let answered = super::replies::Answered {
+            code: 200,
+            flow,
+            request_at: now,
+            at: now,
+            local_tag: &local_tag,
+            sdp_out: Some(sdp),
+        };
+        self.log_response(&req, answered);
+        let bytes = resp.to_bytes();
+        self.await_ack(now, dialog_id, req.cseq, bytes, flow);
         self.restart_session_timer(now, dialog_id);
     }
 
-    fn handle_update(
-        &mut self,
-        now: Instant,
-        req: SipRequest,
-        flow: Flow,
-        key: TxKey,
-        dialog_id: DialogId,
-    ) {
+    fn handle_update(&mut self, now: Instant, req: SipRequest, flow: Flow, dialog_id: DialogId) {
         let local_tag = self.dialogs[&dialog_id].local_tag.clone();
         if let Err(min_se) = self.refresh_session_timer(&req, dialog_id) {
-            self.reply(
-                now,
-                &req,
-                flow,
-                &key,
-                422,
-                Some(&local_tag),
-                vec![("Min-SE".into(), min_se.to_string())],
-            );
+            let too_small = Reply::new(422)
+                .tag(&local_tag)
+                .header("Min-SE", min_se.to_string());
+            self.reply(now, &req, flow, too_small);
             return;
         }
         match self.renegotiate(&req, dialog_id) {
             Ok(media) => {
-                let mut headers = vec![];
+                let mut ok = Reply::new(200).tag(&local_tag);
                 if let Some(t) = self.dialogs[&dialog_id].session_timer {
-                    headers.push(("Session-Expires".to_string(), t.header_value()));
+                    ok = ok.header("Session-Expires", t.header_value());
                 }
-                let body = media.map(|m| Bytes::from(m.answer_sdp));
-                self.reply_with(now, &req, flow, &key, 200, Some(&local_tag), headers, body);
+                let ok = ok.sdp(media.map(|m| Bytes::from(m.answer_sdp)));
+                self.reply(now, &req, flow, ok);
                 self.restart_session_timer(now, dialog_id);
             }
-            Err((code, headers)) => {
-                self.reply(now, &req, flow, &key, code, Some(&local_tag), headers)
-            }
-        }
-    }
-
-    pub(super) fn handle_response(&mut self, now: Instant, resp: SipResponse) {
-        let Some(branch) = resp.vias.first().and_then(|v| v.branch.clone()) else {
-            return;
-        };
-        if resp.code < 200 {
-            return;
-        }
-        let Some(tx) = self.client_txs.remove(&branch) else {
-            return;
-        };
-        self.log_client(&tx, resp.code, now);
-        if tx.method == Method::Update
-            && let Some(dialog_id) = tx.dialog
-            && let Some(dialog) = self.dialogs.get_mut(&dialog_id)
-        {
-            dialog.update_in_flight = false;
-            if (200..300).contains(&resp.code) {
-                self.restart_session_timer(now, dialog_id);
-            }
+            Err(refusal) => self.reply(now, &req, flow, refusal.tag(&local_tag)),
         }
     }
 
@@ -276,15 +244,21 @@ impl Uas {
             let key = dialog.invite_tx.clone();
             let local_tag = dialog.local_tag.clone();
             let recording_id = dialog.recording_id.clone();
-            let flow = dialog.flow;
             if let Some((invite, received_at)) = self.pending_requests.remove(&dialog_id) {
                 let mut resp = self.response(&invite, 503, Some(&local_tag));
                 resp.headers
                     .push(("Retry-After".into(), self.cfg.retry_after_secs.to_string()));
-                let bytes = resp.to_bytes();
-                self.finish_tx(now, &key, bytes.clone(), false);
-                self.log_response(&invite, flow, received_at, now, 503, &local_tag, None);
-                self.transmit(flow, bytes);
+                if let Some(flow) = self.finish_tx(now, &key, 503, resp.to_bytes()) {
+                    let answered = super::replies::Answered {
+                        code: 503,
+                        flow,
+                        request_at: received_at,
+                        at: now,
+                        local_tag: &local_tag,
+                        sdp_out: None,
+                    };
+                    self.log_response(&invite, answered);
+                }
             }
             self.remove_dialog(dialog_id);
             self.emit(RecordingEvent::Discarded { recording_id });
@@ -292,83 +266,5 @@ impl Uas {
         }
         self.send_in_dialog_request(now, dialog_id, Method::Bye);
         self.end_dialog(dialog_id, reason);
-    }
-
-    pub(super) fn send_in_dialog_request(
-        &mut self,
-        now: Instant,
-        dialog_id: DialogId,
-        method: Method,
-    ) {
-        let branch = format!("z9hG4bK{}", self.random_token(16));
-        let dialog = self.dialogs.get_mut(&dialog_id).expect("caller checked");
-        dialog.local_cseq += 1;
-        let flow = dialog.flow;
-        let request = OutgoingRequest {
-            method: method.clone(),
-            uri: dialog.remote_target.clone(),
-            via: format!(
-                "SIP/2.0/{} {};branch={};rport",
-                flow.transport.as_str(),
-                format_host_port(flow.local),
-                branch
-            ),
-            route: dialog.route_set.clone(),
-            from: dialog.local_uri_header.clone(),
-            to: dialog.remote_uri_header.clone(),
-            call_id: dialog.call_id.clone(),
-            cseq: dialog.local_cseq,
-            headers: match &self.cfg.server_header {
-                Some(ua) => vec![("User-Agent".to_string(), ua.clone())],
-                None => vec![],
-            },
-            body: None,
-        };
-        let bytes = request.to_bytes();
-        if method == Method::Update {
-            dialog.update_in_flight = true;
-        }
-        let log = TransactionRecord {
-            event: TransactionEvent::OutBye,
-            method: method.as_str().to_string(),
-            call_id: dialog.call_id.clone(),
-            cseq: dialog.local_cseq,
-            from_uri: request.from.clone(),
-            to_uri: request.to.clone(),
-            flow,
-            via: None,
-            local_tag: Some(dialog.local_tag.clone()),
-            remote_tag: Some(dialog.remote_tag.clone()),
-            sdp_in: None,
-            sdp_out: None,
-            provisional: vec![],
-            code: None,
-            request_at: now,
-            response_at: None,
-            retransmissions: 0,
-            timed_out: false,
-        };
-        self.client_txs.insert(
-            branch.clone(),
-            ClientTx {
-                request: bytes.clone(),
-                flow,
-                interval: self.cfg.t1,
-                dialog: Some(dialog_id),
-                method,
-                log,
-            },
-        );
-        if !flow.is_reliable() {
-            self.timers.schedule(
-                now + self.cfg.t1,
-                Timer::ClientRetransmit {
-                    branch: branch.clone(),
-                },
-            );
-        }
-        self.timers
-            .schedule(now + self.cfg.t1 * 64, Timer::ClientTimeout { branch });
-        self.transmit(flow, bytes);
     }
 }

@@ -5,7 +5,8 @@
 use super::Flow;
 use super::classify::{ACCEPTED_BODY_TYPES, RecordingRequest};
 use super::message::{
-    Limits, Method, OutgoingResponse, RequestUri, SipMessage, SipRequest, parse_message,
+    Limits, Method, OutgoingRequest, OutgoingResponse, RequestUri, SipMessage, SipRequest,
+    parse_message,
 };
 use super::session_timer::SessionTimer;
 use super::source_policy::{SourceDecision, SourcePolicy, SourcePolicyConfig};
@@ -19,13 +20,17 @@ use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+mod client;
 mod in_dialog;
 mod invite;
 mod replies;
 mod routing;
 mod timers;
+mod transaction;
 
+use replies::Reply;
 use routing::response_flow;
+use transaction::{ServerTx, TxKey};
 
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
 pub const SUPPORTED: &str = "timer, siprec";
@@ -36,7 +41,6 @@ const UNDERSTOOD: &[&str] = &["timer", "siprec"];
 pub struct UasConfig {
     pub t1: Duration,
     pub t2: Duration,
-    pub t4: Duration,
     pub limits: Limits,
     pub min_se: u32,
     pub max_sessions: usize,
@@ -87,30 +91,40 @@ pub enum Output {
 #[derive(Debug, Clone, Default)]
 pub struct UasStats {
     pub responses_by_code: HashMap<u16, u64>,
-    pub invites_accepted: u64,
+    /// How often each [`Tolerance`] let a request through, by [`Tolerance::as_str`].
+    pub tolerances: HashMap<&'static str, u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct TxKey {
-    id: String,
-    invite: bool,
+/// Requests outside the letter of RFC 3261 that the recorder takes because their intent is
+/// unambiguous (SPEC §3). Each is counted and logged once per dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tolerance {
+    /// An ACK for the one unacknowledged 2xx with another CSeq number or CSeq method.
+    AckCseqMismatch,
+    /// An in-dialog request without our To tag, matched by Call-ID and From tag.
+    MissingToTag,
+    /// A BYE with a CSeq lower than the dialog's last: it still ends the dialog.
+    LowerCseqBye,
+    /// Our BYE/UPDATE met the SRC's re-INVITE (491): retried after a random delay.
+    GlareRetry,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TxState {
-    /// INVITE received, no final response yet.
-    Proceeding,
-    /// Final response sent; absorbing retransmissions (and, for non-2xx INVITE, waiting
-    /// for the ACK).
-    Completed,
-}
+impl Tolerance {
+    pub const ALL: [Tolerance; 4] = [
+        Tolerance::AckCseqMismatch,
+        Tolerance::MissingToTag,
+        Tolerance::LowerCseqBye,
+        Tolerance::GlareRetry,
+    ];
 
-struct ServerTx {
-    state: TxState,
-    last_response: Option<Bytes>,
-    flow: Flow,
-    /// Non-2xx INVITE response retransmission interval (Timer G).
-    retransmit: Duration,
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tolerance::AckCseqMismatch => "ack_cseq_mismatch",
+            Tolerance::MissingToTag => "missing_to_tag",
+            Tolerance::LowerCseqBye => "lower_cseq_bye",
+            Tolerance::GlareRetry => "glare_retry",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,6 +143,8 @@ struct Unacked2xx {
     cseq: u32,
     response: Bytes,
     interval: Duration,
+    /// Where retransmissions go: the flow of the latest copy of the INVITE.
+    flow: Flow,
 }
 
 struct Dialog {
@@ -151,23 +167,61 @@ struct Dialog {
     unacked: Option<Unacked2xx>,
     /// A re-INVITE without SDP got our offer in the 200: the answer comes in the ACK.
     expect_answer_in_ack: bool,
+    /// The initial INVITE had no SDP: without an answer in the ACK nothing can be recorded.
+    offerless: bool,
     session_timer: Option<SessionTimer>,
     timer_generation: u64,
     update_in_flight: bool,
     allows_update: bool,
     siprec: bool,
+    /// Tolerances already logged for this dialog (each is logged once, counted always).
+    logged_tolerances: Vec<Tolerance>,
+    /// CSeq of the last ACK taken: a late copy of it does not stand in for the ACK that
+    /// carries the answer to our offer.
+    last_ack_cseq: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
 enum Timer {
-    Retransmit2xx { dialog: DialogId, cseq: u32 },
-    AckTimeout { dialog: DialogId, cseq: u32 },
-    RetransmitFinal { tx: TxKey },
-    ExpireTx { tx: TxKey },
-    SessionExpiry { dialog: DialogId, generation: u64 },
-    SessionRefresh { dialog: DialogId, generation: u64 },
-    ClientRetransmit { branch: String },
-    ClientTimeout { branch: String },
+    Retransmit2xx {
+        dialog: DialogId,
+        cseq: u32,
+    },
+    AckTimeout {
+        dialog: DialogId,
+        cseq: u32,
+    },
+    TimerG {
+        tx: TxKey,
+    },
+    ExpireTx {
+        tx: TxKey,
+    },
+    SessionExpiry {
+        dialog: DialogId,
+        generation: u64,
+    },
+    SessionRefresh {
+        dialog: DialogId,
+        generation: u64,
+    },
+    ClientRetransmit {
+        branch: String,
+    },
+    /// RFC 3261 §14.1: resend a refresh UPDATE that got 491.
+    GlareRetryUpdate {
+        dialog: DialogId,
+        generation: u64,
+    },
+    /// RFC 3261 §14.1: resend a BYE that got 491 (the dialog is already gone).
+    GlareRetryBye {
+        request: Box<OutgoingRequest>,
+        log: Box<TransactionRecord>,
+        retries: u8,
+    },
+    ClientTimeout {
+        branch: String,
+    },
 }
 
 struct ClientTx {
@@ -176,6 +230,13 @@ struct ClientTx {
     interval: Duration,
     dialog: Option<DialogId>,
     method: Method,
+    /// The request as built, for a retry after 491.
+    template: OutgoingRequest,
+    /// The dialog's session timer generation when this was sent: a refresh UPDATE is only
+    /// retried if nothing refreshed the session since.
+    generation: u64,
+    /// How often this request was already retried after a 491.
+    glare_retries: u8,
     /// Filled in when the transaction ends, for the EDR log.
     log: TransactionRecord,
 }
@@ -211,21 +272,6 @@ pub struct Uas {
     stats: UasStats,
 }
 
-fn tx_id(req: &SipRequest) -> String {
-    match req.branch() {
-        // RFC 3261 branches are unique per transaction.
-        Some(b) if b.starts_with("z9hG4bK") => b.to_string(),
-        // RFC 2543 peers: fall back to the fields that identify a transaction there.
-        _ => format!(
-            "{}|{}|{}|{}",
-            req.call_id,
-            req.cseq,
-            req.from.tag.as_deref().unwrap_or(""),
-            req.vias.first().map(|v| v.raw.as_str()).unwrap_or("")
-        ),
-    }
-}
-
 impl Uas {
     pub fn new(cfg: UasConfig, pool: PortPool, seed: u64) -> Self {
         let sources = SourcePolicy::new(cfg.sources.clone());
@@ -245,7 +291,11 @@ impl Uas {
             draining: false,
             disk_full: false,
             sources,
-            stats: UasStats::default(),
+            stats: UasStats {
+                // Every kind is published, at 0 until it happens.
+                tolerances: Tolerance::ALL.iter().map(|t| (t.as_str(), 0)).collect(),
+                ..UasStats::default()
+            },
         }
     }
 
@@ -324,7 +374,8 @@ impl Uas {
     /// SPEC §7 source control. In-dialog requests skip the rate limit: a flood must never
     /// cost an established recording its BYE or re-INVITE. Returns whether to go on.
     fn admit_source(&mut self, now: Instant, req: &SipRequest, flow: Flow) -> bool {
-        let in_dialog = req.to.tag.is_some() || req.method == Method::Ack;
+        // A BYE never starts anything: even without our To tag (Cisco CUBE) it may be one.
+        let in_dialog = req.to.tag.is_some() || matches!(req.method, Method::Ack | Method::Bye);
         let source = flow.remote.ip();
         let allowed = self.sources.is_allowed(source);
         let (decision, log) = if in_dialog && allowed {
@@ -349,18 +400,11 @@ impl Uas {
         if req.method == Method::Ack {
             return false;
         }
-        let key = TxKey {
-            id: tx_id(req),
-            invite: req.method == Method::Invite,
-        };
         match decision {
-            SourceDecision::Forbidden => self.reply(now, req, flow, &key, 403, None, vec![]),
+            SourceDecision::Forbidden => self.reply(now, req, flow, Reply::new(403)),
             SourceDecision::RateLimited => {
-                let retry = vec![(
-                    "Retry-After".to_string(),
-                    self.cfg.retry_after_secs.to_string(),
-                )];
-                self.reply(now, req, flow, &key, 503, None, retry)
+                let retry = self.cfg.retry_after_secs.to_string();
+                self.reply(now, req, flow, Reply::new(503).header("Retry-After", retry))
             }
             SourceDecision::Drop | SourceDecision::Accept => {}
         }
@@ -369,85 +413,102 @@ impl Uas {
 
     fn handle_request(&mut self, now: Instant, req: SipRequest, flow: Flow) {
         if req.method == Method::Ack {
-            self.handle_ack(now, req);
+            self.handle_ack(now, req, flow);
             return;
         }
-        let key = TxKey {
-            id: tx_id(&req),
-            invite: req.method == Method::Invite,
-        };
-        if let Some(tx) = self.server_txs.get(&key) {
-            // A retransmission: repeat the last response, never act twice.
-            if let Some(resp) = tx.last_response.clone() {
-                let flow = tx.flow;
-                self.transmit(flow, resp);
-            }
+        if self.retransmission(&req, flow) {
             return;
         }
         if req.method == Method::Cancel {
             self.handle_cancel(now, req, flow);
             return;
         }
-        if req.max_forwards == Some(0) {
-            self.reply(now, &req, flow, &key, 483, None, vec![]);
+        if let Some(refusal) = self.request_refusal(&req) {
+            self.reply(now, &req, flow, refusal);
             return;
         }
-        if let RequestUri::Other { .. } = req.uri {
-            self.reply(now, &req, flow, &key, 416, None, vec![]);
+        if req.to.tag.is_some() {
+            self.handle_in_dialog(now, req, flow);
             return;
+        }
+        let allow = || Reply::new(405).header("Allow", ALLOW);
+        match req.method {
+            Method::Invite => self.handle_initial_invite(now, req, flow),
+            Method::Options => self.handle_options(now, &req, flow),
+            // Cisco CUBE: ACK and BYE carry the INVITE's To, without our tag.
+            Method::Bye | Method::Update | Method::Info | Method::Prack => {
+                match self.dialog_without_to_tag(&req) {
+                    Some(dialog) => self.handle_dialog_request(now, req, flow, dialog),
+                    None => self.reply(now, &req, flow, Reply::new(481)),
+                }
+            }
+            Method::Extension(_) => {
+                self.reply(now, &req, flow, Reply::new(501).header("Allow", ALLOW))
+            }
+            _ => self.reply(now, &req, flow, allow()),
+        }
+    }
+
+    /// RFC 3261 §17.2.3: a copy of a request whose server transaction exists is a
+    /// retransmission: repeat the last response on the flow this copy came on, never act
+    /// twice. Returns whether the request is dealt with.
+    fn retransmission(&mut self, req: &SipRequest, flow: Flow) -> bool {
+        let key = TxKey::of(req);
+        let Some(tx) = self.server_txs.get_mut(&key) else {
+            return false;
+        };
+        if !tx.is_copy_of(req) {
+            if tx.state != transaction::TxState::Proceeding {
+                // A new request reusing a finished request's branch: it takes the key over.
+                self.server_txs.remove(&key);
+                return false;
+            }
+            // The branch belongs to a request still being answered: refuse this one without
+            // touching that transaction.
+            let tag = self.new_tag();
+            let (name, value) = warning(399, "branch in use by another request");
+            let resp = self
+                .response(req, 400, Some(&tag))
+                .with_header(&name, value);
+            self.transmit_response(flow, resp);
+            return true;
+        }
+        if let Some((flow, resp)) = tx.retransmission(flow) {
+            self.transmit(flow, resp);
+        }
+        if req.method == Method::Invite {
+            self.invite_moved_to(&key, flow);
+        }
+        true
+    }
+
+    /// Checks every request passes before its method is looked at.
+    fn request_refusal(&self, req: &SipRequest) -> Option<Reply> {
+        if req.max_forwards == Some(0) {
+            return Some(Reply::new(483));
+        }
+        if let RequestUri::Other { .. } = req.uri {
+            return Some(Reply::new(416));
         }
         let unsupported: Vec<String> = req
             .header_tokens("Require")
             .into_iter()
             .filter(|t| !UNDERSTOOD.contains(&t.as_str()))
             .collect();
-        if !unsupported.is_empty() {
-            let headers = vec![("Unsupported".to_string(), unsupported.join(", "))];
-            self.reply(now, &req, flow, &key, 420, None, headers);
-            return;
-        }
-        if req.to.tag.is_some() {
-            self.handle_in_dialog(now, req, flow, key);
-            return;
-        }
-        match req.method {
-            Method::Invite => self.handle_initial_invite(now, req, flow, key),
-            Method::Options => self.handle_options(now, &req, flow, &key),
-            Method::Bye | Method::Update | Method::Info | Method::Prack => {
-                self.reply(now, &req, flow, &key, 481, None, vec![])
-            }
-            Method::Extension(_) => self.reply(
-                now,
-                &req,
-                flow,
-                &key,
-                501,
-                None,
-                vec![("Allow".into(), ALLOW.into())],
-            ),
-            _ => self.reply(
-                now,
-                &req,
-                flow,
-                &key,
-                405,
-                None,
-                vec![("Allow".into(), ALLOW.into())],
-            ),
-        }
+        (!unsupported.is_empty())
+            .then(|| Reply::new(420).header("Unsupported", unsupported.join(", ")))
     }
 
-    fn handle_options(&mut self, now: Instant, req: &SipRequest, flow: Flow, key: &TxKey) {
-        if let Some(code_headers) = self.admission_refusal() {
-            self.reply(now, req, flow, key, 503, None, code_headers);
+    fn handle_options(&mut self, now: Instant, req: &SipRequest, flow: Flow) {
+        if let Some(headers) = self.admission_refusal() {
+            self.reply(now, req, flow, Reply::new(503).headers(headers));
             return;
         }
-        let headers = vec![
-            ("Allow".to_string(), ALLOW.to_string()),
-            ("Accept".to_string(), ACCEPTED_BODY_TYPES.to_string()),
-            ("Supported".to_string(), SUPPORTED.to_string()),
-        ];
-        self.reply(now, req, flow, key, 200, None, headers);
+        let ok = Reply::new(200)
+            .header("Allow", ALLOW)
+            .header("Accept", ACCEPTED_BODY_TYPES)
+            .header("Supported", SUPPORTED);
+        self.reply(now, req, flow, ok);
     }
 
     /// `Some(headers)` when new sessions must be refused with 503.
@@ -498,6 +559,23 @@ impl Uas {
         }
     }
 
+    /// Count a tolerance; log it the first time it happens in this dialog.
+    fn tolerate(&mut self, dialog_id: DialogId, tolerance: Tolerance, what: &str) {
+        *self.stats.tolerances.entry(tolerance.as_str()).or_default() += 1;
+        let Some(dialog) = self.dialogs.get_mut(&dialog_id) else {
+            return;
+        };
+        if !dialog.logged_tolerances.contains(&tolerance) {
+            dialog.logged_tolerances.push(tolerance);
+            tracing::info!(
+                call_id = %dialog.call_id,
+                recording_id = %dialog.recording_id,
+                tolerance = tolerance.as_str(),
+                "accepted {what}"
+            );
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_due(now) {
             self.fire(now, timer);
@@ -527,9 +605,6 @@ impl Uas {
     }
 }
 
-/// A status code and the headers that explain it.
-type Refusal = (u16, Vec<(String, String)>);
-
 fn warning(code: u16, text: &str) -> (String, String) {
     let text = text.replace(['"', '\\'], "'");
     (
@@ -539,4 +614,8 @@ fn warning(code: u16, text: &str) -> (String, String) {
 }
 
 #[cfg(test)]
+mod test_harness;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transaction_tests;

@@ -1,134 +1,124 @@
-//! Response builders, server transaction completion and transaction logging of responses.
+//! Building final responses, completing server transactions and logging responses.
 
-use super::{Output, ServerTx, Timer, TxKey, TxState, Uas};
+use super::transaction::{ServerTx, TxKey, TxState};
+use super::{Output, Timer, Uas};
 use crate::sip::Flow;
 use crate::sip::message::{Method, OutgoingResponse, SipRequest};
 use crate::sip::transaction_log::{TransactionRecord, event_for};
 use bytes::Bytes;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+/// A final response to build: `Reply::new(420).header("Unsupported", ..)`.
+#[derive(Debug, Clone)]
+pub(super) struct Reply {
+    code: u16,
+    /// Our To tag; `None` on a request without one makes a fresh tag.
+    to_tag: Option<String>,
+    headers: Vec<(String, String)>,
+    sdp: Option<Bytes>,
+}
+
+impl Reply {
+    pub(super) fn new(code: u16) -> Reply {
+        Reply {
+            code,
+            to_tag: None,
+            headers: vec![],
+            sdp: None,
+        }
+    }
+
+    pub(super) fn tag(mut self, tag: &str) -> Reply {
+        self.to_tag = Some(tag.to_string());
+        self
+    }
+
+    pub(super) fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub(super) fn headers(mut self, headers: Vec<(String, String)>) -> Reply {
+        self.headers.extend(headers);
+        self
+    }
+
+    pub(super) fn sdp(mut self, sdp: Option<Bytes>) -> Reply {
+        self.sdp = sdp;
+        self
+    }
+}
 
 impl Uas {
-    /// Record the final response of a server transaction and arm its timers.
-    pub(super) fn finish_tx(&mut self, now: Instant, key: &TxKey, bytes: Bytes, success: bool) {
-        let Some(tx) = self.server_txs.get_mut(key) else {
-            return;
-        };
-        tx.state = TxState::Completed;
-        tx.last_response = Some(bytes);
-        let code = if success { 200 } else { 0 };
-        let reliable = tx.flow.is_reliable();
-        if key.invite && !success && !reliable {
-            tx.retransmit = self.cfg.t1;
-            self.timers.schedule(
-                now + self.cfg.t1,
-                Timer::RetransmitFinal { tx: key.clone() },
-            );
-        } else if key.invite && !success {
-            tx.retransmit = Duration::ZERO;
-        }
-        // Timer H / L / J: absorb retransmissions for 64*T1 (RFC 6026 accepted state).
-        self.timers
-            .schedule(now + self.cfg.t1 * 64, Timer::ExpireTx { tx: key.clone() });
-        if code == 200 {
-            self.count_response(200);
-        }
-    }
-
-    /// Answer a request with a final response, caching it in a new server transaction.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn reply(
-        &mut self,
-        now: Instant,
-        req: &SipRequest,
-        flow: Flow,
-        key: &TxKey,
-        code: u16,
-        to_tag: Option<&str>,
-        headers: Vec<(String, String)>,
-    ) {
-        self.reply_with(now, req, flow, key, code, to_tag, headers, None);
-    }
-
-    /// [`Self::reply`] with an SDP body.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn reply_with(
-        &mut self,
-        now: Instant,
-        req: &SipRequest,
-        flow: Flow,
-        key: &TxKey,
-        code: u16,
-        to_tag: Option<&str>,
-        headers: Vec<(String, String)>,
-        body: Option<Bytes>,
-    ) {
-        let generated;
-        let tag = match to_tag {
+    /// Answer `req` (which came on `flow`) with a final response in its server transaction,
+    /// caching it for retransmissions and arming Timer G and H/J.
+    pub(super) fn reply(&mut self, now: Instant, req: &SipRequest, flow: Flow, reply: Reply) {
+        let tag = match reply.to_tag {
             Some(t) => Some(t),
-            None if req.to.tag.is_none() => {
-                generated = self.new_tag();
-                Some(generated.as_str())
-            }
+            None if req.to.tag.is_none() => Some(self.new_tag()),
             None => None,
         };
-        let mut resp = self.response(req, code, tag);
-        resp.headers.extend(headers);
-        if let Some(sdp) = &body {
+        let mut resp = self.response(req, reply.code, tag.as_deref());
+        resp.headers.extend(reply.headers);
+        if let Some(sdp) = &reply.sdp {
             resp.body = Some(("application/sdp".to_string(), sdp.clone()));
         }
-        let bytes = resp.to_bytes();
-        let mut log = TransactionRecord::incoming(req, event_for(req, code), flow, now);
-        log.local_tag = tag.map(str::to_string).or(log.local_tag);
-        log.sdp_out = body.map(|b| String::from_utf8_lossy(&b).into_owned());
-        log.code = Some(code);
+        let key = TxKey::of(req);
+        self.server_txs
+            .entry(key.clone())
+            .or_insert_with(|| ServerTx::new(req, &key, flow));
+        let Some(flow) = self.finish_tx(now, &key, reply.code, resp.to_bytes()) else {
+            return;
+        };
+        let mut log = TransactionRecord::incoming(req, event_for(req, reply.code), flow, now);
+        log.local_tag = tag.or(log.local_tag);
+        log.sdp_out = reply.sdp.map(|b| String::from_utf8_lossy(&b).into_owned());
+        log.code = Some(reply.code);
         log.response_at = Some(now);
         self.outputs.push_back(Output::Transaction(Box::new(log)));
-        let invite_failure = key.invite && code >= 300;
-        self.server_txs.insert(
-            key.clone(),
-            ServerTx {
-                state: TxState::Completed,
-                last_response: Some(bytes.clone()),
-                flow,
-                retransmit: if invite_failure && !flow.is_reliable() {
-                    self.cfg.t1
-                } else {
-                    Duration::ZERO
-                },
-            },
-        );
-        if invite_failure && !flow.is_reliable() {
-            self.timers.schedule(
-                now + self.cfg.t1,
-                Timer::RetransmitFinal { tx: key.clone() },
-            );
+    }
+
+    /// Send the final response `bytes` of the transaction `key` on the flow of the latest
+    /// copy of its request, cache it and arm the transaction's timers. Returns that flow.
+    pub(super) fn finish_tx(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        code: u16,
+        bytes: Bytes,
+    ) -> Option<Flow> {
+        let tx = self.server_txs.get_mut(key)?;
+        if tx.state != TxState::Proceeding {
+            return None; // already answered
         }
+        if tx.finish(code, bytes.clone(), self.cfg.t1) {
+            self.timers
+                .schedule(now + self.cfg.t1, Timer::TimerG { tx: key.clone() });
+        }
+        let flow = tx.flow;
+        // Timer H / J / L: absorb retransmissions for 64*T1.
         self.timers
             .schedule(now + self.cfg.t1 * 64, Timer::ExpireTx { tx: key.clone() });
         self.count_response(code);
         self.transmit(flow, bytes);
+        Some(flow)
     }
 
-    /// Report a final response sent outside [`Self::reply_with`] (INVITE 2xx, 487, late 5xx).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn log_response(
-        &mut self,
-        req: &SipRequest,
-        flow: Flow,
-        request_at: Instant,
-        now: Instant,
-        code: u16,
-        local_tag: &str,
-        sdp_out: Option<String>,
-    ) {
-        let mut log = TransactionRecord::incoming(req, event_for(req, code), flow, request_at);
-        log.local_tag = Some(local_tag.to_string());
-        log.sdp_out = sdp_out;
+    /// Report a final response sent outside [`Self::reply`] (INVITE 2xx, 487, late 5xx).
+    pub(super) fn log_response(&mut self, req: &SipRequest, answered: Answered<'_>) {
+        let mut log = TransactionRecord::incoming(
+            req,
+            event_for(req, answered.code),
+            answered.flow,
+            answered.request_at,
+        );
+        log.local_tag = Some(answered.local_tag.to_string());
+        log.sdp_out = answered.sdp_out;
         if req.method == Method::Invite && req.to.tag.is_none() {
             log.provisional = vec![100]; // answered after the recording was prepared
         }
-        log.code = Some(code);
-        log.response_at = Some(now);
+        log.code = Some(answered.code);
+        log.response_at = Some(answered.at);
         self.outputs.push_back(Output::Transaction(Box::new(log)));
     }
 
@@ -158,4 +148,14 @@ impl Uas {
     pub(super) fn transmit(&mut self, flow: Flow, data: Bytes) {
         self.outputs.push_back(Output::Transmit { flow, data });
     }
+}
+
+/// A response sent outside [`Uas::reply`], for the EDR log.
+pub(super) struct Answered<'a> {
+    pub(super) code: u16,
+    pub(super) flow: Flow,
+    pub(super) request_at: Instant,
+    pub(super) at: Instant,
+    pub(super) local_tag: &'a str,
+    pub(super) sdp_out: Option<String>,
 }

@@ -17,7 +17,8 @@ impl Uas {
                     return;
                 };
                 unacked.interval = (unacked.interval * 2).min(self.cfg.t2);
-                let (bytes, next, flow) = (unacked.response.clone(), unacked.interval, d.flow);
+                let (bytes, next, flow) =
+                    (unacked.response.clone(), unacked.interval, unacked.flow);
                 self.timers
                     .schedule(now + next, Timer::Retransmit2xx { dialog, cseq });
                 self.transmit(flow, bytes);
@@ -33,18 +34,12 @@ impl Uas {
                     self.terminate(now, dialog, EndReason::AckTimeout);
                 }
             }
-            Timer::RetransmitFinal { tx } => {
+            Timer::TimerG { tx } => {
                 let Some(t) = self.server_txs.get_mut(&tx) else {
                     return;
                 };
-                if t.retransmit.is_zero() {
-                    return; // ACKed
-                }
-                t.retransmit = (t.retransmit * 2).min(self.cfg.t2);
-                let (next, flow, bytes) = (t.retransmit, t.flow, t.last_response.clone());
-                self.timers
-                    .schedule(now + next, Timer::RetransmitFinal { tx });
-                if let Some(bytes) = bytes {
+                if let Some((flow, bytes, next)) = t.timer_g(self.cfg.t2) {
+                    self.timers.schedule(now + next, Timer::TimerG { tx });
                     self.transmit(flow, bytes);
                 }
             }
@@ -81,6 +76,14 @@ impl Uas {
                     .schedule(now + next, Timer::ClientRetransmit { branch });
                 self.transmit(flow, bytes);
             }
+            Timer::GlareRetryUpdate { dialog, generation } => {
+                self.glare_retry_update(now, dialog, generation)
+            }
+            Timer::GlareRetryBye {
+                request,
+                log,
+                retries,
+            } => self.glare_retry_bye(now, *request, *log, retries),
             Timer::ClientTimeout { branch } => {
                 let Some(mut tx) = self.client_txs.remove(&branch) else {
                     return;
