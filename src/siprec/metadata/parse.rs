@@ -136,40 +136,44 @@ impl Builder {
         };
         // Indices were handed out by `participant`/`stream`, so `get_mut` always finds them;
         // it is used anyway so that a mistake here cannot become a panic.
-        match field {
-            TextField::Name(i) => self.participants.get_mut(i).map(|p| first(&mut p.name)),
-            TextField::Aor(i) => self.participants.get_mut(i).map(|p| first(&mut p.aor)),
-            TextField::Label(i) => self.streams.get_mut(i).map(|s| first(&mut s.label)),
-            TextField::AssociateTime(i) => self
-                .participants
-                .get_mut(i)
-                .map(|p| first(&mut p.associate_time)),
-            TextField::DisassociateTime(i) => self
-                .participants
-                .get_mut(i)
-                .map(|p| first(&mut p.disassociate_time)),
-            TextField::Send(i) | TextField::Recv(i) => {
-                if let Some(p) = self.participants.get_mut(i) {
-                    p.streams_stated = true;
-                    let list = match field {
-                        TextField::Send(_) => &mut p.send,
-                        _ => &mut p.recv,
-                    };
-                    push_stream_ref(list, text)?;
-                }
-                None
+        let participant = self.participants.get_mut(match field {
+            TextField::Name(i)
+            | TextField::Aor(i)
+            | TextField::Send(i)
+            | TextField::Recv(i)
+            | TextField::AssociateTime(i)
+            | TextField::DisassociateTime(i) => i,
+            _ => usize::MAX,
+        });
+        match (field, participant) {
+            (TextField::Name(_), Some(p)) => first(&mut p.name),
+            (TextField::Aor(_), Some(p)) => first(&mut p.aor),
+            (TextField::AssociateTime(_), Some(p)) => first(&mut p.associate_time),
+            (TextField::DisassociateTime(_), Some(p)) => first(&mut p.disassociate_time),
+            (TextField::Send(_), Some(p)) => {
+                p.streams_stated = true;
+                push_stream_ref(&mut p.send, text)?;
             }
-            TextField::GroupRef => Some(first(&mut self.group_ref)),
-            TextField::DataMode => {
+            (TextField::Recv(_), Some(p)) => {
+                p.streams_stated = true;
+                push_stream_ref(&mut p.recv, text)?;
+            }
+            (TextField::Label(i), _) => {
+                if let Some(s) = self.streams.get_mut(i) {
+                    first(&mut s.label);
+                }
+            }
+            (TextField::GroupRef, _) => first(&mut self.group_ref),
+            (TextField::DataMode, _) => {
                 self.data_mode = match text.to_ascii_lowercase().as_str() {
                     "partial" => Some(DataMode::Partial),
                     "complete" => Some(DataMode::Complete),
                     _ => self.data_mode,
                 };
-                None
             }
-            TextField::BroadWorks(f) => Some(self.set_broadworks(f, text)),
-        };
+            (TextField::BroadWorks(f), _) => self.set_broadworks(f, text),
+            _ => {}
+        }
         Ok(())
     }
 
