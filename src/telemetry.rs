@@ -40,6 +40,8 @@ pub struct Telemetry {
     pub free_rtp_ports: AtomicU64,
     pub recordings_started: AtomicU64,
     pub cdr_spool_depth: AtomicU64,
+    /// SIPREC metadata documents that could not be read (the calls were recorded anyway).
+    pub metadata_unreadable: AtomicU64,
     responses: Mutex<BTreeMap<u16, u64>>,
     /// recording.json of every active recording, by recording id.
     active: DashMap<String, Value>,
@@ -59,6 +61,7 @@ impl Default for Telemetry {
             active_sessions: AtomicU64::default(),
             free_rtp_ports: AtomicU64::default(),
             recordings_started: AtomicU64::default(),
+            metadata_unreadable: AtomicU64::default(),
             cdr_spool_depth: AtomicU64::default(),
             responses: Mutex::default(),
             active: DashMap::default(),

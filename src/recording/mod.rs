@@ -30,7 +30,9 @@ impl EndReason {
     }
 }
 
+pub mod group;
 pub mod layout;
+pub mod participants;
 pub mod recovery;
 pub mod session;
 pub mod startup;

@@ -2,9 +2,14 @@
 //! document it maintains. Pure: the caller supplies wall-clock times.
 
 use crate::recording::EndReason;
+use crate::recording::group::GroupMembership;
+use crate::recording::participants::{
+    MetadataUpdate, ParticipantEntry, ParticipantHistory, read_metadata,
+};
 use crate::sdp::{Direction, MediaKind, MediaSession};
 use crate::sip::classify::{RecordingKind, RecordingRequest};
-use crate::siprec::{Participant, RecordingMetadata, parse_metadata};
+use crate::sip::correlation::{cisco_recording_participants, request_bib};
+use crate::siprec::BroadWorksMetadata;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -103,15 +108,35 @@ pub struct RecordingDocument {
     pub mixed_file: Option<String>,
     pub mixed_duration_seconds: Option<f64>,
     pub dtmf: Vec<DtmfEntry>,
-    /// SIPREC: the participants of the recorded session (RFC 7865 metadata).
+    /// SIPREC: the participants of the recorded session (RFC 7865 metadata), one entry
+    /// per stay with `joined_at`/`left_at`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub participants: Option<Vec<Participant>>,
+    pub participants: Option<Vec<ParticipantEntry>>,
     /// SIPREC: the recorded session's id from the metadata.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub siprec_session_id: Option<String>,
     /// SIPREC: the raw metadata as received, saved beside recording.json.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata_file: Option<String>,
+    /// SIPREC: why the initial metadata could not be read (the raw file is still kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_error: Option<String>,
+    /// SIPREC: metadata documents received in re-INVITEs and UPDATEs, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metadata_updates: Vec<MetadataUpdate>,
+    /// SIPREC: BroadWorks' extension data (extTrackingID, userID, callID, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broadworks: Option<BroadWorksMetadata>,
+    /// SIPREC: metadata elements the recorder does not interpret, as received.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metadata_extensions: Vec<String>,
+    /// The recording group: recordings of one call made as separate dialogs (Cisco BiB,
+    /// Genesys one session per party) share it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// The vendor value that put the recording into its group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -126,11 +151,20 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 
 pub struct RecordingSession {
     doc: RecordingDocument,
-    metadata: Option<RecordingMetadata>,
+    history: ParticipantHistory,
+    /// Cisco CUBE: the party of each m= line, from `X-Cisco-Recording-Participant`.
+    cisco_parties: Vec<(usize, String)>,
+    /// Cisco BiB: the one party this dialog's streams carry.
+    bib_party: Option<String>,
 }
 
-/// The file name the raw SIPREC metadata is saved under.
+/// The file name the raw initial SIPREC metadata is saved under.
 pub const METADATA_FILE: &str = "metadata.xml";
+
+/// The file name of the `n`-th (from 1) metadata update.
+pub fn metadata_update_file(n: usize) -> String {
+    format!("metadata-{n}.xml")
+}
 
 fn decoded_rate(codec: &str, clock_rate: u32) -> u32 {
     match codec.to_ascii_uppercase().as_str() {
@@ -148,19 +182,14 @@ impl RecordingSession {
         at: OffsetDateTime,
     ) -> Self {
         let g = req.genesys.as_ref();
-        let metadata = req
+        let initial = req
             .siprec_metadata
             .as_ref()
-            .and_then(|raw| match parse_metadata(raw) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    // The call is still recorded; only the participant mapping is lost.
-                    tracing::warn!(recording_id, error = %e, "unreadable SIPREC metadata");
-                    None
-                }
-            });
+            .map(|raw| read_metadata(recording_id, raw));
         let mut session = RecordingSession {
-            metadata: metadata.clone(),
+            history: ParticipantHistory::default(),
+            cisco_parties: cisco_recording_participants(&req.sip_headers),
+            bib_party: request_bib(req).and_then(|b| b.party()),
             doc: RecordingDocument {
                 recording_id: recording_id.to_string(),
                 call_leg_id: uuid::Uuid::new_v4().to_string(),
@@ -192,16 +221,95 @@ impl RecordingSession {
                 mixed_file: None,
                 mixed_duration_seconds: None,
                 dtmf: vec![],
-                participants: metadata.as_ref().map(|m| m.participants.clone()),
-                siprec_session_id: metadata.as_ref().and_then(|m| m.session_id.clone()),
+                participants: None,
+                siprec_session_id: None,
                 metadata_file: req
                     .siprec_metadata
                     .as_ref()
                     .map(|_| METADATA_FILE.to_string()),
+                metadata_error: None,
+                metadata_updates: vec![],
+                broadworks: None,
+                metadata_extensions: vec![],
+                group_id: None,
+                correlation_id: None,
             },
         };
+        match initial {
+            Some(Ok(m)) => {
+                session.history.apply(m, &rfc3339(at));
+                session.sync_metadata();
+            }
+            Some(Err(e)) => session.doc.metadata_error = Some(e.to_string()),
+            None => {}
+        }
         session.apply_media(media, at);
         session
+    }
+
+    pub fn set_group(&mut self, group: &GroupMembership) {
+        self.doc.group_id = Some(group.group_id.clone());
+        self.doc.correlation_id = Some(group.correlation_id.clone());
+    }
+
+    /// The file name the next metadata update is saved under.
+    pub fn next_metadata_file(&self) -> String {
+        metadata_update_file(self.doc.metadata_updates.len() + 1)
+    }
+
+    /// A metadata document arrived in a re-INVITE or UPDATE (saved as `file`). An
+    /// unreadable one changes nothing but is listed. Returns whether it was applied.
+    pub fn apply_metadata_update(&mut self, raw: &[u8], file: String, at: OffsetDateTime) -> bool {
+        if self.doc.state == RecordingState::Ended {
+            return false;
+        }
+        let now = rfc3339(at);
+        let mut entry = MetadataUpdate {
+            received_at: now.clone(),
+            file,
+            data_mode: None,
+            applied: false,
+            error: None,
+            joined: vec![],
+            left: vec![],
+        };
+        match read_metadata(&self.doc.recording_id, raw) {
+            Ok(m) => {
+                entry.data_mode = m.data_mode;
+                (entry.joined, entry.left) = self.history.apply(m, &now);
+                entry.applied = true;
+                self.sync_metadata();
+                self.refresh_parties();
+            }
+            Err(e) => entry.error = Some(e.to_string()),
+        }
+        let applied = entry.applied;
+        self.doc.metadata_updates.push(entry);
+        applied
+    }
+
+    /// Copy what the metadata says now into the document.
+    fn sync_metadata(&mut self) {
+        self.doc.participants = Some(self.history.entries().to_vec());
+        if let Some(m) = self.history.current() {
+            if m.session_id.is_some() {
+                self.doc.siprec_session_id.clone_from(&m.session_id);
+            }
+            self.doc.broadworks.clone_from(&m.broadworks);
+            self.doc.metadata_extensions.clone_from(&m.unknown_elements);
+        }
+    }
+
+    fn refresh_parties(&mut self) {
+        let parties: Vec<Option<String>> = self
+            .doc
+            .streams
+            .iter()
+            .map(|s| self.party_for(s.index, s.sdp_index, s.label.as_deref()))
+            .collect();
+        for (stream, party) in self.doc.streams.iter_mut().zip(parties) {
+            stream.party = party;
+        }
     }
 
     pub fn document(&self) -> &RecordingDocument {
@@ -212,29 +320,37 @@ impl RecordingSession {
         self.doc.state
     }
 
-    fn party_for(&self, audio_index: usize, label: Option<&str>) -> Option<String> {
-        match self.doc.kind {
-            RecordingKind::Genesys => match audio_index {
+    fn party_for(
+        &self,
+        audio_index: usize,
+        sdp_index: usize,
+        label: Option<&str>,
+    ) -> Option<String> {
+        if self.doc.kind == RecordingKind::Genesys {
+            return match audio_index {
                 0 => self.doc.dn.clone(),
                 1 => self.doc.other_dn.clone(),
                 _ => None,
-            },
-            _ => {
-                let label = label?;
-                let participant = self
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.participant_for_label(label));
-                match participant {
-                    Some(p) => p
-                        .aor
-                        .clone()
-                        .or_else(|| p.name.clone())
-                        .or_else(|| Some(p.participant_id.clone())),
-                    None => Some(label.to_string()),
-                }
-            }
+            };
         }
+        if let Some((_, uri)) = self.cisco_parties.iter().find(|(i, _)| *i == sdp_index) {
+            return Some(uri.clone());
+        }
+        if self.bib_party.is_some() {
+            return self.bib_party.clone();
+        }
+        let label = label?;
+        let senders = self
+            .history
+            .current()
+            .map(|m| m.senders_for_label(label))
+            .unwrap_or_default();
+        if senders.is_empty() {
+            return Some(label.to_string());
+        }
+        // A conference leg several parties send (BroadWorks three-way call) names them all.
+        let names: Vec<&str> = senders.iter().map(|p| p.identity()).collect();
+        Some(names.join(", "))
     }
 
     /// Apply a (re)negotiated media session. Paused when no accepted audio stream is
@@ -260,7 +376,7 @@ impl RecordingSession {
                     index: i,
                     sdp_index: s.index,
                     label: s.label.clone(),
-                    party: self.party_for(i, s.label.as_deref()),
+                    party: self.party_for(i, s.index, s.label.as_deref()),
                     codec: s.codec.as_ref().map(|c| c.name.clone()),
                     payload_type: s.codec.as_ref().map(|c| c.payload_type),
                     clock_rate: s.codec.as_ref().map(|c| c.clock_rate),
@@ -327,6 +443,10 @@ impl RecordingSession {
         let now = rfc3339(at);
         if let Some(p) = self.doc.pauses.last_mut().filter(|p| p.ended_at.is_none()) {
             p.ended_at = Some(now.clone());
+        }
+        if self.doc.participants.is_some() {
+            self.history.close(&now);
+            self.doc.participants = Some(self.history.entries().to_vec());
         }
         self.doc.state = RecordingState::Ended;
         self.doc.end_reason = Some(reason);
@@ -441,5 +561,170 @@ mod tests {
         assert_eq!(json["other_dn"], "1002");
         assert_eq!(json["end_reason"], "bye");
         assert_eq!(json["state"], "ended");
+    }
+}
+
+#[cfg(test)]
+mod metadata_tests {
+    use super::*;
+    use crate::sdp::{Codec, NegotiatedStream};
+    use crate::sip::message::Header;
+    use time::macros::datetime;
+
+    fn media(labels: &[Option<&str>]) -> MediaSession {
+        let streams = labels
+            .iter()
+            .enumerate()
+            .map(|(index, label)| NegotiatedStream {
+                index,
+                kind: MediaKind::Audio,
+                accepted: true,
+                local_port: 20000 + 2 * index as u16,
+                rtcp_mux: false,
+                remote_addr: Some("192.0.2.10".parse().expect("literal address")),
+                remote_port: 30000,
+                codec: Some(Codec {
+                    name: "PCMU".into(),
+                    payload_type: 0,
+                    clock_rate: 8000,
+                    channels: 1,
+                }),
+                telephone_event: None,
+                offered_direction: Direction::SendOnly,
+                answered_direction: Direction::RecvOnly,
+                label: label.map(str::to_string),
+                srtp: None,
+            })
+            .collect();
+        MediaSession {
+            session_id: 1,
+            version: 1,
+            remote_origin: ("SRC".into(), "1".into(), "1".into()),
+            streams,
+            answer_sdp: String::new(),
+        }
+    }
+
+    fn request(kind: RecordingKind, from: &str, metadata: Option<&str>) -> RecordingRequest {
+        RecordingRequest {
+            kind,
+            genesys: None,
+            uri_params: BTreeMap::new(),
+            sip_call_id: "c1".into(),
+            from: from.into(),
+            from_uri: "sip:src@x".into(),
+            to: "<sip:srs@x>".into(),
+            request_uri: "sip:srs@x".into(),
+            sip_headers: vec![],
+            siprec_metadata: metadata.map(|m| bytes::Bytes::from(m.to_string())),
+        }
+    }
+
+    const BW: &str = include_str!("../../tests/data/siprec/broadworks_initial.xml");
+    const BW_3WAY: &str = include_str!("../../tests/data/siprec/broadworks_3way.xml");
+    const T0: OffsetDateTime = datetime!(2026-01-01 10:00:00 UTC);
+    const T1: OffsetDateTime = datetime!(2026-01-01 10:00:05 UTC);
+
+    fn parties(s: &RecordingSession) -> Vec<Option<String>> {
+        s.document()
+            .streams
+            .iter()
+            .map(|s| s.party.clone())
+            .collect()
+    }
+
+    #[test]
+    fn metadata_updates_move_parties_and_history_on() {
+        let req = request(RecordingKind::Siprec, "<sip:src@x>;tag=1", Some(BW));
+        let mut s = RecordingSession::new("id", &req, &media(&[Some("1"), Some("2")]), T0);
+        assert_eq!(
+            parties(&s),
+            vec![
+                Some("sip:agent1@as.example.net".into()),
+                Some("sip:+12025550143@as.example.net;user=phone".into())
+            ]
+        );
+        let bw = s.document().broadworks.clone().expect("kept");
+        assert_eq!(bw.ext_tracking_id.as_deref(), Some("152463:1"));
+
+        // The supervisor joins (three-way call): complete document, saved as metadata-1.xml.
+        assert_eq!(s.next_metadata_file(), "metadata-1.xml");
+        assert!(s.apply_metadata_update(BW_3WAY.as_bytes(), s.next_metadata_file(), T1));
+        assert_eq!(
+            parties(&s)[1].as_deref(),
+            Some("sip:+12025550143@as.example.net;user=phone, sip:supervisor@as.example.net")
+        );
+        let doc = s.document();
+        let update = &doc.metadata_updates[0];
+        assert_eq!(update.file, "metadata-1.xml");
+        assert_eq!(
+            update.joined,
+            vec!["urn:uuid:3d1b6a0e-5b7e-4c51-9a40-1f2f8f0c0012"]
+        );
+        assert!(update.left.is_empty());
+        let people = doc.participants.as_ref().expect("siprec participants");
+        assert_eq!(people.len(), 3);
+        assert_eq!(people[2].joined_at, "2026-01-01T10:00:05Z");
+
+        // An unreadable update is listed and counted, and changes nothing.
+        assert!(!s.apply_metadata_update(b"<recording_metadata><oops", s.next_metadata_file(), T1));
+        let doc = s.document();
+        assert_eq!(doc.metadata_updates[1].file, "metadata-2.xml");
+        assert!(!doc.metadata_updates[1].applied);
+        assert!(doc.metadata_updates[1].error.is_some());
+        assert_eq!(doc.participants.as_ref().map(Vec::len), Some(3));
+
+        // Back to two parties: the supervisor leaves; at the end everyone has left.
+        assert!(s.apply_metadata_update(BW.as_bytes(), s.next_metadata_file(), T1));
+        assert_eq!(s.document().metadata_updates[2].left.len(), 1);
+        s.end(EndReason::Bye, datetime!(2026-01-01 10:01:00 UTC));
+        let json = serde_json::to_value(s.document()).expect("serializes");
+        assert_eq!(json["participants"][2]["left_at"], "2026-01-01T10:00:05Z");
+        assert_eq!(json["participants"][0]["left_at"], "2026-01-01T10:01:00Z");
+        assert_eq!(json["metadata_updates"][0]["data_mode"], "complete");
+        assert_eq!(json["broadworks"]["call_id"], "callhalf-177056759:5");
+    }
+
+    #[test]
+    fn unreadable_initial_metadata_is_recorded_not_fatal() {
+        let req = request(RecordingKind::Siprec, "<sip:src@x>", Some("<html/>"));
+        let s = RecordingSession::new("id", &req, &media(&[Some("1")]), T0);
+        assert!(s.document().metadata_error.is_some());
+        assert_eq!(s.document().metadata_file.as_deref(), Some(METADATA_FILE));
+        assert_eq!(
+            parties(&s),
+            vec![Some("1".into())],
+            "label stands in for the party"
+        );
+    }
+
+    #[test]
+    fn cisco_parties_from_headers_and_bib_from() {
+        let mut req = request(RecordingKind::Cms, "<sip:cube@x>;tag=1", None);
+        req.sip_headers = vec![
+            Header {
+                name: "X-Cisco-Recording-Participant".into(),
+                value: "sip:708090@10.42.30.5;media-index=\"1\"".into(),
+            },
+            Header {
+                name: "X-Cisco-Recording-Participant".into(),
+                value: "sip:10000@10.42.30.32;media-index=\"0\"".into(),
+            },
+        ];
+        let s = RecordingSession::new("id", &req, &media(&[None, None]), T0);
+        assert_eq!(
+            parties(&s),
+            vec![
+                Some("sip:10000@10.42.30.32".into()),
+                Some("sip:708090@10.42.30.5".into())
+            ]
+        );
+        let far = request(
+            RecordingKind::Cms,
+            "<sip:2000@ucm1;x-farend;x-refci=ci2;x-farendrefci=ci1;x-farendaddr=1000>;tag=2",
+            None,
+        );
+        let s = RecordingSession::new("id", &far, &media(&[None]), T0);
+        assert_eq!(parties(&s), vec![Some("1000".into())]);
     }
 }

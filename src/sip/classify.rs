@@ -49,7 +49,8 @@ pub enum BodyError {
     BadMultipart(MultipartError),
 }
 
-pub const ACCEPTED_BODY_TYPES: &str = "application/sdp, multipart/mixed";
+pub const ACCEPTED_BODY_TYPES: &str =
+    "application/sdp, multipart/mixed, application/rs-metadata+xml, application/rs-metadata";
 
 fn media_type(content_type: &str) -> String {
     content_type
@@ -90,6 +91,13 @@ pub fn classify_body(req: &SipRequest) -> Result<ClassifiedBody, BodyError> {
                 siprec_metadata,
             })
         }
+        // RFC 7866 §6.2: a metadata update alone (re-INVITE or UPDATE, legacy type too).
+        // `Content-Disposition: recording-session` is expected but not required: the type
+        // alone is unambiguous.
+        ct if is_recording_metadata(ct) => Ok(ClassifiedBody {
+            sdp: None,
+            siprec_metadata: Some(req.body.clone()),
+        }),
         other => Err(BodyError::Unsupported(other.to_string())),
     }
 }

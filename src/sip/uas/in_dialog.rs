@@ -71,7 +71,8 @@ impl Uas {
         }
     }
 
-    /// Offer/answer for a re-INVITE or UPDATE. `Ok(None)`: no SDP in the request.
+    /// Offer/answer for a re-INVITE or UPDATE, and the SIPREC metadata it carries.
+    /// `Ok(None)`: no SDP in the request (metadata only, or nothing).
     fn renegotiate(
         &mut self,
         req: &SipRequest,
@@ -89,14 +90,33 @@ impl Uas {
                 return Err((400, vec![warning(399, &e.to_string())]));
             }
         };
-        let Some(sdp) = body.sdp else { return Ok(None) };
-        let offer = parse_offer(&sdp).map_err(|e| (488, vec![warning(399, &e.to_string())]))?;
+        let media = match body.sdp {
+            Some(sdp) => Some(self.answer_in_dialog_offer(&sdp, dialog_id)?),
+            None => None,
+        };
+        // Only an accepted request changes the recording's metadata.
+        if let Some(metadata) = body.siprec_metadata {
+            let recording_id = self.dialogs[&dialog_id].recording_id.clone();
+            self.emit(RecordingEvent::MetadataUpdated {
+                recording_id,
+                metadata,
+            });
+        }
+        Ok(media)
+    }
+
+    fn answer_in_dialog_offer(
+        &mut self,
+        sdp: &Bytes,
+        dialog_id: DialogId,
+    ) -> Result<MediaSession, Refusal> {
+        let offer = parse_offer(sdp).map_err(|e| (488, vec![warning(399, &e.to_string())]))?;
         let current = self.dialogs[&dialog_id].media.clone();
         match answer_reoffer(&current, &offer, &self.cfg.answer, &mut self.pool) {
-            Ok(Update::Unchanged) => Ok(Some(current)),
+            Ok(Update::Unchanged) => Ok(current),
             Ok(Update::Changed(media)) => {
                 self.apply_media(dialog_id, media.clone());
-                Ok(Some(media))
+                Ok(media)
             }
             Err(AnswerError::NotAcceptable {
                 warning_code,
