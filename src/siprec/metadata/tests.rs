@@ -522,20 +522,7 @@ const ORACLE: &str = include_str!("../../../tests/data/siprec/oracle_sbc.xml");
 const AVAYA_PARTIAL: &str = include_str!("../../../tests/data/siprec/avaya_sbce_partial_join.xml");
 
 /// Avaya SBCE's initial document for the call `AVAYA_PARTIAL` updates.
-const AVAYA_INITIAL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<recording xmlns="urn:ietf:params:xml:ns:recording:1">
-  <datamode>complete</datamode>
-  <session session_id="7vNBo+2fTbuGaS0Zk1G2tQ=="/>
-  <participant participant_id="Y3VzdG9tZXItMQ=="><nameID aor="sip:+15557770001@avaya.example.com"/></participant>
-  <participant participant_id="YWdlbnQtMg=="><nameID aor="sip:2002@avaya.example.com"><name>Agent</name></nameID></participant>
-  <stream stream_id="c3RyZWFtLWE=" session_id="7vNBo+2fTbuGaS0Zk1G2tQ=="><label>1</label></stream>
-  <stream stream_id="c3RyZWFtLWI=" session_id="7vNBo+2fTbuGaS0Zk1G2tQ=="><label>2</label></stream>
-  <participantsessionassoc participant_id="Y3VzdG9tZXItMQ==" session_id="7vNBo+2fTbuGaS0Zk1G2tQ==">
-    <associate-time>2026-02-11T15:25:48Z</associate-time>
-  </participantsessionassoc>
-  <participantstreamassoc participant_id="Y3VzdG9tZXItMQ=="><send>c3RyZWFtLWE=</send><recv>c3RyZWFtLWI=</recv></participantstreamassoc>
-  <participantstreamassoc participant_id="YWdlbnQtMg=="><send>c3RyZWFtLWI=</send><recv>c3RyZWFtLWE=</recv></participantstreamassoc>
-</recording>"#;
+const AVAYA_INITIAL: &str = include_str!("../../../tests/data/siprec/avaya_sbce_initial.xml");
 
 fn identities(m: &RecordingMetadata, label: &str) -> Vec<String> {
     m.senders_for_label(label)
