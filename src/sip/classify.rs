@@ -131,3 +131,63 @@ pub fn classify(req: &SipRequest, body: &ClassifiedBody) -> RecordingRequest {
         siprec_metadata: body.siprec_metadata.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message::{Limits, SipMessage, parse_message};
+
+    fn request(content_type: &str, body: &str) -> SipRequest {
+        let text = format!(
+            "UPDATE sip:srs@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1\r\n\
+             From: <sip:src@192.0.2.9>;tag=a\r\nTo: <sip:srs@192.0.2.1>;tag=b\r\nCall-ID: c\r\n\
+             CSeq: 2 UPDATE\r\nContent-Type: {content_type}\r\n\
+             Content-Disposition: recording-session\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        match parse_message(Bytes::from(text), &Limits::default()) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("test request did not parse: {other:?}"),
+        }
+    }
+
+    const DOC: &str = "<recording xmlns='urn:ietf:params:xml:ns:recording:1'/>";
+
+    #[test]
+    fn metadata_only_bodies_are_accepted() {
+        for ct in [
+            "application/rs-metadata+xml",
+            "application/rs-metadata",
+            "Application/RS-Metadata+XML; charset=UTF-8",
+        ] {
+            let body = classify_body(&request(ct, DOC)).expect("metadata body accepted");
+            assert_eq!(body.sdp, None, "{ct}");
+            assert_eq!(
+                body.siprec_metadata.as_deref(),
+                Some(DOC.as_bytes()),
+                "{ct}"
+            );
+        }
+        let multipart = format!(
+            "--b\r\nContent-Type: application/rs-metadata+xml\r\n\
+             Content-Disposition: recording-session\r\n\r\n{DOC}\r\n--b--\r\n"
+        );
+        let body = classify_body(&request("multipart/mixed;boundary=b", &multipart))
+            .expect("multipart without SDP accepted");
+        assert_eq!(body.sdp, None);
+        assert_eq!(body.siprec_metadata.as_deref(), Some(DOC.as_bytes()));
+    }
+
+    #[test]
+    fn other_bodies_are_still_refused() {
+        assert!(matches!(
+            classify_body(&request("text/plain", "hello")),
+            Err(BodyError::Unsupported(_))
+        ));
+        let only_text = "--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b--\r\n";
+        assert!(matches!(
+            classify_body(&request("multipart/mixed;boundary=b", only_text)),
+            Err(BodyError::Unsupported(_))
+        ));
+    }
+}
