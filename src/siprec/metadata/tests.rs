@@ -471,7 +471,12 @@ fn mutations_never_panic() {
         b":",
         b"xmlns:a='b'",
     ];
-    let seeds = [RFC_EXAMPLE.as_bytes(), LEGACY.as_bytes()];
+    let seeds = [
+        RFC_EXAMPLE.as_bytes(),
+        LEGACY.as_bytes(),
+        BROADWORKS.as_bytes(),
+        ORACLE.as_bytes(),
+    ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut parsed = 0;
     for round in 0..4000 {
@@ -509,7 +514,10 @@ fn mutations_never_panic() {
             parsed += 1;
             assert!(m.participants.len() <= MAX_METADATA_PARTICIPANTS);
             assert!(m.streams.len() <= MAX_METADATA_STREAMS);
+            assert!(m.unknown_elements.iter().all(|r| r.starts_with('<')));
             let _ = m.participant_for_label("1");
+            let mut merged = m.clone();
+            merged.apply_update(m);
         }
     }
     // The loop should explore both sides: many mutants stay valid, many break.
