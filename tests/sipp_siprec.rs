@@ -464,25 +464,30 @@ fn cisco_bib_near_and_far_end_dialogs_form_one_group() {
     let all = wait_all_ended(&rec, 4);
     assert_pairs(&rec, &all, |v| {
         let correlation = v["correlation_id"].as_str().unwrap_or("").to_string();
-        (correlation, parties(v).join(""))
+        (
+            correlation,
+            v["cisco_bib_leg"].as_str().unwrap_or("").to_string(),
+        )
     });
-    let mut seen: Vec<(String, String)> = all
+    let mut seen: Vec<(String, String, String)> = all
         .iter()
         .map(|(_, v)| {
             (
                 v["correlation_id"].as_str().unwrap_or("").to_string(),
+                v["cisco_bib_leg"].as_str().unwrap_or("").to_string(),
                 parties(v).join(""),
             )
         })
         .collect();
     seen.sort();
+    let row = |c: &str, leg: &str, party: &str| (c.to_string(), leg.to_string(), party.to_string());
     assert_eq!(
         seen,
         vec![
-            ("cisco-bib:CUCM-Lab:27757093:27757092".into(), "1000".into()),
-            ("cisco-bib:CUCM-Lab:27757093:27757092".into(), "2000".into()),
-            ("cisco-bib:CUCM-Lab:27757101:27757100".into(), "1001".into()),
-            ("cisco-bib:CUCM-Lab:27757101:27757100".into(), "2001".into()),
+            row("cisco-bib:CUCM-Lab:27757093:27757092", "far_end", "1000"),
+            row("cisco-bib:CUCM-Lab:27757093:27757092", "near_end", "2000"),
+            row("cisco-bib:CUCM-Lab:27757101:27757100", "far_end", "1001"),
+            row("cisco-bib:CUCM-Lab:27757101:27757100", "near_end", "2001"),
         ],
         "near end carries the agent DN, far end x-farendaddr"
     );

@@ -8,7 +8,7 @@ use crate::recording::participants::{
 };
 use crate::sdp::{Direction, MediaKind, MediaSession};
 use crate::sip::classify::{RecordingKind, RecordingRequest};
-use crate::sip::correlation::{cisco_recording_participants, request_bib};
+use crate::sip::correlation::{BibLeg, cisco_recording_participants, request_bib};
 use crate::siprec::BroadWorksMetadata;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -137,6 +137,9 @@ pub struct RecordingDocument {
     /// The vendor value that put the recording into its group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// Cisco BiB: which party's voice this dialog carries (`near_end` | `far_end`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cisco_bib_leg: Option<BibLeg>,
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -186,10 +189,11 @@ impl RecordingSession {
             .siprec_metadata
             .as_ref()
             .map(|raw| read_metadata(recording_id, raw));
+        let bib = request_bib(req);
         let mut session = RecordingSession {
             history: ParticipantHistory::default(),
             cisco_parties: cisco_recording_participants(&req.sip_headers),
-            bib_party: request_bib(req).and_then(|b| b.party()),
+            bib_party: bib.as_ref().and_then(|b| b.party()),
             doc: RecordingDocument {
                 recording_id: recording_id.to_string(),
                 call_leg_id: uuid::Uuid::new_v4().to_string(),
@@ -233,6 +237,7 @@ impl RecordingSession {
                 metadata_extensions: vec![],
                 group_id: None,
                 correlation_id: None,
+                cisco_bib_leg: bib.map(|b| b.leg),
             },
         };
         match initial {
@@ -726,5 +731,7 @@ mod metadata_tests {
         );
         let s = RecordingSession::new("id", &far, &media(&[None]), T0);
         assert_eq!(parties(&s), vec![Some("1000".into())]);
+        let json = serde_json::to_value(s.document()).expect("serializes");
+        assert_eq!(json["cisco_bib_leg"], "far_end");
     }
 }
