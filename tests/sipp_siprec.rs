@@ -172,6 +172,12 @@ fn assert_ended_by_bye(v: &Value) {
     assert_eq!(v["end_reason"], "bye", "{v}");
 }
 
+/// One dialog carries the whole call: no recording group.
+fn assert_ungrouped(v: &Value) {
+    assert_eq!(v["group_id"], Value::Null, "{v}");
+    assert_eq!(v["correlation_id"], Value::Null, "{v}");
+}
+
 /// `GET path` on the HTTP API, body parsed as JSON.
 fn api_get(rec: &Recorder, path: &str) -> Value {
     let mut s = std::net::TcpStream::connect(rec.http_addr).expect("connect to the HTTP API");
@@ -228,6 +234,7 @@ fn broadworks_siprec_with_pause_resume_and_three_way_metadata() {
     run_sipp(&rec, "uac_broadworks_siprec.xml", 2, &[]);
     for (dir, v) in wait_all_ended(&rec, 2) {
         assert_ended_by_bye(&v);
+        assert_ungrouped(&v);
         assert_eq!(v["kind"], "siprec", "{v}");
         assert_eq!(v["metadata_error"], Value::Null, "{v}");
         assert_eq!(
@@ -301,6 +308,7 @@ fn metadata_only_update_adds_a_participant() {
     run_sipp(&rec, "uac_siprec_metadata_update.xml", 2, &[]);
     for (dir, v) in wait_all_ended(&rec, 2) {
         assert_ended_by_bye(&v);
+        assert_ungrouped(&v);
         assert_tone(&dir, "stream-0.wav", 0.2, 2.8);
         let updates = v["metadata_updates"].as_array().expect("metadata updates");
         assert_eq!(updates.len(), 1, "{v}");
@@ -348,6 +356,7 @@ fn reinvite_with_metadata_and_no_sdp_gets_an_offer_and_applies_the_metadata() {
     run_sipp(&rec, "uac_siprec_reinvite_metadata_only.xml", 2, &[]);
     for (dir, v) in wait_all_ended(&rec, 2) {
         assert_ended_by_bye(&v);
+        assert_ungrouped(&v);
         // The offer/answer through 200 and ACK kept the media running.
         assert_tone(&dir, "stream-0.wav", 0.2, 2.8);
         assert_eq!(v["streams"][0]["packets_lost"], 0, "{v}");
@@ -385,6 +394,7 @@ fn cube_recording_participant_headers_name_the_parties() {
     run_sipp(&rec, "uac_cube_recording.xml", 2, &[]);
     for (dir, v) in wait_all_ended(&rec, 2) {
         assert_ended_by_bye(&v);
+        assert_ungrouped(&v);
         assert_eq!(v["kind"], "cms", "{v}");
         assert_eq!(
             parties(&v),
