@@ -124,6 +124,9 @@ pub struct RecordingDocument {
     /// SIPREC: metadata documents received in re-INVITEs and UPDATEs, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub metadata_updates: Vec<MetadataUpdate>,
+    /// Updates beyond `MAX_METADATA_UPDATES`: applied, neither listed nor saved.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub metadata_updates_unlisted: u64,
     /// SIPREC: BroadWorks' extension data (extTrackingID, userID, callID, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broadworks: Option<BroadWorksMetadata>,
@@ -140,6 +143,10 @@ pub struct RecordingDocument {
     /// Cisco BiB: which party's voice this dialog carries (`near_end` | `far_end`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cisco_bib_leg: Option<BibLeg>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -163,6 +170,20 @@ pub struct RecordingSession {
 
 /// The file name the raw initial SIPREC metadata is saved under.
 pub const METADATA_FILE: &str = "metadata.xml";
+
+/// Most metadata updates listed in recording.json and saved beside it: a long conference
+/// sends many, a misbehaving SRC could send without end.
+pub const MAX_METADATA_UPDATES: usize = 1000;
+
+/// What became of a metadata update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataOutcome {
+    Applied,
+    /// Not readable: listed with its error, nothing changed.
+    Unreadable,
+    /// The recording had ended.
+    Ignored,
+}
 
 /// The file name of the `n`-th (from 1) metadata update.
 pub fn metadata_update_file(n: usize) -> String {
@@ -233,6 +254,7 @@ impl RecordingSession {
                     .map(|_| METADATA_FILE.to_string()),
                 metadata_error: None,
                 metadata_updates: vec![],
+                metadata_updates_unlisted: 0,
                 broadworks: None,
                 metadata_extensions: vec![],
                 group_id: None,
@@ -257,40 +279,53 @@ impl RecordingSession {
         self.doc.correlation_id = Some(group.correlation_id.clone());
     }
 
-    /// The file name the next metadata update is saved under.
-    pub fn next_metadata_file(&self) -> String {
-        metadata_update_file(self.doc.metadata_updates.len() + 1)
+    /// The file name the next metadata update is saved under; `None` once
+    /// [`MAX_METADATA_UPDATES`] are listed (later ones are applied, not saved).
+    pub fn next_metadata_file(&self) -> Option<String> {
+        let n = self.doc.metadata_updates.len();
+        (n < MAX_METADATA_UPDATES).then(|| metadata_update_file(n + 1))
     }
 
     /// A metadata document arrived in a re-INVITE or UPDATE (saved as `file`). An
-    /// unreadable one changes nothing but is listed. Returns whether it was applied.
-    pub fn apply_metadata_update(&mut self, raw: &[u8], file: String, at: OffsetDateTime) -> bool {
+    /// unreadable one changes nothing but is listed.
+    pub fn apply_metadata_update(
+        &mut self,
+        raw: &[u8],
+        file: Option<String>,
+        at: OffsetDateTime,
+    ) -> MetadataOutcome {
         if self.doc.state == RecordingState::Ended {
-            return false;
+            return MetadataOutcome::Ignored;
         }
         let now = rfc3339(at);
         let mut entry = MetadataUpdate {
             received_at: now.clone(),
-            file,
+            file: file.clone().unwrap_or_default(),
             data_mode: None,
             applied: false,
             error: None,
             joined: vec![],
             left: vec![],
         };
-        match read_metadata(&self.doc.recording_id, raw) {
+        let outcome = match read_metadata(&self.doc.recording_id, raw) {
             Ok(m) => {
                 entry.data_mode = m.data_mode;
                 (entry.joined, entry.left) = self.history.apply(m, &now);
                 entry.applied = true;
                 self.sync_metadata();
                 self.refresh_parties();
+                MetadataOutcome::Applied
             }
-            Err(e) => entry.error = Some(e.to_string()),
+            Err(e) => {
+                entry.error = Some(e.to_string());
+                MetadataOutcome::Unreadable
+            }
+        };
+        match file {
+            Some(_) => self.doc.metadata_updates.push(entry),
+            None => self.doc.metadata_updates_unlisted += 1,
         }
-        let applied = entry.applied;
-        self.doc.metadata_updates.push(entry);
-        applied
+        outcome
     }
 
     /// Copy what the metadata says now into the document.

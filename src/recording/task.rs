@@ -503,24 +503,21 @@ impl RecordingTask {
     /// then applied. Neither an unreadable document nor a failed write ends the recording.
     async fn metadata_updated(&mut self, raw: &bytes::Bytes) {
         let file = self.session.next_metadata_file();
-        if let Err(e) = tokio::fs::write(self.dir.join(&file), raw).await {
-            tracing::error!(recording_id = self.recording_id, file, error = %e, "cannot save SIPREC metadata");
+        if let Some(name) = &file
+            && let Err(e) = tokio::fs::write(self.dir.join(name), raw).await
+        {
+            tracing::error!(recording_id = self.recording_id, file = name, error = %e, "cannot save SIPREC metadata");
         }
-        let applied =
+        let outcome =
             self.session
                 .apply_metadata_update(raw, file.clone(), OffsetDateTime::now_utc());
-        if applied {
-            tracing::info!(
-                recording_id = self.recording_id,
-                file,
-                "SIPREC metadata updated"
-            );
-        } else {
+        if outcome == super::session::MetadataOutcome::Unreadable {
             self.settings
                 .telemetry
                 .metadata_unreadable
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        tracing::info!(recording_id = self.recording_id, file = ?file, outcome = ?outcome, "SIPREC metadata update");
         self.write_and_publish().await;
     }
 

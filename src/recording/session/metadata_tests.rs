@@ -82,8 +82,11 @@ fn metadata_updates_move_parties_and_history_on() {
     assert_eq!(bw.ext_tracking_id.as_deref(), Some("152463:1"));
 
     // The supervisor joins (three-way call): complete document, saved as metadata-1.xml.
-    assert_eq!(s.next_metadata_file(), "metadata-1.xml");
-    assert!(s.apply_metadata_update(BW_3WAY.as_bytes(), s.next_metadata_file(), T1));
+    assert_eq!(s.next_metadata_file().as_deref(), Some("metadata-1.xml"));
+    assert_eq!(
+        s.apply_metadata_update(BW_3WAY.as_bytes(), s.next_metadata_file(), T1),
+        MetadataOutcome::Applied
+    );
     assert_eq!(
         parties(&s)[1].as_deref(),
         Some("sip:+12025550143@as.example.net;user=phone, sip:supervisor@as.example.net")
@@ -101,7 +104,10 @@ fn metadata_updates_move_parties_and_history_on() {
     assert_eq!(people[2].joined_at, "2026-01-01T10:00:05Z");
 
     // An unreadable update is listed and counted, and changes nothing.
-    assert!(!s.apply_metadata_update(b"<recording_metadata><oops", s.next_metadata_file(), T1));
+    assert_eq!(
+        s.apply_metadata_update(b"<recording_metadata><oops", s.next_metadata_file(), T1),
+        MetadataOutcome::Unreadable
+    );
     let doc = s.document();
     assert_eq!(doc.metadata_updates[1].file, "metadata-2.xml");
     assert!(!doc.metadata_updates[1].applied);
@@ -109,7 +115,10 @@ fn metadata_updates_move_parties_and_history_on() {
     assert_eq!(doc.participants.as_ref().map(Vec::len), Some(3));
 
     // Back to two parties: the supervisor leaves; at the end everyone has left.
-    assert!(s.apply_metadata_update(BW.as_bytes(), s.next_metadata_file(), T1));
+    assert_eq!(
+        s.apply_metadata_update(BW.as_bytes(), s.next_metadata_file(), T1),
+        MetadataOutcome::Applied
+    );
     assert_eq!(s.document().metadata_updates[2].left.len(), 1);
     s.end(EndReason::Bye, datetime!(2026-01-01 10:01:00 UTC));
     let json = serde_json::to_value(s.document()).expect("serializes");
@@ -162,4 +171,33 @@ fn cisco_parties_from_headers_and_bib_from() {
     assert_eq!(parties(&s), vec![Some("1000".into())]);
     let json = serde_json::to_value(s.document()).expect("serializes");
     assert_eq!(json["cisco_bib_leg"], "far_end");
+}
+
+#[test]
+fn updates_beyond_the_bound_are_applied_but_not_listed() {
+    let req = request(RecordingKind::Siprec, "<sip:src@x>", Some(BW));
+    let mut s = RecordingSession::new("id", &req, &media(&[Some("1"), Some("2")]), T0);
+    for _ in 0..MAX_METADATA_UPDATES {
+        let file = s.next_metadata_file();
+        assert!(file.is_some());
+        s.apply_metadata_update(BW.as_bytes(), file, T1);
+    }
+    assert_eq!(s.next_metadata_file(), None);
+    let outcome = s.apply_metadata_update(BW_3WAY.as_bytes(), None, T1);
+    assert_eq!(outcome, MetadataOutcome::Applied);
+    assert_eq!(s.document().metadata_updates.len(), MAX_METADATA_UPDATES);
+    assert_eq!(s.document().metadata_updates_unlisted, 1);
+    assert!(
+        s.document().streams[1]
+            .party
+            .as_deref()
+            .unwrap_or("")
+            .contains("supervisor")
+    );
+    s.end(EndReason::Bye, T1);
+    assert_eq!(
+        s.apply_metadata_update(BW.as_bytes(), None, T1),
+        MetadataOutcome::Ignored,
+        "nothing changes after the end"
+    );
 }
