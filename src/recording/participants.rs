@@ -36,6 +36,17 @@ pub struct MetadataUpdate {
     /// Participant ids that joined / left with this document.
     pub joined: Vec<String>,
     pub left: Vec<String>,
+    /// Participant ids still present whose stream associations changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub streams_changed: Vec<String>,
+}
+
+/// What one document changed, by participant id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryChanges {
+    pub joined: Vec<String>,
+    pub left: Vec<String>,
+    pub streams_changed: Vec<String>,
 }
 
 /// The metadata as known now, and the history built from every document so far.
@@ -63,17 +74,16 @@ impl ParticipantHistory {
     }
 
     /// Take a readable document (the initial one or an update): complete replaces,
-    /// partial merges. Returns the participant ids that joined and that left.
-    pub fn apply(&mut self, doc: RecordingMetadata, at: &str) -> (Vec<String>, Vec<String>) {
+    /// partial merges.
+    pub fn apply(&mut self, doc: RecordingMetadata, at: &str) -> HistoryChanges {
         match self.current.as_mut() {
             Some(current) => current.apply_update(doc),
             None => self.current = Some(doc),
         }
         let Some(current) = self.current.as_ref() else {
-            return (vec![], vec![]);
+            return HistoryChanges::default();
         };
-        let mut joined = vec![];
-        let mut left = vec![];
+        let mut changes = HistoryChanges::default();
         for p in &current.participants {
             let open = self
                 .entries
@@ -81,6 +91,9 @@ impl ParticipantHistory {
                 .find(|e| e.participant_id == p.participant_id && e.left_at.is_none());
             match (open, p.is_present()) {
                 (Some(e), true) => {
+                    if e.send != p.send || e.recv != p.recv {
+                        changes.streams_changed.push(p.participant_id.clone());
+                    }
                     e.aor.clone_from(&p.aor);
                     e.name.clone_from(&p.name);
                     e.send.clone_from(&p.send);
@@ -88,7 +101,7 @@ impl ParticipantHistory {
                 }
                 (Some(e), false) => {
                     e.left_at = p.disassociate_time.clone().or_else(|| Some(at.to_string()));
-                    left.push(p.participant_id.clone());
+                    changes.left.push(p.participant_id.clone());
                 }
                 (None, true) => {
                     self.entries.push(ParticipantEntry {
@@ -100,7 +113,7 @@ impl ParticipantHistory {
                         joined_at: p.associate_time.clone().unwrap_or_else(|| at.to_string()),
                         left_at: None,
                     });
-                    joined.push(p.participant_id.clone());
+                    changes.joined.push(p.participant_id.clone());
                 }
                 (None, false) => {}
             }
@@ -113,10 +126,10 @@ impl ParticipantHistory {
                 .any(|p| p.participant_id == e.participant_id)
             {
                 e.left_at = Some(at.to_string());
-                left.push(e.participant_id.clone());
+                changes.left.push(e.participant_id.clone());
             }
         }
-        (joined, left)
+        changes
     }
 
     /// The recording ended: whoever is still there leaves now.
@@ -145,8 +158,8 @@ mod tests {
     #[test]
     fn joins_leaves_and_rejoins_are_a_history() {
         let mut h = ParticipantHistory::default();
-        let (joined, left) = h.apply(doc(INITIAL), "T0");
-        assert_eq!((joined, left), (vec!["a".into(), "b".into()], vec![]));
+        let c = h.apply(doc(INITIAL), "T0");
+        assert_eq!((c.joined, c.left), (vec!["a".into(), "b".into()], vec![]));
         assert_eq!(
             h.entries()[0].joined_at,
             "2026-01-01T10:00:00Z",
@@ -160,15 +173,25 @@ mod tests {
 <participant participant_id="c"><nameID aor="sip:c@x"/></participant>
 <participantsessionassoc participant_id="b"><disassociate-time>T1-meta</disassociate-time></participantsessionassoc>
 </recording>"#;
-        let (joined, left) = h.apply(doc(partial), "T1");
-        assert_eq!((joined, left), (vec!["c".into()], vec!["b".into()]));
+        let c = h.apply(doc(partial), "T1");
+        assert_eq!((c.joined, c.left), (vec!["c".into()], vec!["b".into()]));
+        assert!(c.streams_changed.is_empty());
+        assert_eq!(h.entries()[0].send, vec!["s1"], "not restated: kept");
+
+        // a now receives s2 as well.
+        let assoc = r#"<recording><datamode>partial</datamode>
+<participantstreamassoc participant_id="a"><send>s1</send><recv>s2</recv></participantstreamassoc>
+</recording>"#;
+        let c = h.apply(doc(assoc), "T1b");
+        assert_eq!(c.streams_changed, vec!["a"]);
+        assert_eq!(h.entries()[0].recv, vec!["s2"]);
         assert_eq!(h.entries()[1].left_at.as_deref(), Some("T1-meta"));
 
         // Complete without a: a leaves now; b comes back as a new stay.
         let complete = r#"<recording><datamode>complete</datamode>
 <participant participant_id="b"/><participant participant_id="c"/></recording>"#;
-        let (joined, left) = h.apply(doc(complete), "T2");
-        assert_eq!((joined, left), (vec!["b".into()], vec!["a".into()]));
+        let c = h.apply(doc(complete), "T2");
+        assert_eq!((c.joined, c.left), (vec!["b".into()], vec!["a".into()]));
         assert_eq!(h.entries()[0].left_at.as_deref(), Some("T2"));
         assert_eq!(h.entries().len(), 4);
         assert_eq!(h.entries()[3].participant_id, "b");

@@ -306,11 +306,15 @@ impl RecordingSession {
             error: None,
             joined: vec![],
             left: vec![],
+            streams_changed: vec![],
         };
         let outcome = match read_metadata(&self.doc.recording_id, raw) {
             Ok(m) => {
                 entry.data_mode = m.data_mode;
-                (entry.joined, entry.left) = self.history.apply(m, &now);
+                let changes = self.history.apply(m, &now);
+                entry.joined = changes.joined;
+                entry.left = changes.left;
+                entry.streams_changed = changes.streams_changed;
                 entry.applied = true;
                 self.sync_metadata();
                 self.refresh_parties();
