@@ -128,6 +128,12 @@ impl RecordingTasks {
         }
     }
 
+    /// A recording that failed to prepare: its task is gone and no Ended will follow.
+    pub fn forget(&mut self, recording_id: &str) {
+        self.senders.remove(recording_id);
+        self.groups.leave(recording_id);
+    }
+
     pub fn active(&self) -> usize {
         self.senders.len()
     }
