@@ -737,3 +737,21 @@ fn partial_update_merges_joins_and_leaves() {
     assert_eq!(m.participants[1].send, vec!["c3RyZWFtLWE="]);
     assert!(m.participants[1].recv.is_empty());
 }
+
+/// Shaped after the SIPREC INVITE in Cisco's CUBE Media Proxy guide: participants, their
+/// session associations and streams interleaved, associations last.
+const CUBE: &str = include_str!("../../../tests/data/siprec/cisco_cube_siprec.xml");
+
+#[test]
+fn cisco_cube_interleaved_elements() {
+    let m = ok(CUBE);
+    assert_eq!(m.session_id.as_deref(), Some("cUBEs01IEeqC3dJj6Y+AJA=="));
+    assert_eq!(identities(&m, "1"), vec!["sip:3478@192.0.2.71"]);
+    assert_eq!(identities(&m, "2"), vec!["sip:98765@192.0.2.71"]);
+    assert!(
+        m.participants
+            .iter()
+            .all(|p| p.associate_time.as_deref() == Some("2026-02-13T03:35:19.008Z"))
+    );
+    assert!(m.unknown_elements.is_empty(), "{:?}", m.unknown_elements);
+}
