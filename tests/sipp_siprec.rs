@@ -178,8 +178,8 @@ fn assert_ungrouped(v: &Value) {
     assert_eq!(v["correlation_id"], Value::Null, "{v}");
 }
 
-/// `GET path` on the HTTP API, body parsed as JSON.
-fn api_get(rec: &Recorder, path: &str) -> Value {
+/// `GET path` on the HTTP API: the body of a 200.
+fn http_text(rec: &Recorder, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(rec.http_addr).expect("connect to the HTTP API");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
@@ -192,7 +192,13 @@ fn api_get(rec: &Recorder, path: &str) -> Value {
     s.read_to_string(&mut text).expect("read response");
     let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    body.to_string()
+}
+
+/// `GET path` on the HTTP API, body parsed as JSON.
+fn api_get(rec: &Recorder, path: &str) -> Value {
+    let body = http_text(rec, path);
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 /// Every spooled CDR record's text (no receiver is configured: records stay in the spool).
@@ -311,7 +317,12 @@ fn metadata_only_update_adds_a_participant() {
         assert_ungrouped(&v);
         assert_tone(&dir, "stream-0.wav", 0.2, 2.8);
         let updates = v["metadata_updates"].as_array().expect("metadata updates");
-        assert_eq!(updates.len(), 1, "{v}");
+        assert_eq!(updates.len(), 2, "{v}");
+        // The truncated second document changed nothing but is kept and listed.
+        assert_eq!(updates[1]["applied"], false, "{v}");
+        assert!(updates[1]["error"].is_string(), "{v}");
+        let raw = std::fs::read_to_string(dir.join("metadata-2.xml")).expect("raw kept");
+        assert!(raw.contains("dHJ1bmNhdGVk"), "{raw}");
         assert_eq!(updates[0]["file"], "metadata-1.xml");
         assert_eq!(updates[0]["data_mode"], "partial");
         assert_eq!(updates[0]["applied"], true);
@@ -348,6 +359,11 @@ fn metadata_only_update_adds_a_participant() {
             "{v}"
         );
     }
+    let metrics = http_text(&rec, "/metrics");
+    assert!(
+        metrics.contains("sip_recorder_siprec_metadata_unreadable_total 2"),
+        "one unreadable document per call counted:\n{metrics}"
+    );
 }
 
 #[test]

@@ -116,12 +116,19 @@ body=send(req("INVITE",1,multipart(sdp(1,"sendonly",origin="AvayaSBCE"),av_initi
 body+=send(req("UPDATE",2,av_partial.split("\n"),"application/rs-metadata+xml",H+["Content-Disposition: recording-session"]))+"""  <recv response="200">
   </recv>
 
-"""+pause(2100)+bye(3)
+"""+pause(500)
+# A truncated document: the call goes on, the raw text is kept.
+broken=['<?xml version="1.0" encoding="UTF-8"?>','<recording xmlns="urn:ietf:params:xml:ns:recording:1"><datamode>partial</datamode><participant participant_id="dHJ1bmNhdGVk">']
+body+=send(req("UPDATE",3,broken,"application/rs-metadata+xml",H+["Content-Disposition: recording-session"]))+"""  <recv response="200">
+  </recv>
+
+"""+pause(1600)+bye(4)
 open('uac_siprec_metadata_update.xml','w').write(scenario("sip-recorder SIPREC metadata-only UPDATE",
  """SIPREC SRC in the Avaya SBCE shape: INVITE with SDP + RFC 7865 metadata (participant_id
      attributes, participantsessionassoc/participantstreamassoc), 3 s of 440 Hz, after 1 s an
      UPDATE whose only body is a partial metadata document (application/rs-metadata+xml,
-     Content-Disposition: recording-session): a specialist joins, the customer leaves. BYE.""", body))
+     Content-Disposition: recording-session): a specialist joins, the customer leaves; 0.5 s
+     later an UPDATE with a truncated document, which must not cost the call. BYE.""", body))
 
 # 3. re-INVITE with multipart metadata and no SDP (Oracle SBC transfer)
 or_initial, or_transfer = rd('oracle_sbc.xml'), rd('oracle_sbc_transfer.xml')
