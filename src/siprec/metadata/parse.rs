@@ -478,6 +478,9 @@ pub fn parse_metadata(xml: &[u8]) -> Result<RecordingMetadata, MetadataError> {
     if let Err(e) = std::str::from_utf8(xml) {
         return Err(MetadataError::NotXml(e.to_string()));
     }
+    // quick-xml skips a byte order mark without counting it in its positions; without it
+    // here, the offsets of raw-kept elements would be three bytes off.
+    let xml = xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml);
     let mut reader = Reader::from_reader(xml);
     let cfg = reader.config_mut();
     // One code path for `<x/>` and `<x></x>`.

@@ -646,6 +646,9 @@ fn unknown_top_level_and_foreign_elements_are_kept_raw() {
             "<rs:future-element>y</rs:future-element>"
         ]
     );
+    // After a byte order mark the raw copy still starts at the element (found by fuzzing).
+    let bom = ok("\u{feff}<recording>\n\t<v:x xmlns:v='u'>1</v:x></recording>");
+    assert_eq!(bom.unknown_elements, vec!["<v:x xmlns:v='u'>1</v:x>"]);
     let mut many = String::from("<recording>");
     for i in 0..MAX_METADATA_UNKNOWN + 5 {
         many.push_str(&format!("<x{i}/>"));
