@@ -429,6 +429,9 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
             }
             Some(report) = io.reports.recv() => match report {
                 RecordingReport::Prepared { recording_id, result } => {
+                    if result.is_err() {
+                        io.recordings.forget(&recording_id);
+                    }
                     uas.recording_prepared(Instant::now(), &recording_id, result)
                 }
                 RecordingReport::Stop { recording_id, reason } => {

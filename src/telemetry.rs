@@ -46,6 +46,8 @@ pub struct Telemetry {
     pub incomplete_recordings: AtomicU64,
     /// Delivery state of each CDR receiver, set once at startup.
     pub cdr_receivers: std::sync::OnceLock<Arc<Vec<Arc<crate::cdr::ReceiverHealth>>>>,
+    /// SIPREC metadata documents that could not be read (the calls were recorded anyway).
+    pub metadata_unreadable: AtomicU64,
     responses: Mutex<BTreeMap<u16, u64>>,
     /// SIP requests taken despite an oddity (SPEC §3 tolerances), by kind.
     sip_tolerances: Mutex<BTreeMap<&'static str, u64>>,
@@ -67,6 +69,7 @@ impl Default for Telemetry {
             active_sessions: AtomicU64::default(),
             free_rtp_ports: AtomicU64::default(),
             recordings_started: AtomicU64::default(),
+            metadata_unreadable: AtomicU64::default(),
             cdr_spool_depth: AtomicU64::default(),
             silent_streams: AtomicU64::default(),
             incomplete_recordings: AtomicU64::default(),

@@ -225,6 +225,7 @@ fn with_dn(dn: &str) -> CdrEvent {
         other_dn: Some("2002".into()),
         kind: "genesys".into(),
         files: vec!["a.wav".into(), "b.wav".into(), "mixed.wav".into()],
+        ..RecordingStart::default()
     })
 }
 

@@ -180,6 +180,9 @@ const EXTENSIONS: &[(&str, &[(&str, Format)])] = &[
             ("kind", OneOf(&["genesys", "cms", "siprec"])),
             ("files", Parent),
             ("files/file", Str),
+            ("groupId", Id),
+            ("parties", Parent),
+            ("parties/party", Str),
         ],
     ),
     (

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use sip_recorder::sdp::parse_offer;
 use sip_recorder::siprec::{
-    MAX_METADATA_PARTICIPANTS, MAX_METADATA_STREAMS, MAX_PARTS, RecordingMetadata,
+    MAX_METADATA_PARTICIPANTS, MAX_METADATA_STREAMS, MAX_METADATA_UNKNOWN, MAX_PARTS,
+    RecordingMetadata,
     content_type_param, is_recording_metadata, parse_metadata, split_multipart,
 };
 
@@ -42,12 +43,20 @@ fuzz_target!(|data: &[u8]| {
 fn metadata(xml: &[u8]) {
     if let Ok(meta) = parse_metadata(xml) {
         check(&meta);
+        // An update applied to itself (partial merges, complete replaces) stays in bounds.
+        let mut merged = meta.clone();
+        merged.apply_update(meta);
+        check(&merged);
     }
 }
 
 fn check(meta: &RecordingMetadata) {
     assert!(meta.participants.len() <= MAX_METADATA_PARTICIPANTS);
     assert!(meta.streams.len() <= MAX_METADATA_STREAMS);
+    assert!(meta.unknown_elements.len() <= MAX_METADATA_UNKNOWN);
+    for raw in &meta.unknown_elements {
+        assert!(raw.starts_with('<'), "a raw element starts with its tag: {raw}");
+    }
     for s in &meta.streams {
         if let Some(label) = &s.label {
             let _ = meta.participant_for_label(label);

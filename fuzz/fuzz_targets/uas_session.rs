@@ -431,6 +431,9 @@ impl Harness {
             RecordingEvent::MediaChanged { recording_id, .. } => {
                 self.alive(&recording_id, "MediaChanged");
             }
+            RecordingEvent::MetadataUpdated { recording_id, .. } => {
+                self.alive(&recording_id, "MetadataUpdated");
+            }
             RecordingEvent::Discarded { recording_id } => {
                 let life = self.alive(&recording_id, "Discarded");
                 assert!(

@@ -72,6 +72,12 @@ pub async fn render(State(s): State<ApiState>) -> impl IntoResponse {
     );
     let _ = writeln!(
         out,
+        "# HELP sip_recorder_siprec_metadata_unreadable_total SIPREC metadata documents that could not be read (calls recorded anyway).\n\
+         # TYPE sip_recorder_siprec_metadata_unreadable_total counter\nsip_recorder_siprec_metadata_unreadable_total {}",
+        t.metadata_unreadable.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
         "# HELP sip_recorder_sip_responses_total SIP responses sent, by status code.\n# TYPE sip_recorder_sip_responses_total counter"
     );
     for (code, n) in t.responses() {

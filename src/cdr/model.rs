@@ -43,6 +43,10 @@ pub struct RecordingStart {
     /// `genesys` | `cms` | `siprec`.
     pub kind: String,
     pub files: Vec<String>,
+    /// Extension `<groupId>`: recordings of one call made as separate dialogs share it.
+    pub group_id: Option<String>,
+    /// Extension `<parties><party>`: who each stream carries, in stream order.
+    pub parties: Vec<String>,
 }
 
 /// `recordingEnd`: the recording is finalized.
@@ -189,6 +193,14 @@ impl CdrEvent {
                 opt_elem(&mut x, "otherDN", r.other_dn.as_deref());
                 elem(&mut x, "kind", &r.kind);
                 files(&mut x, &r.files);
+                opt_elem(&mut x, "groupId", r.group_id.as_deref());
+                if !r.parties.is_empty() {
+                    x.push_str("<parties>");
+                    for party in &r.parties {
+                        elem(&mut x, "party", party);
+                    }
+                    x.push_str("</parties>");
+                }
                 x.push_str("</recording>");
             }
             Self::RecordingEnd(r) => {
@@ -507,6 +519,7 @@ mod tests {
             other_dn: Some(v.into()),
             kind: "genesys".into(),
             files: vec![v.into(), "b.wav".into()],
+            ..RecordingStart::default()
         })
     }
 
@@ -675,6 +688,26 @@ mod tests {
              <duration>0.020</duration><density>1.00</density></packetLossBursts>\
              <packetsReceived>400</packetsReceived><packetsLost>0</packetsLost><jitterMs>1.2</jitterMs>\
              </packetStatistics></stream></recorderStreams></callLeg>"
+        );
+    }
+
+    #[test]
+    fn recording_start_group_and_parties_extensions() {
+        let e = CdrEvent::RecordingStart(RecordingStart {
+            recording_id: "r".into(),
+            group_id: Some("g-1".into()),
+            parties: vec!["sip:a@x".into(), "1000".into()],
+            ..RecordingStart::default()
+        });
+        let xml = e.inner_xml();
+        assert!(
+            xml.contains("<groupId>g-1</groupId><parties><party>sip:a@x</party><party>1000</party></parties></recording>"),
+            "{xml}"
+        );
+        let bare = CdrEvent::RecordingStart(RecordingStart::default()).inner_xml();
+        assert!(
+            !bare.contains("groupId") && !bare.contains("parties"),
+            "{bare}"
         );
     }
 

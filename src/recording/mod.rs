@@ -30,8 +30,10 @@ impl EndReason {
     }
 }
 
+pub mod group;
 pub mod layout;
 pub mod mix;
+pub mod participants;
 pub mod recovery;
 pub mod session;
 pub mod startup;

@@ -3,9 +3,14 @@
 
 use crate::media::accounting::{AccountingReport, MediaGaps, PeriodStats};
 use crate::recording::EndReason;
+use crate::recording::group::GroupMembership;
+use crate::recording::participants::{
+    MetadataUpdate, ParticipantEntry, ParticipantHistory, read_metadata,
+};
 use crate::sdp::{Direction, MediaKind, MediaSession};
 use crate::sip::classify::{RecordingKind, RecordingRequest};
-use crate::siprec::{Participant, RecordingMetadata, parse_metadata};
+use crate::sip::correlation::{BibLeg, cisco_recording_participants, request_bib};
+use crate::siprec::BroadWorksMetadata;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -249,15 +254,45 @@ pub struct RecordingDocument {
     pub complete: bool,
     pub warnings: Vec<String>,
     pub dtmf: Vec<DtmfEntry>,
-    /// SIPREC: the participants of the recorded session (RFC 7865 metadata).
+    /// SIPREC: the participants of the recorded session (RFC 7865 metadata), one entry
+    /// per stay with `joined_at`/`left_at`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub participants: Option<Vec<Participant>>,
+    pub participants: Option<Vec<ParticipantEntry>>,
     /// SIPREC: the recorded session's id from the metadata.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub siprec_session_id: Option<String>,
     /// SIPREC: the raw metadata as received, saved beside recording.json.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata_file: Option<String>,
+    /// SIPREC: why the initial metadata could not be read (the raw file is still kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_error: Option<String>,
+    /// SIPREC: metadata documents received in re-INVITEs and UPDATEs, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metadata_updates: Vec<MetadataUpdate>,
+    /// Updates beyond `MAX_METADATA_UPDATES`: applied, neither listed nor saved.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub metadata_updates_unlisted: u64,
+    /// SIPREC: BroadWorks' extension data (extTrackingID, userID, callID, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broadworks: Option<BroadWorksMetadata>,
+    /// SIPREC: metadata elements the recorder does not interpret, as received.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metadata_extensions: Vec<String>,
+    /// The recording group: recordings of one call made as separate dialogs (Cisco BiB,
+    /// Genesys one session per party) share it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// The vendor value that put the recording into its group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// Cisco BiB: which party's voice this dialog carries (`near_end` | `far_end`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cisco_bib_leg: Option<BibLeg>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn round_ms(seconds: f64) -> f64 {
@@ -277,11 +312,34 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 pub struct RecordingSession {
     doc: RecordingDocument,
     started: OffsetDateTime,
-    metadata: Option<RecordingMetadata>,
+    history: ParticipantHistory,
+    /// Cisco CUBE: the party of each m= line, from `X-Cisco-Recording-Participant`.
+    cisco_parties: Vec<(usize, String)>,
+    /// Cisco BiB: the one party this dialog's streams carry.
+    bib_party: Option<String>,
 }
 
-/// The file name the raw SIPREC metadata is saved under.
+/// The file name the raw initial SIPREC metadata is saved under.
 pub const METADATA_FILE: &str = "metadata.xml";
+
+/// Most metadata updates listed in recording.json and saved beside it: a long conference
+/// sends many, a misbehaving SRC could send without end.
+pub const MAX_METADATA_UPDATES: usize = 1000;
+
+/// What became of a metadata update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataOutcome {
+    Applied,
+    /// Not readable: listed with its error, nothing changed.
+    Unreadable,
+    /// The recording had ended.
+    Ignored,
+}
+
+/// The file name of the `n`-th (from 1) metadata update.
+pub fn metadata_update_file(n: usize) -> String {
+    format!("metadata-{n}.xml")
+}
 
 fn decoded_rate(codec: &str, clock_rate: u32) -> u32 {
     match codec.to_ascii_uppercase().as_str() {
@@ -299,20 +357,16 @@ impl RecordingSession {
         at: OffsetDateTime,
     ) -> Self {
         let g = req.genesys.as_ref();
-        let metadata = req
+        let initial = req
             .siprec_metadata
             .as_ref()
-            .and_then(|raw| match parse_metadata(raw) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    // The call is still recorded; only the participant mapping is lost.
-                    tracing::warn!(recording_id, error = %e, "unreadable SIPREC metadata");
-                    None
-                }
-            });
+            .map(|raw| read_metadata(recording_id, raw));
+        let bib = request_bib(req);
         let mut session = RecordingSession {
             started: at,
-            metadata: metadata.clone(),
+            history: ParticipantHistory::default(),
+            cisco_parties: cisco_recording_participants(&req.sip_headers),
+            bib_party: bib.as_ref().and_then(|b| b.party()),
             doc: RecordingDocument {
                 recording_id: recording_id.to_string(),
                 call_leg_id: uuid::Uuid::new_v4().to_string(),
@@ -348,16 +402,114 @@ impl RecordingSession {
                 complete: true,
                 warnings: vec![],
                 dtmf: vec![],
-                participants: metadata.as_ref().map(|m| m.participants.clone()),
-                siprec_session_id: metadata.as_ref().and_then(|m| m.session_id.clone()),
+                participants: None,
+                siprec_session_id: None,
                 metadata_file: req
                     .siprec_metadata
                     .as_ref()
                     .map(|_| METADATA_FILE.to_string()),
+                metadata_error: None,
+                metadata_updates: vec![],
+                metadata_updates_unlisted: 0,
+                broadworks: None,
+                metadata_extensions: vec![],
+                group_id: None,
+                correlation_id: None,
+                cisco_bib_leg: bib.map(|b| b.leg),
             },
         };
+        match initial {
+            Some(Ok(m)) => {
+                session.history.apply(m, &rfc3339(at));
+                session.sync_metadata();
+            }
+            Some(Err(e)) => session.doc.metadata_error = Some(e.to_string()),
+            None => {}
+        }
         session.apply_media(media, at);
         session
+    }
+
+    pub fn set_group(&mut self, group: &GroupMembership) {
+        self.doc.group_id = Some(group.group_id.clone());
+        self.doc.correlation_id = Some(group.correlation_id.clone());
+    }
+
+    /// The file name the next metadata update is saved under; `None` once
+    /// [`MAX_METADATA_UPDATES`] are listed (later ones are applied, not saved).
+    pub fn next_metadata_file(&self) -> Option<String> {
+        let n = self.doc.metadata_updates.len();
+        (n < MAX_METADATA_UPDATES).then(|| metadata_update_file(n + 1))
+    }
+
+    /// A metadata document arrived in a re-INVITE or UPDATE (saved as `file`). An
+    /// unreadable one changes nothing but is listed.
+    pub fn apply_metadata_update(
+        &mut self,
+        raw: &[u8],
+        file: Option<String>,
+        at: OffsetDateTime,
+    ) -> MetadataOutcome {
+        if self.doc.state == RecordingState::Ended {
+            return MetadataOutcome::Ignored;
+        }
+        let now = rfc3339(at);
+        let mut entry = MetadataUpdate {
+            received_at: now.clone(),
+            file: file.clone().unwrap_or_default(),
+            data_mode: None,
+            applied: false,
+            error: None,
+            joined: vec![],
+            left: vec![],
+            streams_changed: vec![],
+        };
+        let outcome = match read_metadata(&self.doc.recording_id, raw) {
+            Ok(m) => {
+                entry.data_mode = m.data_mode;
+                let changes = self.history.apply(m, &now);
+                entry.joined = changes.joined;
+                entry.left = changes.left;
+                entry.streams_changed = changes.streams_changed;
+                entry.applied = true;
+                self.sync_metadata();
+                self.refresh_parties();
+                MetadataOutcome::Applied
+            }
+            Err(e) => {
+                entry.error = Some(e.to_string());
+                MetadataOutcome::Unreadable
+            }
+        };
+        match file {
+            Some(_) => self.doc.metadata_updates.push(entry),
+            None => self.doc.metadata_updates_unlisted += 1,
+        }
+        outcome
+    }
+
+    /// Copy what the metadata says now into the document.
+    fn sync_metadata(&mut self) {
+        self.doc.participants = Some(self.history.entries().to_vec());
+        if let Some(m) = self.history.current() {
+            if m.session_id.is_some() {
+                self.doc.siprec_session_id.clone_from(&m.session_id);
+            }
+            self.doc.broadworks.clone_from(&m.broadworks);
+            self.doc.metadata_extensions.clone_from(&m.unknown_elements);
+        }
+    }
+
+    fn refresh_parties(&mut self) {
+        let parties: Vec<Option<String>> = self
+            .doc
+            .streams
+            .iter()
+            .map(|s| self.party_for(s.index, s.sdp_index, s.label.as_deref()))
+            .collect();
+        for (stream, party) in self.doc.streams.iter_mut().zip(parties) {
+            stream.party = party;
+        }
     }
 
     pub fn document(&self) -> &RecordingDocument {
@@ -368,29 +520,37 @@ impl RecordingSession {
         self.doc.state
     }
 
-    fn party_for(&self, audio_index: usize, label: Option<&str>) -> Option<String> {
-        match self.doc.kind {
-            RecordingKind::Genesys => match audio_index {
+    fn party_for(
+        &self,
+        audio_index: usize,
+        sdp_index: usize,
+        label: Option<&str>,
+    ) -> Option<String> {
+        if self.doc.kind == RecordingKind::Genesys {
+            return match audio_index {
                 0 => self.doc.dn.clone(),
                 1 => self.doc.other_dn.clone(),
                 _ => None,
-            },
-            _ => {
-                let label = label?;
-                let participant = self
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.participant_for_label(label));
-                match participant {
-                    Some(p) => p
-                        .aor
-                        .clone()
-                        .or_else(|| p.name.clone())
-                        .or_else(|| Some(p.participant_id.clone())),
-                    None => Some(label.to_string()),
-                }
-            }
+            };
         }
+        if let Some((_, uri)) = self.cisco_parties.iter().find(|(i, _)| *i == sdp_index) {
+            return Some(uri.clone());
+        }
+        if self.bib_party.is_some() {
+            return self.bib_party.clone();
+        }
+        let label = label?;
+        let senders = self
+            .history
+            .current()
+            .map(|m| m.senders_for_label(label))
+            .unwrap_or_default();
+        if senders.is_empty() {
+            return Some(label.to_string());
+        }
+        // A conference leg several parties send (BroadWorks three-way call) names them all.
+        let names: Vec<&str> = senders.iter().map(|p| p.identity()).collect();
+        Some(names.join(", "))
     }
 
     /// Apply a (re)negotiated media session. Paused when no accepted audio stream is
@@ -425,7 +585,7 @@ impl RecordingSession {
                 .iter()
                 .position(|e| e.sdp_index == s.index && e.closed_at_seconds.is_none());
             let index = open.unwrap_or(self.doc.streams.len());
-            let party = self.party_for(index, s.label.as_deref());
+            let party = self.party_for(index, s.index, s.label.as_deref());
             let entry = match open {
                 Some(i) => &mut self.doc.streams[i],
                 None => {
@@ -495,6 +655,10 @@ impl RecordingSession {
         let now = rfc3339(at);
         if let Some(p) = self.doc.pauses.last_mut().filter(|p| p.ended_at.is_none()) {
             p.ended_at = Some(now.clone());
+        }
+        if self.doc.participants.is_some() {
+            self.history.close(&now);
+            self.doc.participants = Some(self.history.entries().to_vec());
         }
         self.doc.state = RecordingState::Ended;
         self.doc.end_reason = Some(reason);
@@ -691,3 +855,6 @@ mod tests {
         assert_eq!(json["state"], "ended");
     }
 }
+
+#[cfg(test)]
+mod metadata_tests;

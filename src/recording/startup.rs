@@ -101,6 +101,16 @@ fn finalize(dir: &Path) -> Option<Recovered> {
     {
         last["ended_at"] = Value::String(ended_at.clone());
     }
+    // SIPREC participants still present when the process stopped leave at its end.
+    for p in doc
+        .get_mut("participants")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.get("left_at").is_none_or(Value::is_null))
+    {
+        p["left_at"] = Value::String(ended_at.clone());
+    }
     doc["state"] = Value::String("ended".into());
     doc["end_reason"] = Value::String("recovered".into());
     doc["ended_at"] = Value::String(ended_at);
@@ -164,5 +174,35 @@ fn set_stream_duration(doc: &mut Value, file: &str, seconds: f64) {
         if s.get("file").and_then(Value::as_str) == Some(file) {
             s["duration_seconds"] = seconds.into();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovered_siprec_participants_leave_at_the_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let doc = serde_json::json!({
+            "recording_id": "r",
+            "state": "active",
+            "pauses": [],
+            "streams": [],
+            "participants": [
+                {"participant_id": "a", "joined_at": "T0", "left_at": null},
+                {"participant_id": "b", "joined_at": "T0", "left_at": "T1"},
+            ],
+        });
+        std::fs::write(dir.path().join("recording.json"), doc.to_string()).expect("write");
+        assert!(finalize(dir.path()).is_some());
+        let text = std::fs::read_to_string(dir.path().join("recording.json")).expect("read");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["end_reason"], "recovered");
+        assert_eq!(v["participants"][0]["left_at"], v["ended_at"]);
+        assert_eq!(
+            v["participants"][1]["left_at"], "T1",
+            "a stated leave is kept"
+        );
     }
 }

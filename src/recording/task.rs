@@ -2,6 +2,7 @@
 //! follows the events the SIP layer emits for it, in order.
 
 use super::EndReason;
+use super::group::{GroupMembership, RecordingGroups};
 use super::layout::{LayoutValues, recording_dir};
 use super::session::{DtmfEntry, RecordingDocument, RecordingSession};
 use super::stream::{StreamBlock, StreamControl};
@@ -62,6 +63,8 @@ pub struct RecordingTasks {
     senders: HashMap<String, mpsc::UnboundedSender<RecordingEvent>>,
     tasks: JoinSet<()>,
     reports: mpsc::UnboundedSender<RecordingReport>,
+    /// Recordings of one call made as separate dialogs (BiB, Genesys per party).
+    groups: RecordingGroups,
 }
 
 impl RecordingTasks {
@@ -74,6 +77,7 @@ impl RecordingTasks {
             senders: HashMap::new(),
             tasks: JoinSet::new(),
             reports,
+            groups: RecordingGroups::default(),
         }
     }
 
@@ -89,14 +93,22 @@ impl RecordingTasks {
             } => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.senders.insert(recording_id.clone(), tx);
-                let task =
+                let group = crate::sip::correlation::correlation_id(&request).map(|c| {
+                    self.groups
+                        .join(&c, &recording_id, || uuid::Uuid::new_v4().to_string())
+                });
+                let mut task =
                     RecordingTask::new(self.settings.clone(), recording_id, *request, media, flow);
+                if let Some(group) = group {
+                    task.join_group(&group);
+                }
                 self.tasks.spawn(task.run(rx, self.reports.clone()));
             }
             RecordingEvent::Ended {
                 ref recording_id, ..
             }
             | RecordingEvent::Discarded { ref recording_id } => {
+                self.groups.leave(recording_id);
                 if let Some(tx) = self.senders.remove(recording_id) {
                     let _ = tx.send(event);
                 }
@@ -104,12 +116,21 @@ impl RecordingTasks {
             RecordingEvent::Established { ref recording_id }
             | RecordingEvent::MediaChanged {
                 ref recording_id, ..
+            }
+            | RecordingEvent::MetadataUpdated {
+                ref recording_id, ..
             } => {
                 if let Some(tx) = self.senders.get(recording_id) {
                     let _ = tx.send(event);
                 }
             }
         }
+    }
+
+    /// A recording that failed to prepare: its task is gone and no Ended will follow.
+    pub fn forget(&mut self, recording_id: &str) {
+        self.senders.remove(recording_id);
+        self.groups.leave(recording_id);
     }
 
     /// Wait until every recording task has finished (after all were told to end).
@@ -172,6 +193,12 @@ impl RecordingTask {
     ) -> Self {
         let started = OffsetDateTime::now_utc();
         let session = RecordingSession::new(&recording_id, &request, &media, started);
+        if session.document().metadata_error.is_some() {
+            settings
+                .telemetry
+                .metadata_unreadable
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let g = request.genesys.as_ref();
         let kind = serde_json::to_value(request.kind)
             .ok()
@@ -261,6 +288,7 @@ impl RecordingTask {
                         return;
                     }
                     Some(RecordingEvent::MediaChanged { media, .. }) => self.media_changed(&media, &mut blocks).await,
+                    Some(RecordingEvent::MetadataUpdated { metadata, .. }) => self.metadata_updated(&metadata).await,
                     Some(RecordingEvent::Ended { reason, .. }) => {
                         self.finish(reason, &mut blocks).await;
                         tracing::info!(recording_id, end_reason = reason.as_str(), "recording ended");
@@ -435,6 +463,38 @@ impl RecordingTask {
         self.write_and_publish().await;
     }
 
+    fn join_group(&mut self, group: &GroupMembership) {
+        tracing::info!(
+            recording_id = self.recording_id,
+            group_id = group.group_id,
+            correlation_id = group.correlation_id,
+            "recording joins group"
+        );
+        self.session.set_group(group);
+    }
+
+    /// SIPREC metadata from a re-INVITE/UPDATE: saved raw beside recording.json (numbered),
+    /// then applied. Neither an unreadable document nor a failed write ends the recording.
+    async fn metadata_updated(&mut self, raw: &bytes::Bytes) {
+        let file = self.session.next_metadata_file();
+        if let Some(name) = &file
+            && let Err(e) = tokio::fs::write(self.dir.join(name), raw).await
+        {
+            tracing::error!(recording_id = self.recording_id, file = name, error = %e, "cannot save SIPREC metadata");
+        }
+        let outcome =
+            self.session
+                .apply_metadata_update(raw, file.clone(), OffsetDateTime::now_utc());
+        if outcome == super::session::MetadataOutcome::Unreadable {
+            self.settings
+                .telemetry
+                .metadata_unreadable
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        tracing::info!(recording_id = self.recording_id, file = ?file, outcome = ?outcome, "SIPREC metadata update");
+        self.write_and_publish().await;
+    }
+
     async fn write_and_publish(&self) {
         write_document(&self.dir, self.session.document()).await;
         self.publish();
@@ -589,6 +649,12 @@ impl RecordingTask {
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
                 files: self.files(),
+                group_id: doc.group_id.clone(),
+                parties: doc
+                    .streams
+                    .iter()
+                    .map(|s| s.party.clone().unwrap_or_default())
+                    .collect(),
             }));
         let connected = crate::cdr::legs::call_leg_connected(doc, from_uri, &call);
         self.settings.cdr.record(connected);

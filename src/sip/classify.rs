@@ -49,7 +49,8 @@ pub enum BodyError {
     BadMultipart(MultipartError),
 }
 
-pub const ACCEPTED_BODY_TYPES: &str = "application/sdp, multipart/mixed";
+pub const ACCEPTED_BODY_TYPES: &str =
+    "application/sdp, multipart/mixed, application/rs-metadata+xml, application/rs-metadata";
 
 fn media_type(content_type: &str) -> String {
     content_type
@@ -90,6 +91,13 @@ pub fn classify_body(req: &SipRequest) -> Result<ClassifiedBody, BodyError> {
                 siprec_metadata,
             })
         }
+        // RFC 7866 §6.2: a metadata update alone (re-INVITE or UPDATE, legacy type too).
+        // `Content-Disposition: recording-session` is expected but not required: the type
+        // alone is unambiguous.
+        ct if is_recording_metadata(ct) => Ok(ClassifiedBody {
+            sdp: None,
+            siprec_metadata: Some(req.body.clone()),
+        }),
         other => Err(BodyError::Unsupported(other.to_string())),
     }
 }
@@ -121,5 +129,65 @@ pub fn classify(req: &SipRequest, body: &ClassifiedBody) -> RecordingRequest {
         request_uri: req.uri_raw.clone(),
         sip_headers: req.headers.clone(),
         siprec_metadata: body.siprec_metadata.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message::{Limits, SipMessage, parse_message};
+
+    fn request(content_type: &str, body: &str) -> SipRequest {
+        let text = format!(
+            "UPDATE sip:srs@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1\r\n\
+             From: <sip:src@192.0.2.9>;tag=a\r\nTo: <sip:srs@192.0.2.1>;tag=b\r\nCall-ID: c\r\n\
+             CSeq: 2 UPDATE\r\nContent-Type: {content_type}\r\n\
+             Content-Disposition: recording-session\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        match parse_message(Bytes::from(text), &Limits::default()) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("test request did not parse: {other:?}"),
+        }
+    }
+
+    const DOC: &str = "<recording xmlns='urn:ietf:params:xml:ns:recording:1'/>";
+
+    #[test]
+    fn metadata_only_bodies_are_accepted() {
+        for ct in [
+            "application/rs-metadata+xml",
+            "application/rs-metadata",
+            "Application/RS-Metadata+XML; charset=UTF-8",
+        ] {
+            let body = classify_body(&request(ct, DOC)).expect("metadata body accepted");
+            assert_eq!(body.sdp, None, "{ct}");
+            assert_eq!(
+                body.siprec_metadata.as_deref(),
+                Some(DOC.as_bytes()),
+                "{ct}"
+            );
+        }
+        let multipart = format!(
+            "--b\r\nContent-Type: application/rs-metadata+xml\r\n\
+             Content-Disposition: recording-session\r\n\r\n{DOC}\r\n--b--\r\n"
+        );
+        let body = classify_body(&request("multipart/mixed;boundary=b", &multipart))
+            .expect("multipart without SDP accepted");
+        assert_eq!(body.sdp, None);
+        assert_eq!(body.siprec_metadata.as_deref(), Some(DOC.as_bytes()));
+    }
+
+    #[test]
+    fn other_bodies_are_still_refused() {
+        assert!(matches!(
+            classify_body(&request("text/plain", "hello")),
+            Err(BodyError::Unsupported(_))
+        ));
+        let only_text = "--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b--\r\n";
+        assert!(matches!(
+            classify_body(&request("multipart/mixed;boundary=b", only_text)),
+            Err(BodyError::Unsupported(_))
+        ));
     }
 }

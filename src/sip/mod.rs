@@ -1,6 +1,7 @@
 //! Sans-IO SIP: wire format, transactions, dialogs and the UAS logic of a recorder.
 
 pub mod classify;
+pub mod correlation;
 pub mod framing;
 pub mod message;
 pub mod session_timer;

@@ -6,7 +6,7 @@ use super::{ALLOW, DialogId, DialogState, RecordingEvent, Tolerance, Uas, warnin
 use crate::recording::EndReason;
 use crate::sdp::{MediaSession, Update, answer_reoffer, parse_offer};
 use crate::sip::Flow;
-use crate::sip::classify::{ACCEPTED_BODY_TYPES, BodyError, classify_body};
+use crate::sip::classify::{ACCEPTED_BODY_TYPES, BodyError, ClassifiedBody, classify_body};
 use crate::sip::message::{Method, SipRequest};
 use crate::sip::session_timer::{Negotiation, SessionExpires, negotiate};
 use bytes::Bytes;
@@ -92,11 +92,11 @@ impl Uas {
         }
     }
 
-    /// The one place an in-dialog request's body is classified: the SDP offer it carries,
-    /// if any, or the refusal of a body the recorder does not take.
-    fn in_dialog_offer(req: &SipRequest) -> Result<Option<Bytes>, Reply> {
+    /// The one place an in-dialog request's body is classified: the SDP offer and the
+    /// SIPREC metadata it carries, or the refusal of a body the recorder does not take.
+    fn in_dialog_body(req: &SipRequest) -> Result<ClassifiedBody, Reply> {
         match classify_body(req) {
-            Ok(body) => Ok(body.sdp),
+            Ok(body) => Ok(body),
             Err(BodyError::Unsupported(_)) => {
                 Err(Reply::new(415).header("Accept", ACCEPTED_BODY_TYPES))
             }
@@ -107,25 +107,44 @@ impl Uas {
         }
     }
 
-    /// Offer/answer for a re-INVITE or UPDATE. `Ok(None)`: no SDP in the request.
+    /// Offer/answer for a re-INVITE or UPDATE, and the SIPREC metadata it carries.
+    /// `Ok(None)`: no SDP in the request (metadata only, or nothing).
     fn renegotiate(
         &mut self,
         req: &SipRequest,
         dialog_id: DialogId,
     ) -> Result<Option<MediaSession>, Reply> {
-        let Some(sdp) = Self::in_dialog_offer(req)? else {
-            return Ok(None);
+        let body = Self::in_dialog_body(req)?;
+        let media = match body.sdp {
+            Some(sdp) => Some(self.answer_in_dialog_offer(&sdp, dialog_id)?),
+            None => None,
         };
-        let offer = parse_offer(&sdp).map_err(|e| {
+        // Only an accepted request changes the recording's metadata.
+        if let Some(metadata) = body.siprec_metadata {
+            let recording_id = self.dialogs[&dialog_id].recording_id.clone();
+            self.emit(RecordingEvent::MetadataUpdated {
+                recording_id,
+                metadata,
+            });
+        }
+        Ok(media)
+    }
+
+    fn answer_in_dialog_offer(
+        &mut self,
+        sdp: &Bytes,
+        dialog_id: DialogId,
+    ) -> Result<MediaSession, Reply> {
+        let offer = parse_offer(sdp).map_err(|e| {
             let (name, value) = warning(399, &e.to_string());
             Reply::new(488).header(&name, value)
         })?;
         let current = self.dialogs[&dialog_id].media.clone();
         match answer_reoffer(&current, &offer, &self.cfg.answer, &mut self.pool) {
-            Ok(Update::Unchanged) => Ok(Some(current)),
+            Ok(Update::Unchanged) => Ok(current),
             Ok(Update::Changed(media)) => {
                 self.apply_media(dialog_id, media.clone());
-                Ok(Some(media))
+                Ok(media)
             }
             Err(e) => Err(self.answer_refusal(e)),
         }

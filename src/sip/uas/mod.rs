@@ -70,6 +70,11 @@ pub enum RecordingEvent {
         recording_id: String,
         media: MediaSession,
     },
+    /// A re-INVITE/UPDATE carried SIPREC metadata (RFC 7866 §6.2), raw as received.
+    MetadataUpdated {
+        recording_id: String,
+        metadata: Bytes,
+    },
     Ended {
         recording_id: String,
         reason: EndReason,

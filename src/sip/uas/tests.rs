@@ -765,3 +765,5 @@ fn duplicated_to_header_gets_400_and_no_crash() {
     assert!(codes.is_empty() || codes == vec![400], "{codes:?}");
     assert!(h.take_events().is_empty(), "nothing recorded");
 }
+
+mod metadata;
