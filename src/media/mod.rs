@@ -4,11 +4,13 @@
 //! their arrival `Instant` to [`timeline::StreamTimeline`] and writes out the PCM it polls.
 //!
 //! - [`rtp`]: RTP header parsing, RTCP recognition on muxed ports, sender reports.
-//! - [`codec`]: PCMU, PCMA, G.722 decoders and rate conversion.
+//! - [`codec`]: PCMU, PCMA, G.722, G.729, G.726, Opus decoders and rate conversion.
+//! - [`decode`]: one decoder per payload type, the static types included.
 //! - [`dtmf`]: RFC 4733 telephone events, one per key press.
 //! - [`timeline`]: reorder, loss, wrap, SSRC change, pause and drift → wall-clock PCM.
 
 pub mod codec;
+pub mod decode;
 pub mod dtmf;
 pub mod rtp;
 mod sequence;
@@ -16,6 +18,7 @@ pub mod srtp;
 pub mod timeline;
 
 pub use codec::{Decoder, UnsupportedCodec};
+pub use decode::PayloadDecoders;
 pub use dtmf::DtmfEvent;
 pub use rtp::{RtpError, RtpPacket};
 pub use timeline::{PausePolicy, StreamStats, StreamTimeline, TimelineConfig};

@@ -150,6 +150,7 @@ fn clean_pcmu_10s() {
             packets_late: 0,
             jitter_ms: 0.0,
             ssrcs: vec![0xAAAA],
+            packets_undecodable: Vec::new(),
         }
     );
 }

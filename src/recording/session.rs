@@ -58,6 +58,9 @@ pub struct StreamEntry {
     pub packets_late: u64,
     pub jitter_ms: f64,
     pub ssrcs: Vec<u32>,
+    /// Packets of payload types the recorder cannot decode, by payload type: their time is
+    /// silence in the file. Empty when every packet was decoded.
+    pub packets_undecodable: BTreeMap<String, u64>,
     /// Whether the stream arrives as SRTP, and with which suite (never the key).
     pub encrypted: bool,
     pub srtp_suite: Option<String>,
@@ -264,10 +267,12 @@ impl RecordingSession {
                     codec: s.codec.as_ref().map(|c| c.name.clone()),
                     payload_type: s.codec.as_ref().map(|c| c.payload_type),
                     clock_rate: s.codec.as_ref().map(|c| c.clock_rate),
-                    sample_rate: s
-                        .codec
-                        .as_ref()
-                        .map(|c| decoded_rate(&c.name, c.clock_rate)),
+                    // The file's rate, fixed when the stream opened; before that a guess.
+                    sample_rate: old.and_then(|o| o.sample_rate).or_else(|| {
+                        s.codec
+                            .as_ref()
+                            .map(|c| decoded_rate(&c.name, c.clock_rate))
+                    }),
                     direction: s.answered_direction,
                     local_port: s.local_port,
                     remote: s
@@ -281,6 +286,9 @@ impl RecordingSession {
                     packets_late: old.map_or(0, |o| o.packets_late),
                     jitter_ms: old.map_or(0.0, |o| o.jitter_ms),
                     ssrcs: old.map(|o| o.ssrcs.clone()).unwrap_or_default(),
+                    packets_undecodable: old
+                        .map(|o| o.packets_undecodable.clone())
+                        .unwrap_or_default(),
                     encrypted: s.srtp.is_some(),
                     srtp_suite: s
                         .srtp
@@ -356,6 +364,7 @@ mod tests {
                 clock_rate: 8000,
                 channels: 1,
             }),
+            codecs: Vec::new(),
             telephone_event: Some((101, 8000)),
             offered_direction: Direction::SendOnly,
             answered_direction: direction,

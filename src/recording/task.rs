@@ -4,14 +4,16 @@
 use super::EndReason;
 use super::layout::{LayoutValues, recording_dir};
 use super::session::{DtmfEntry, RecordingDocument, RecordingSession};
-use super::stream::{StreamBlock, StreamControl, StreamTask, bind_stream, timeline_for};
+use super::stream::{
+    StreamBlock, StreamControl, StreamTask, answered_codecs, bind_stream, timeline_for,
+};
 use super::wav::{StereoInterleaver, WavFormat};
 use super::writer::{FileId, WriterHandle};
 use crate::cdr::{
     CallLegEnd, CallLegEndReason, CallLegStart, CallLegUpdate, CdrEvent, RecordingEnd,
     RecordingStart, RxAudio,
 };
-use crate::config::{MediaSource, PausePolicy};
+use crate::config::{FileSampleRate, MediaSource, PausePolicy};
 use crate::sdp::{Direction, MediaKind, MediaSession};
 use crate::sip::Flow;
 use crate::sip::classify::RecordingRequest;
@@ -36,6 +38,8 @@ pub struct RecordingSettings {
     pub media_bind_ip: IpAddr,
     pub media_source: MediaSource,
     pub pause_policy: PausePolicy,
+    /// `media.file_sample_rate`.
+    pub file_sample_rate: FileSampleRate,
     pub media_timeout: Duration,
     pub writer: WriterHandle,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
@@ -131,7 +135,8 @@ struct StreamHandle {
     file: FileId,
     sample_rate: u32,
     direction: Direction,
-    codec: Option<(u8, String)>,
+    /// Every answered `(payload type, name)`, first codec first.
+    codecs: Vec<(u8, String)>,
     remote: Option<IpAddr>,
     srtp_key: Option<crate::sdp::crypto::CryptoAttribute>,
     /// Last RTP packet, or when the stream (re)started receiving.
@@ -284,8 +289,13 @@ impl RecordingTask {
             let sockets = bind_stream(self.settings.media_bind_ip, stream).map_err(|e| {
                 std::io::Error::new(e.kind(), format!("RTP port {}: {e}", stream.local_port))
             })?;
-            let timeline = timeline_for(stream, self.settings.pause_policy, start)
-                .map_err(std::io::Error::other)?;
+            let timeline = timeline_for(
+                stream,
+                self.settings.pause_policy,
+                self.settings.file_sample_rate,
+                start,
+            )
+            .map_err(std::io::Error::other)?;
             let sample_rate = timeline.sample_rate();
             let name = format!("stream-{index}.wav");
             let file = self
@@ -295,6 +305,7 @@ impl RecordingTask {
                 .map_err(std::io::Error::other)?;
             if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
                 entry.file = Some(name);
+                entry.sample_rate = Some(sample_rate);
             }
             let (control, control_rx) = mpsc::unbounded_channel();
             let receiving = stream.answered_direction == Direction::RecvOnly;
@@ -304,10 +315,7 @@ impl RecordingTask {
                 file,
                 sample_rate,
                 direction: stream.answered_direction,
-                codec: stream
-                    .codec
-                    .as_ref()
-                    .map(|c| (c.payload_type, c.name.clone())),
+                codecs: answered_codecs(stream),
                 remote: stream.remote_addr,
                 srtp_key: stream.srtp.as_ref().map(|k| k.remote.clone()),
                 last_activity: start,
@@ -322,6 +330,7 @@ impl RecordingTask {
                     media_source: self.settings.media_source,
                     paused: !receiving,
                     srtp: super::stream::srtp_for(stream)?,
+                    warned_undecodable: false,
                 },
                 control_rx,
             ));
@@ -394,6 +403,12 @@ impl RecordingTask {
             entry.packets_late = block.stats.packets_late;
             entry.jitter_ms = (block.stats.jitter_ms * 100.0).round() / 100.0;
             entry.ssrcs = block.stats.ssrcs;
+            entry.packets_undecodable = block
+                .stats
+                .packets_undecodable
+                .iter()
+                .map(|(pt, n)| (pt.to_string(), *n))
+                .collect();
             entry.srtp_auth_failures = block.srtp_auth_failures;
             entry.srtp_replays = block.srtp_replays;
         }
@@ -443,23 +458,22 @@ impl RecordingTask {
                 stream.last_activity = now;
             }
             stream.direction = direction;
-            let codec = n.codec.as_ref().map(|c| (c.payload_type, c.name.clone()));
+            let codecs = answered_codecs(n);
             let srtp_key = n.srtp.as_ref().map(|k| k.remote.clone());
             if n.accepted
-                && (codec != stream.codec
+                && (codecs != stream.codecs
                     || n.remote_addr != stream.remote
                     || srtp_key != stream.srtp_key)
             {
-                if let Some((payload_type, name)) = codec.clone() {
+                if !codecs.is_empty() {
                     let _ = stream.control.send(StreamControl::Renegotiated {
-                        payload_type,
-                        codec: name,
+                        codecs: codecs.clone(),
                         remote: n.remote_addr,
                         telephone_event: n.telephone_event,
                         srtp: srtp_key.clone(),
                     });
                 }
-                stream.codec = codec;
+                stream.codecs = codecs;
                 stream.remote = n.remote_addr;
                 stream.srtp_key = srtp_key;
             }

@@ -3,7 +3,7 @@
 //! CONTRACT — the rest of the crate codes against these names.
 
 mod answer;
-mod codec;
+pub mod codec;
 pub mod crypto;
 mod offer;
 mod ports;
