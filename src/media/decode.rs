@@ -156,7 +156,12 @@ mod tests {
         let opus = d.get(96).expect("negotiated");
         assert_eq!(
             (opus.clock_rate, opus.decoder.sample_rate()),
-            (48000, 16000)
+            (48000, 48000)
+        );
+        assert_eq!(
+            opus.output_len(&[0x78, 0]),
+            320,
+            "20 ms at the 16 kHz file rate"
         );
         assert!(d.get(97).is_none(), "dynamic type nobody mapped");
         assert!(d.get(3).is_none(), "GSM");

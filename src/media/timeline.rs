@@ -11,7 +11,9 @@
 //! length therefore follows the wall clock whatever the packets do: after `poll(now)` it is
 //! `wall_position(now) − reorder_window` plus at most the overhang of one packet, and
 //! [`StreamTimeline::finish`] emits what is left and pads to `wall_position(now)` (again
-//! plus at most one packet).
+//! plus at most one packet). The one exception: behind a codec that conceals loss (G.729,
+//! Opus) a gap after a lost packet is held open until the packet after it is played, so the
+//! output may trail the horizon by up to [`MAX_CONCEALED`] more.
 //!
 //! # Anchoring and drift
 //!
@@ -179,7 +181,7 @@ struct Anchor {
 }
 
 /// Longest loss a decoder conceals; beyond it the gap is silence (PLC would only ring).
-const MAX_CONCEALED: Duration = Duration::from_millis(120);
+pub const MAX_CONCEALED: Duration = Duration::from_millis(120);
 
 /// One stream's reorder buffer, decoder and wall-clock placement. See the module docs.
 #[derive(Debug)]
@@ -557,8 +559,47 @@ impl StreamTimeline {
                 self.pool.push(slot.payload);
             }
         }
-        if horizon > self.cursor {
+        if horizon > self.cursor && !self.concealment_pending(horizon) {
             self.silence(horizon - self.cursor, out);
+        }
+    }
+
+    /// Whether the gap after the cursor is held open rather than filled with silence: the
+    /// packets before the next buffered one were lost and its codec conceals loss, so that
+    /// packet fills the gap with concealment (or the lost packet's FEC copy) when played.
+    /// With nothing buffered right after a concealing codec's packet the gap is held too: the
+    /// next packet may still sit in the socket (a receive task that ran late), and whether
+    /// the gap is loss or DTX is known only when it comes. Never more than [`MAX_CONCEALED`]
+    /// behind `horizon`.
+    fn concealment_pending(&mut self, horizon: i64) -> bool {
+        if horizon - self.cursor > self.rate_samples(MAX_CONCEALED) {
+            return false;
+        }
+        let pt = match self.buf.front() {
+            Some(front) => {
+                let (pt, key, pos) = (front.payload_type, front.key, front.pos);
+                if pos <= self.cursor || self.lost_before_slot(pt, key) == 0 {
+                    return false;
+                }
+                pt
+            }
+            None => match self.last_played {
+                // Only right after the packet played last: a DTX pause is held once.
+                Some((pt, _, _)) if self.last_end == Some(self.cursor) => pt,
+                _ => return false,
+            },
+        };
+        self.decoders
+            .get(pt)
+            .is_some_and(|d| d.decoder.conceals_loss())
+    }
+
+    /// Packets missing between the last one played and a slot of `payload_type` at `key`
+    /// (0 across a segment or payload-type change: that is not loss of this codec's audio).
+    fn lost_before_slot(&self, payload_type: u8, (epoch, ext): (u32, i64)) -> i64 {
+        match self.last_played {
+            Some((pt, e, last)) if pt == payload_type && e == epoch => (ext - last - 1).max(0),
+            _ => 0,
         }
     }
 
@@ -570,10 +611,7 @@ impl StreamTimeline {
 
     fn emit(&mut self, slot: &Slot, out: &mut Vec<i16>) {
         let (epoch, ext) = slot.key;
-        let lost = match self.last_played {
-            Some((pt, e, last)) if pt == slot.payload_type && e == epoch => ext - last - 1,
-            _ => 0,
-        };
+        let lost = self.lost_before_slot(slot.payload_type, slot.key);
         self.last_played = Some((slot.payload_type, epoch, ext));
         if lost > 0 && slot.pos > self.cursor {
             self.conceal(slot, lost, out);

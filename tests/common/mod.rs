@@ -6,6 +6,7 @@
 
 pub mod call;
 pub mod client;
+pub mod codec_ref;
 pub mod msg;
 pub mod rtp;
 pub mod sdp;

@@ -41,14 +41,16 @@ pub enum Decoder {
 }
 
 impl Decoder {
-    /// The decoder for an SDP encoding name, with Opus decoding at 48 kHz.
+    /// The decoder for an SDP encoding name (case-insensitive).
     pub fn for_codec(name: &str) -> Result<Decoder, UnsupportedCodec> {
         Self::for_codec_at(name, 48000)
     }
 
-    /// The decoder for an SDP encoding name (case-insensitive). `output_rate` is the rate
-    /// the stream's file has, which Opus decodes to directly when it can.
-    pub fn for_codec_at(name: &str, output_rate: u32) -> Result<Decoder, UnsupportedCodec> {
+    /// The decoder for an SDP encoding name, for a file at `output_rate`. Opus decodes at
+    /// 48 kHz whatever the file rate: there its output equals libopus' sample for sample,
+    /// while the crate's own 8/16 kHz output dips for ~40 ms at a SILK→CELT mode switch
+    /// (measured in tests/codecs_e2e.rs); the stream's converter takes it to the file rate.
+    pub fn for_codec_at(name: &str, _output_rate: u32) -> Result<Decoder, UnsupportedCodec> {
         let is = |n: &str| name.eq_ignore_ascii_case(n);
         Ok(if is("PCMU") {
             Decoder::Pcmu
@@ -63,7 +65,7 @@ impl Decoder {
         } else if is("AAL2-G726-32") {
             Decoder::G726(Box::new(G726Decoder::new(G726Packing::Aal2)))
         } else if is("opus") {
-            Decoder::Opus(Box::new(OpusDecoder::new(output_rate)))
+            Decoder::Opus(Box::new(OpusDecoder::new(48000)))
         } else {
             return Err(UnsupportedCodec(name.to_owned()));
         })
@@ -177,7 +179,7 @@ mod tests {
             Decoder::for_codec_at("opus", 16000)
                 .expect("opus")
                 .sample_rate(),
-            16000
+            48000
         );
         for name in ["GSM", "telephone-event", ""] {
             assert_eq!(

@@ -1,6 +1,6 @@
-//! Opus (RFC 6716, RTP per RFC 7587) through the pure-Rust `opus-pure` decoder, decoding
-//! straight to the file's rate (Opus decodes natively to 8, 12, 16, 24 or 48 kHz) and to
-//! mono (a stereo stream is mixed down by the decoder).
+//! Opus (RFC 6716, RTP per RFC 7587) through the pure-Rust `opus-pure` decoder, to mono (a
+//! stereo stream is mixed down by the decoder). The recorder runs it at 48 kHz (see
+//! [`super::Decoder::for_codec_at`]); other native rates are available.
 //!
 //! The RTP clock is always 48 kHz. A packet's duration is in its TOC byte; DTX leaves gaps
 //! in the timestamps (silence on the timeline). A lost packet is concealed (PLC) or, when
