@@ -52,14 +52,14 @@ pub struct G726Decoder {
     td: bool,
 }
 
-/// Index of the first power of two above `val` (the QUAN block over `1 << i`).
+/// QUAN over the powers of two: how many of `1 << 0 .. 1 << 14` are ≤ `val`, i.e. its bit
+/// length capped at 15 (0 for 0 and negatives).
 fn quan(val: i32) -> i16 {
-    // Values are below 2^15 here; the loop is the recommendation's table search.
-    let mut i = 0i16;
-    while i < 15 && val >= (1 << i) {
-        i += 1;
+    if val <= 0 {
+        return 0;
     }
-    i
+    // Bit length of a positive i32 is at most 31.
+    (32 - val.leading_zeros()).min(15) as i16
 }
 
 /// FMULT: a coefficient (two's complement) times a 4.6 floating value.

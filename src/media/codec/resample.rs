@@ -86,7 +86,7 @@ impl RateConverter {
         };
         Ok(RateConverter {
             mode,
-            history: vec![0; taps.len()],
+            history: vec![0; 2 * taps.len()],
             taps,
             head: 0,
             phase: 0,
@@ -115,22 +115,25 @@ impl RateConverter {
             Mode::Down(k) => {
                 let n = self.taps.len();
                 for &s in input {
+                    // Each sample is stored twice, `n` apart, so that the last `n` samples
+                    // are always one contiguous slice (oldest first) for the dot product.
                     self.history[self.head] = s;
-                    self.head = (self.head + 1) % n;
+                    self.history[self.head + n] = s;
+                    self.head = if self.head + 1 == n { 0 } else { self.head + 1 };
                     self.phase += 1;
                     if self.phase == k {
                         self.phase = 0;
-                        // Oldest sample first: history[head..] then history[..head].
-                        let (newer, older) = self.history.split_at(self.head);
-                        let acc: i64 = older
+                        let window = &self.history[self.head..self.head + n];
+                        // |tap| < 2^15 and Σ|tap| < 2^16 (Q15, unit gain), so the sum of
+                        // i16 × tap products stays inside i32.
+                        let acc: i32 = window
                             .iter()
-                            .chain(newer)
                             .zip(&self.taps)
-                            .map(|(&x, &h)| i64::from(x) * i64::from(h))
+                            .map(|(&x, &h)| i32::from(x) * h)
                             .sum();
                         let y = (acc + (1 << 14)) >> 15;
                         // Clamped: the filter's overshoot may leave the i16 range.
-                        out.push(y.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16);
+                        out.push(y.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16);
                     }
                 }
             }
