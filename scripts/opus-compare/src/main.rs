@@ -58,7 +58,7 @@ fn candidates() -> Vec<(&'static str, Run)> {
                 let mut buf = vec![0f32; 5760];
                 for p in ps {
                     let n = d.decode(p, 960, &mut buf).unwrap_or(0);
-                    out.extend(buf[..n].iter().map(|s| (s * 32768.0).clamp(-32768.0, 32767.0) as i16));
+                    out.extend(buf[..n].iter().map(|s| (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16));
                 }
                 out
             }),
