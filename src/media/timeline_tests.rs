@@ -736,3 +736,39 @@ fn opus_loss_is_repaired_from_the_next_packets_fec() {
     }
     assert_eq!(tl.stats().packets_lost, 10);
 }
+
+/// A PCMU-first stream that gets PCMA, then a type nothing decodes, then PCMU again: PCMA is
+/// decoded by its own payload type, the unknown type is counted (not lost, not late) and
+/// its slots are the only silence, and the output keeps the wall clock throughout.
+#[test]
+fn each_packet_is_decoded_by_its_own_payload_type() {
+    let mut rig = Rig::new(|_| {});
+    let alaw = 0xA5u8; // an A-law code word far from zero
+    for k in 0..30u64 {
+        let (pt, payload) = match k {
+            0..10 => (PCMU, [level_byte(k); 160]),
+            10..20 => (8, [alaw; 160]),
+            _ if k < 25 => (3, [0xAA; 160]),
+            _ => (PCMU, [level_byte(k); 160]),
+        };
+        let seq = 100u16.wrapping_add(k as u16);
+        let ts = 9000u32.wrapping_add(k as u32 * 160);
+        rig.send_raw(ms(20 * k), false, pt, seq, ts, 0xBEEF, &payload);
+    }
+    rig.finish(ms(600));
+    rig.assert_slot(5, level(5));
+    let mut pcma = Vec::new();
+    g711::decode_alaw(&[alaw], &mut pcma);
+    assert_ne!(pcma[0], 0);
+    rig.assert_slot(15, pcma[0]);
+    assert!(
+        rig.zeros(20 * 160..25 * 160),
+        "undecodable slots are silent"
+    );
+    rig.assert_slot(27, level(27));
+    let stats = rig.tl.stats();
+    assert_eq!(stats.packets_undecodable, vec![(3, 5)]);
+    assert_eq!(stats.undecodable_total(), 5);
+    assert_eq!((stats.packets_lost, stats.packets_late), (0, 0));
+    assert_eq!(stats.packets_received, 30);
+}
