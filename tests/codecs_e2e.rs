@@ -579,6 +579,13 @@ fn pcma_on_a_pcmu_first_answer_is_recorded_audibly() {
     let (dir, v, _) = c.end(&rec);
     let s = stream(&dir, &v, 0);
     assert_eq!(s.json["packets_received"], 100, "{}", s.json);
+    assert_eq!(s.json["codec"], "PCMA", "the codec that came: {}", s.json);
+    assert_eq!(
+        s.json["codecs_received"],
+        serde_json::json!({"PCMA": 100}),
+        "{}",
+        s.json
+    );
     assert_tone(
         "PCMA on PCMU-first",
         &s,
@@ -647,6 +654,12 @@ fn pcmu_pcma_g722_switch_mid_call_stays_on_the_timeline() {
     );
     assert_eq!(s.json["packets_received"], 150, "{}", s.json);
     assert_eq!(s.json["packets_lost"], 0, "{}", s.json);
+    assert_eq!(
+        s.json["codecs_received"],
+        serde_json::json!({"PCMU": 50, "PCMA": 50, "G722": 50}),
+        "{}",
+        s.json
+    );
     assert_tone("PCMU part", &s, p(0) + EDGE_S, p(50) - 0.02, 440.0);
     assert_tone("PCMA part", &s, p(50) + 0.02, p(100) - 0.02, 660.0);
     assert_tone("G.722 part", &s, p(100) + 0.02, p(150) - EDGE_S, 880.0);

@@ -83,9 +83,9 @@ fn run_sipp(rec: &Recorder, scenario_file: &str, work: &Path) {
     );
 }
 
-/// Every recording: ended, `codec` as answered first, 150 packets (3 s of 20 ms), none
+/// Every recording: ended, `codec` the one sent, 150 packets (3 s of 20 ms), none
 /// lost or undecodable, and a 1 kHz tone without a hole over the stream.
-fn assert_recordings(rec: &Recorder, first_codec: &str) {
+fn assert_recordings(rec: &Recorder, sent_codec: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let all = loop {
         let all = rec.recordings();
@@ -97,7 +97,12 @@ fn assert_recordings(rec: &Recorder, first_codec: &str) {
     };
     for (dir, v) in all {
         let s = &v["streams"][0];
-        assert_eq!(s["codec"], first_codec, "{s}");
+        assert_eq!(s["codec"], sent_codec, "{s}");
+        assert_eq!(
+            s["codecs_received"][sent_codec].as_u64(),
+            s["packets_received"].as_u64(),
+            "{s}"
+        );
         let received = s["packets_received"].as_u64().unwrap_or(0);
         assert!((150..=151).contains(&received), "packets_received: {s}");
         assert_eq!(s["packets_lost"], 0, "{s}");
@@ -116,7 +121,7 @@ fn assert_recordings(rec: &Recorder, first_codec: &str) {
         let region = &wav.samples[(from * 8000.0) as usize..(to * 8000.0) as usize];
         let (amp, total) = (tone_amplitude(region, 8000, TONE_HZ), rms(region));
         let purity = amp / (total * std::f64::consts::SQRT_2);
-        eprintln!("{first_codec}: 1 kHz amplitude {amp:.0}, RMS {total:.0}, purity {purity:.3}");
+        eprintln!("{sent_codec}: 1 kHz amplitude {amp:.0}, RMS {total:.0}, purity {purity:.3}");
         assert!(purity > 0.95, "not a clean tone: purity {purity:.3}: {s}");
         let weakest = windows(&wav.samples, 8000, from, to, TONE_HZ)
             .into_iter()
@@ -147,8 +152,9 @@ fn sipp_offer_0_8_18_sending_pcma_is_recorded() {
         .expect("sox (installed by scripts/test)");
     assert!(made.success(), "sox");
     run_sipp(&rec, "uac_offer_0_8_18_sends_pcma.xml", work.path());
-    // The answer lists PCMU first; the packets are PCMA and are decoded as such.
-    assert_recordings(&rec, "PCMU");
+    // The answer lists PCMU first; the packets are PCMA, decoded as such, and recording.json
+    // names the codec that came.
+    assert_recordings(&rec, "PCMA");
 }
 
 #[test]

@@ -138,12 +138,34 @@ pub struct StreamStats {
     /// Packets of a payload type no decoder takes, by payload type (ascending): their slots
     /// are silence in the file, and the recording says so.
     pub packets_undecodable: Vec<(u8, u64)>,
+    /// Audio packets received, by payload type and the codec that decodes it: what the
+    /// sender actually sent, which need not be the first codec of the answer.
+    pub audio_by_payload_type: Vec<(u8, &'static str, u64)>,
 }
 
 impl StreamStats {
     /// All undecodable packets.
     pub fn undecodable_total(&self) -> u64 {
         self.packets_undecodable.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The codec and payload type most of the audio came in, if any came.
+    pub fn dominant_codec(&self) -> Option<(u8, &'static str)> {
+        self.audio_by_payload_type
+            .iter()
+            .max_by_key(|(_, _, n)| *n)
+            .map(|(pt, name, _)| (*pt, *name))
+    }
+
+    fn count_audio(&mut self, pt: u8, name: &'static str) {
+        match self
+            .audio_by_payload_type
+            .iter_mut()
+            .find(|(p, n, _)| *p == pt && *n == name)
+        {
+            Some(entry) => entry.2 += 1,
+            None => self.audio_by_payload_type.push((pt, name, 1)),
+        }
     }
 
     fn count_undecodable(&mut self, pt: u8) {
@@ -333,7 +355,13 @@ impl StreamTimeline {
         let pt = packet.payload_type;
         let is_dtmf = self.cfg.dtmf.is_some_and(|(p, _)| p == pt);
         let is_cn = !is_dtmf && (self.cfg.comfort_noise == Some(pt) || COMFORT_NOISE.contains(&pt));
-        let is_audio = !is_dtmf && !is_cn && self.decoders.get(pt).is_some();
+        let codec = (!is_dtmf && !is_cn)
+            .then(|| self.decoders.get(pt).map(|d| d.decoder.name()))
+            .flatten();
+        let is_audio = codec.is_some();
+        if let Some(name) = codec {
+            self.stats.count_audio(pt, name);
+        }
         if !(is_audio || is_dtmf || is_cn) {
             self.stats.count_undecodable(pt);
             // Still part of the source's numbering (so not counted lost), but another

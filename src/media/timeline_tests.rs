@@ -151,6 +151,7 @@ fn clean_pcmu_10s() {
             jitter_ms: 0.0,
             ssrcs: vec![0xAAAA],
             packets_undecodable: Vec::new(),
+            audio_by_payload_type: vec![(PCMU, "PCMU", 500)],
         }
     );
 }
@@ -771,4 +772,9 @@ fn each_packet_is_decoded_by_its_own_payload_type() {
     assert_eq!(stats.undecodable_total(), 5);
     assert_eq!((stats.packets_lost, stats.packets_late), (0, 0));
     assert_eq!(stats.packets_received, 30);
+    assert_eq!(
+        stats.audio_by_payload_type,
+        vec![(PCMU, "PCMU", 15), (8, "PCMA", 10)]
+    );
+    assert_eq!(stats.dominant_codec(), Some((PCMU, "PCMU")));
 }

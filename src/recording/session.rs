@@ -61,6 +61,10 @@ pub struct StreamEntry {
     /// Packets of payload types the recorder cannot decode, by payload type: their time is
     /// silence in the file. Empty when every packet was decoded.
     pub packets_undecodable: BTreeMap<String, u64>,
+    /// Audio packets received per codec. `codec`/`payload_type` name the one most of the
+    /// audio came in once packets arrived (an SRC may send another codec of the answer than
+    /// the first, or switch), the first answered one before.
+    pub codecs_received: BTreeMap<String, u64>,
     /// Whether the stream arrives as SRTP, and with which suite (never the key).
     pub encrypted: bool,
     pub srtp_suite: Option<String>,
@@ -289,6 +293,7 @@ impl RecordingSession {
                     packets_undecodable: old
                         .map(|o| o.packets_undecodable.clone())
                         .unwrap_or_default(),
+                    codecs_received: old.map(|o| o.codecs_received.clone()).unwrap_or_default(),
                     encrypted: s.srtp.is_some(),
                     srtp_suite: s
                         .srtp

@@ -395,6 +395,7 @@ impl RecordingTask {
         if !block.samples.is_empty() {
             let _ = self.settings.writer.append(stream.file, block.samples);
         }
+        let dominant = block.stats.dominant_codec();
         let doc = self.session.document_mut();
         if let Some(entry) = doc.streams.iter_mut().find(|e| e.index == index) {
             entry.packets_received = block.stats.packets_received;
@@ -409,6 +410,14 @@ impl RecordingTask {
                 .iter()
                 .map(|(pt, n)| (pt.to_string(), *n))
                 .collect();
+            entry.codecs_received.clear();
+            for (_, name, n) in &block.stats.audio_by_payload_type {
+                *entry.codecs_received.entry((*name).to_owned()).or_default() += n;
+            }
+            if let Some((pt, name)) = dominant {
+                entry.codec = Some(name.to_owned());
+                entry.payload_type = Some(pt);
+            }
             entry.srtp_auth_failures = block.srtp_auth_failures;
             entry.srtp_replays = block.srtp_replays;
         }
