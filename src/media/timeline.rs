@@ -754,6 +754,11 @@ impl StreamTimeline {
         stats
     }
 
+    /// The first payload type (lowest) no decoder took, and its packet count, if any.
+    pub fn first_undecodable(&self) -> Option<(u8, u64)> {
+        self.stats.packets_undecodable.first().copied()
+    }
+
     /// DTMF digits completed since the last call.
     pub fn take_dtmf(&mut self) -> Vec<DtmfEvent> {
         self.dtmf.take()

@@ -342,8 +342,7 @@ impl StreamTask {
         if self.warned_undecodable {
             return;
         }
-        let stats = self.timeline.stats();
-        if let Some((pt, n)) = stats.packets_undecodable.first() {
+        if let Some((pt, n)) = self.timeline.first_undecodable() {
             self.warned_undecodable = true;
             tracing::warn!(
                 stream = self.index,
