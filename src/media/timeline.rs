@@ -13,7 +13,7 @@
 //! [`StreamTimeline::finish`] emits what is left and pads to `wall_position(now)` (again
 //! plus at most one packet). The one exception: behind a codec that conceals loss (G.729,
 //! Opus) a gap after a lost packet is held open until the packet after it is played, so the
-//! output may trail the horizon by up to [`MAX_CONCEALED`] more.
+//! output may trail the horizon by up to [`MAX_HELD`] more.
 //!
 //! # Anchoring and drift
 //!
@@ -204,6 +204,11 @@ struct Anchor {
 
 /// Longest loss a decoder conceals; beyond it the gap is silence (PLC would only ring).
 pub const MAX_CONCEALED: Duration = Duration::from_millis(120);
+
+/// How far behind the horizon the output may stay while a gap waits for concealment: with
+/// the 100 ms hand-over, the 60 ms reorder window and the 800 ms flush, a file on disk then
+/// still trails the call by less than 1 s (SPEC §5).
+pub const MAX_HELD: Duration = Duration::from_millis(30);
 
 /// One stream's reorder buffer, decoder and wall-clock placement. See the module docs.
 #[derive(Debug)]
@@ -597,10 +602,11 @@ impl StreamTimeline {
     /// packet fills the gap with concealment (or the lost packet's FEC copy) when played.
     /// With nothing buffered right after a concealing codec's packet the gap is held too: the
     /// next packet may still sit in the socket (a receive task that ran late), and whether
-    /// the gap is loss or DTX is known only when it comes. Never more than [`MAX_CONCEALED`]
-    /// behind `horizon`.
+    /// the gap is loss or DTX is known only when it comes. Never more than [`MAX_HELD`]
+    /// behind `horizon` (what the horizon passes then is silence; a longer loss is
+    /// concealed only in the part still open when its next packet plays).
     fn concealment_pending(&mut self, horizon: i64) -> bool {
-        if horizon - self.cursor > self.rate_samples(MAX_CONCEALED) {
+        if horizon - self.cursor > self.rate_samples(MAX_HELD) {
             return false;
         }
         let pt = match self.buf.front() {
