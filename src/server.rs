@@ -156,6 +156,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             media_bind_ip: rtp_bind_ip(media_ip),
             media_source: config.media.media_source,
             pause_policy: config.media.pause_policy,
+            file_sample_rate: config.media.file_sample_rate,
             media_timeout: Duration::from_secs(config.media.media_timeout_secs),
             writer: writer.handle(),
             telemetry: telemetry.clone(),

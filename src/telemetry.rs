@@ -56,6 +56,8 @@ pub struct Telemetry {
     recent: Mutex<VecDeque<Value>>,
     /// RTP counters of ended recordings by codec (active ones are summed at render time).
     rtp_ended: Mutex<BTreeMap<String, RtpCounters>>,
+    /// Undecodable RTP packets of ended recordings by payload type.
+    undecodable_ended: Mutex<BTreeMap<u8, u64>>,
 }
 
 impl Default for Telemetry {
@@ -79,6 +81,7 @@ impl Default for Telemetry {
             active: DashMap::default(),
             recent: Mutex::default(),
             rtp_ended: Mutex::default(),
+            undecodable_ended: Mutex::default(),
         }
     }
 }
@@ -141,6 +144,9 @@ impl Telemetry {
         if let Ok(mut totals) = self.rtp_ended.lock() {
             add_rtp(&mut totals, &doc);
         }
+        if let Ok(mut totals) = self.undecodable_ended.lock() {
+            add_undecodable(&mut totals, &doc);
+        }
         if let Ok(mut recent) = self.recent.lock() {
             if recent.len() == RECENT {
                 recent.pop_front();
@@ -189,8 +195,37 @@ impl Telemetry {
         self.cdr_receivers.get().map_or(&[], |r| r.as_slice())
     }
 
+    /// RTP packets no decoder took, by payload type, over all recordings.
+    pub fn rtp_undecodable(&self) -> BTreeMap<u8, u64> {
+        let mut totals = self
+            .undecodable_ended
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        for doc in self.active.iter() {
+            add_undecodable(&mut totals, doc.value());
+        }
+        totals
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+}
+
+fn add_undecodable(totals: &mut BTreeMap<u8, u64>, doc: &Value) {
+    let Some(streams) = doc["streams"].as_array() else {
+        return;
+    };
+    for s in streams {
+        let Some(by_pt) = s["packets_undecodable"].as_object() else {
+            continue;
+        };
+        for (pt, n) in by_pt {
+            if let Ok(pt) = pt.parse::<u8>() {
+                *totals.entry(pt).or_default() += n.as_u64().unwrap_or(0);
+            }
+        }
     }
 }
 

@@ -122,6 +122,16 @@ pub async fn render(State(s): State<ApiState>) -> impl IntoResponse {
         }
     }
     cdr_receivers(&mut out, t);
+    let _ = writeln!(
+        out,
+        "# HELP sip_recorder_rtp_packets_undecodable_total RTP packets of a payload type no decoder takes (their time is silence in the file), by payload type.\n# TYPE sip_recorder_rtp_packets_undecodable_total counter"
+    );
+    for (pt, n) in t.rtp_undecodable() {
+        let _ = writeln!(
+            out,
+            "sip_recorder_rtp_packets_undecodable_total{{payload_type=\"{pt}\"}} {n}"
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

@@ -1,8 +1,8 @@
 //! The TOML file format: private per-table structs, table-by-table parsing, error line numbers.
 
 use super::{
-    Config, ConfigError, ListenAddr, LogFormat, MediaConfig, MediaSource, PausePolicy,
-    RefusalAction, SipConfig, SrtpMode,
+    Config, ConfigError, FileSampleRate, ListenAddr, LogFormat, MediaConfig, MediaSource,
+    PausePolicy, RefusalAction, SipConfig, SrtpMode,
 };
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -64,6 +64,7 @@ struct MediaFile {
     pause_policy: Option<PausePolicy>,
     srtp: Option<SrtpMode>,
     media_timeout_secs: Option<u64>,
+    file_sample_rate: Option<FileSampleRate>,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +181,7 @@ impl MediaFile {
         merge!(c.pause_policy, self.pause_policy);
         merge!(c.srtp, self.srtp);
         merge!(c.media_timeout_secs, self.media_timeout_secs);
+        merge!(c.file_sample_rate, self.file_sample_rate);
     }
 }
 

@@ -177,6 +177,60 @@ pub struct MediaConfig {
     pub srtp: SrtpMode,
     /// Default 60.
     pub media_timeout_secs: u64,
+    /// `media.file_sample_rate`: the rate of every stream's file. Default `auto`.
+    pub file_sample_rate: FileSampleRate,
+}
+
+/// `media.file_sample_rate = "auto" | 8000 | 16000 | 48000`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileSampleRate {
+    /// The widest codec a stream was answered with: 16 kHz when G.722 or Opus is in the
+    /// answer, else 8 kHz.
+    #[default]
+    Auto,
+    /// One of [`FileSampleRate::ALLOWED`].
+    Hz(u32),
+}
+
+impl FileSampleRate {
+    /// Rates every decoder converts to by an integer ratio.
+    pub const ALLOWED: [u32; 3] = [8000, 16000, 48000];
+
+    /// The file rate for a stream whose answered codecs decode at most `widest` Hz.
+    pub fn for_widest(self, widest: u32) -> u32 {
+        match self {
+            FileSampleRate::Hz(hz) => hz,
+            FileSampleRate::Auto if widest > 8000 => 16000,
+            FileSampleRate::Auto => 8000,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FileSampleRate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Hz(i64),
+            Name(String),
+        }
+        let bad = |v: &dyn fmt::Display| {
+            serde::de::Error::custom(format!(
+                "{v} is not a file sample rate: give \"auto\", 8000, 16000 or 48000"
+            ))
+        };
+        match Raw::deserialize(d)? {
+            Raw::Name(n) if n.eq_ignore_ascii_case("auto") => Ok(FileSampleRate::Auto),
+            Raw::Name(n) => match n.parse::<u32>() {
+                Ok(hz) if Self::ALLOWED.contains(&hz) => Ok(FileSampleRate::Hz(hz)),
+                _ => Err(bad(&format!("\"{n}\""))),
+            },
+            Raw::Hz(hz) => match u32::try_from(hz) {
+                Ok(hz) if Self::ALLOWED.contains(&hz) => Ok(FileSampleRate::Hz(hz)),
+                _ => Err(bad(&hz)),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -372,6 +426,7 @@ impl Default for MediaConfig {
             pause_policy: PausePolicy::Silence,
             srtp: SrtpMode::Optional,
             media_timeout_secs: 60,
+            file_sample_rate: FileSampleRate::Auto,
         }
     }
 }

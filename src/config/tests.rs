@@ -117,6 +117,7 @@ fn every_key_is_read_from_the_file() {
             media_source = "learn"
             pause_policy = "skip"
             media_timeout_secs = 9
+            file_sample_rate = 48000
             [recording]
             dir = "/var/rec"
             layout = "{kind}/{recording_id}"
@@ -155,6 +156,7 @@ fn every_key_is_read_from_the_file() {
     assert_eq!(c.media.media_source, MediaSource::Learn);
     assert_eq!(c.media.pause_policy, PausePolicy::Skip);
     assert_eq!(c.media.media_timeout_secs, 9);
+    assert_eq!(c.media.file_sample_rate, FileSampleRate::Hz(48000));
     assert_eq!(c.recording.dir, PathBuf::from("/var/rec"));
     assert_eq!(c.recording.layout, "{kind}/{recording_id}");
     assert_eq!(c.spool.dir, PathBuf::from("/var/spool/rec"));
@@ -243,6 +245,16 @@ fn wrong_type_names_key_and_line() {
             2,
         ),
         ("[media]\nrtp_port_max = 70000\n", "media.rtp_port_max", 2),
+        (
+            "[media]\nfile_sample_rate = 44100\n",
+            "media.file_sample_rate",
+            2,
+        ),
+        (
+            "[media]\nfile_sample_rate = \"wide\"\n",
+            "media.file_sample_rate",
+            2,
+        ),
         (
             "[media]\npause_policy = \"mute\"\n",
             "media.pause_policy",

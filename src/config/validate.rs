@@ -168,6 +168,16 @@ impl Config {
         if m.media_timeout_secs == 0 {
             return Err(invalid("media.media_timeout_secs", "must be at least 1"));
         }
+        if let super::FileSampleRate::Hz(hz) = m.file_sample_rate {
+            if !super::FileSampleRate::ALLOWED.contains(&hz) {
+                return Err(invalid(
+                    "media.file_sample_rate",
+                    format!(
+                        "{hz} Hz is not a file sample rate: give \"auto\", 8000, 16000 or 48000"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -11,7 +11,9 @@
 //! length therefore follows the wall clock whatever the packets do: after `poll(now)` it is
 //! `wall_position(now) − reorder_window` plus at most the overhang of one packet, and
 //! [`StreamTimeline::finish`] emits what is left and pads to `wall_position(now)` (again
-//! plus at most one packet).
+//! plus at most one packet). The one exception: behind a codec that conceals loss (G.729,
+//! Opus) a gap after a lost packet is held open until the packet after it is played, so the
+//! output may trail the horizon by up to [`MAX_HELD`] more.
 //!
 //! # Anchoring and drift
 //!
@@ -34,10 +36,19 @@
 //!
 //! An SSRC change continues the stream: a new segment, new sequence space, the decoder reset
 //! when the first packet of the new segment is played, the SSRC recorded. Stray packets of
-//! the previous SSRC are counted late. [`StreamTimeline::set_codec`] switches the payload type
-//! and decoder on re-negotiation; the previous codec stays known so that packets already
-//! buffered still decode, and a decoder whose rate differs from the output rate is converted
-//! to it ([`RateConverter`]), so a file keeps one rate. Pauses: packets are ignored while
+//! the previous SSRC are counted late.
+//!
+//! Each packet is decoded by its own payload type ([`PayloadDecoders`]: every negotiated
+//! type plus the RFC 3551 static ones), so a sender may switch codec at any packet;
+//! [`StreamTimeline::set_codec`] adds or remaps a type on re-negotiation while earlier types
+//! stay known for packets still in flight. A decoder whose rate differs from the output rate
+//! is converted to it, so a file keeps one rate; a packet on another RTP clock (Opus' 48 kHz
+//! after G.711's 8 kHz) re-anchors the timeline. A packet of a type nothing decodes is
+//! counted per type ([`StreamStats::packets_undecodable`]) and its slot stays silent. A lost
+//! packet of a codec with concealment (G.729; Opus, from the next packet's in-band FEC when
+//! it has one) is concealed rather than left silent.
+//!
+//! Pauses: packets are ignored while
 //! paused; with [`PausePolicy::Silence`] the paused interval is silence, with
 //! [`PausePolicy::Skip`] the wall clock is stopped for it, so it is not in the output.
 //! Telephone-event packets go to [`StreamTimeline::take_dtmf`] and comfort-noise packets only
@@ -52,7 +63,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::codec::{Decoder, RateConverter, UnsupportedRatio};
+use super::codec::{Decoder, UnsupportedRatio};
+use super::decode::{COMFORT_NOISE, PayloadDecoders};
 use super::dtmf::{DtmfEvent, DtmfTracker};
 use super::rtp::RtpPacket;
 use super::sequence::{SeqState, SeqVerdict};
@@ -92,8 +104,13 @@ impl TimelineConfig {
     /// Defaults for a stream decoded by `decoder`: output at the decoder's rate, 20 ms
     /// packets, a 60 ms reorder window, static comfort noise, no DTMF.
     pub fn for_decoder(decoder: &Decoder) -> Self {
+        Self::for_rate(decoder.sample_rate())
+    }
+
+    /// The same defaults with output at `sample_rate`.
+    pub fn for_rate(sample_rate: u32) -> Self {
         TimelineConfig {
-            sample_rate: decoder.sample_rate(),
+            sample_rate,
             ptime_hint: Duration::from_millis(20),
             reorder_window: Duration::from_millis(60),
             max_reorder_packets: 64,
@@ -118,6 +135,48 @@ pub struct StreamStats {
     pub jitter_ms: f64,
     /// Sources seen, in order (at most [`MAX_SSRCS`]).
     pub ssrcs: Vec<u32>,
+    /// Packets of a payload type no decoder takes, by payload type (ascending): their slots
+    /// are silence in the file, and the recording says so.
+    pub packets_undecodable: Vec<(u8, u64)>,
+    /// Audio packets received, by payload type and the codec that decodes it: what the
+    /// sender actually sent, which need not be the first codec of the answer.
+    pub audio_by_payload_type: Vec<(u8, &'static str, u64)>,
+}
+
+impl StreamStats {
+    /// All undecodable packets.
+    pub fn undecodable_total(&self) -> u64 {
+        self.packets_undecodable.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The codec and payload type most of the audio came in, if any came.
+    pub fn dominant_codec(&self) -> Option<(u8, &'static str)> {
+        self.audio_by_payload_type
+            .iter()
+            .max_by_key(|(_, _, n)| *n)
+            .map(|(pt, name, _)| (*pt, *name))
+    }
+
+    fn count_audio(&mut self, pt: u8, name: &'static str) {
+        match self
+            .audio_by_payload_type
+            .iter_mut()
+            .find(|(p, n, _)| *p == pt && *n == name)
+        {
+            Some(entry) => entry.2 += 1,
+            None => self.audio_by_payload_type.push((pt, name, 1)),
+        }
+    }
+
+    fn count_undecodable(&mut self, pt: u8) {
+        match self
+            .packets_undecodable
+            .binary_search_by_key(&pt, |(p, _)| *p)
+        {
+            Ok(i) => self.packets_undecodable[i].1 += 1,
+            Err(i) => self.packets_undecodable.insert(i, (pt, 1)),
+        }
+    }
 }
 
 /// Bound on recorded SSRCs, so a source that changes SSRC constantly cannot grow memory.
@@ -125,33 +184,6 @@ pub const MAX_SSRCS: usize = 32;
 
 /// Window over which the drift tracker takes its minimum.
 const DRIFT_PERIOD: Duration = Duration::from_secs(1);
-
-#[derive(Debug)]
-struct Codec {
-    payload_type: u8,
-    clock_rate: u32,
-    decoder: Decoder,
-    converter: RateConverter,
-    /// Segment whose state the decoder holds; another segment's packet resets it.
-    epoch: u32,
-}
-
-impl Codec {
-    fn new(payload_type: u8, decoder: Decoder, sample_rate: u32) -> Result<Self, UnsupportedRatio> {
-        Ok(Codec {
-            payload_type,
-            clock_rate: decoder.clock_rate().max(1),
-            converter: RateConverter::new(decoder.sample_rate(), sample_rate)?,
-            decoder,
-            epoch: 0,
-        })
-    }
-
-    fn output_len(&self, payload_len: usize) -> usize {
-        self.converter
-            .output_len(self.decoder.samples_for(payload_len))
-    }
-}
 
 #[derive(Debug)]
 struct Slot {
@@ -166,15 +198,26 @@ struct Slot {
 struct Anchor {
     timestamp: u32,
     pos: i64,
+    /// RTP clock the timestamp counts in.
+    clock: u32,
 }
+
+/// Longest loss a decoder conceals; beyond it the gap is silence (PLC would only ring).
+pub const MAX_CONCEALED: Duration = Duration::from_millis(120);
+
+/// How far behind the horizon the output may stay while a gap waits for concealment: with
+/// the 100 ms hand-over, the 60 ms reorder window and the 800 ms flush, a file on disk then
+/// still trails the call by less than 1 s (SPEC §5).
+pub const MAX_HELD: Duration = Duration::from_millis(30);
 
 /// One stream's reorder buffer, decoder and wall-clock placement. See the module docs.
 #[derive(Debug)]
 pub struct StreamTimeline {
     cfg: TimelineConfig,
     start: Instant,
-    codec: Codec,
-    prev_codec: Option<Codec>,
+    decoders: PayloadDecoders,
+    /// Payload type, segment and sequence of the last packet played (for concealment).
+    last_played: Option<(u8, u32, i64)>,
 
     ssrc: Option<u32>,
     prev_ssrc: Option<u32>,
@@ -196,6 +239,7 @@ pub struct StreamTimeline {
     cursor: i64,
     scratch: Vec<i16>,
     converted: Vec<i16>,
+    concealed: Vec<i16>,
 
     paused_at: Option<Instant>,
     skipped: Duration,
@@ -213,22 +257,33 @@ fn samples(d: Duration, rate: u32) -> i64 {
 
 impl StreamTimeline {
     /// A timeline whose sample 0 is `start` (the recording's start), decoding payload type
-    /// `payload_type` with `decoder`.
+    /// `payload_type` with `decoder` (and the static payload types).
     pub fn new(
         config: TimelineConfig,
         payload_type: u8,
         decoder: Decoder,
         start: Instant,
     ) -> Result<Self, UnsupportedRatio> {
+        let mut decoders = PayloadDecoders::new(config.sample_rate.max(1));
+        decoders.insert(payload_type, decoder)?;
+        Ok(Self::with_decoders(config, decoders, start))
+    }
+
+    /// A timeline decoding with `decoders`, whose rate is the output rate (it overrides
+    /// `config.sample_rate`).
+    pub fn with_decoders(
+        config: TimelineConfig,
+        decoders: PayloadDecoders,
+        start: Instant,
+    ) -> Self {
         let mut cfg = config;
-        cfg.sample_rate = cfg.sample_rate.max(1);
+        cfg.sample_rate = decoders.rate();
         cfg.max_reorder_packets = cfg.max_reorder_packets.max(1);
-        let codec = Codec::new(payload_type, decoder, cfg.sample_rate)?;
         let dtmf_rate = cfg.dtmf.map_or(8000, |(_, rate)| rate);
-        Ok(StreamTimeline {
+        StreamTimeline {
             start,
-            codec,
-            prev_codec: None,
+            decoders,
+            last_played: None,
             ssrc: None,
             prev_ssrc: None,
             seq: SeqState::new(0),
@@ -244,6 +299,7 @@ impl StreamTimeline {
             cursor: 0,
             scratch: Vec::new(),
             converted: Vec::new(),
+            concealed: Vec::new(),
             paused_at: None,
             skipped: Duration::ZERO,
             stats: StreamStats::default(),
@@ -251,7 +307,7 @@ impl StreamTimeline {
             last_transit: None,
             dtmf: DtmfTracker::new(dtmf_rate),
             cfg,
-        })
+        }
     }
 
     /// The output sample rate.
@@ -302,14 +358,22 @@ impl StreamTimeline {
             return; // the sender should be silent; its audio is not part of the recording
         }
         let pt = packet.payload_type;
-        let is_audio = pt == self.codec.payload_type
-            || self
-                .prev_codec
-                .as_ref()
-                .is_some_and(|c| c.payload_type == pt);
         let is_dtmf = self.cfg.dtmf.is_some_and(|(p, _)| p == pt);
-        let is_cn = self.cfg.comfort_noise == Some(pt);
+        let is_cn = !is_dtmf && (self.cfg.comfort_noise == Some(pt) || COMFORT_NOISE.contains(&pt));
+        let codec = (!is_dtmf && !is_cn)
+            .then(|| self.decoders.get(pt).map(|d| d.decoder.name()))
+            .flatten();
+        let is_audio = codec.is_some();
+        if let Some(name) = codec {
+            self.stats.count_audio(pt, name);
+        }
         if !(is_audio || is_dtmf || is_cn) {
+            self.stats.count_undecodable(pt);
+            // Still part of the source's numbering (so not counted lost), but another
+            // source's stray packets must not move this stream to a new segment.
+            if self.ssrc == Some(packet.ssrc) && !self.resegment {
+                let _ = self.seq.classify(packet.sequence);
+            }
             return;
         }
 
@@ -369,11 +433,10 @@ impl StreamTimeline {
     fn update_jitter(&mut self, now: Instant, packet: &RtpPacket<'_>) {
         // RFC 3550 §6.4.1 / A.8, in RTP clock units; wrapping arithmetic keeps it exact
         // across timestamp wrap.
-        let clock = if packet.payload_type == self.codec.payload_type {
-            self.codec.clock_rate
-        } else {
-            self.prev_codec.as_ref().map_or(8000, |c| c.clock_rate)
-        };
+        let clock = self
+            .decoders
+            .get(packet.payload_type)
+            .map_or(8000, |d| d.clock_rate);
         let arrival = samples(now.saturating_duration_since(self.start), clock) as u32;
         let transit = arrival.wrapping_sub(packet.timestamp);
         if let Some(last) = self.last_transit {
@@ -386,20 +449,17 @@ impl StreamTimeline {
 
     /// Computes an audio packet's position and queues it.
     fn place(&mut self, now: Instant, packet: &RtpPacket<'_>, ext: i64, newest: bool) {
-        let codec = if packet.payload_type == self.codec.payload_type {
-            &self.codec
-        } else {
-            match &self.prev_codec {
-                Some(c) => c,
-                None => return,
-            }
+        let Some(codec) = self.decoders.get(packet.payload_type) else {
+            return;
         };
-        let len = codec.output_len(packet.payload.len()) as i64;
-        let clock = i64::from(codec.clock_rate);
+        let len = codec.output_len(packet.payload) as i64;
+        let clock_rate = codec.clock_rate;
+        let clock = i64::from(clock_rate);
         let rate = i64::from(self.cfg.sample_rate);
         let arrival = self.wall_position(now);
 
-        let mut pos = match self.anchor {
+        // A payload type on another RTP clock counts its timestamps differently: re-anchor.
+        let mut pos = match self.anchor.filter(|a| a.clock == clock_rate) {
             Some(a) => {
                 let ticks = i64::from(packet.timestamp.wrapping_sub(a.timestamp) as i32);
                 a.pos + (ticks * rate).div_euclid(clock)
@@ -431,6 +491,7 @@ impl StreamTimeline {
             self.anchor = Some(Anchor {
                 timestamp: packet.timestamp,
                 pos,
+                clock: clock_rate,
             });
             self.last_end = Some(pos + len);
         }
@@ -531,8 +592,48 @@ impl StreamTimeline {
                 self.pool.push(slot.payload);
             }
         }
-        if horizon > self.cursor {
+        if horizon > self.cursor && !self.concealment_pending(horizon) {
             self.silence(horizon - self.cursor, out);
+        }
+    }
+
+    /// Whether the gap after the cursor is held open rather than filled with silence: the
+    /// packets before the next buffered one were lost and its codec conceals loss, so that
+    /// packet fills the gap with concealment (or the lost packet's FEC copy) when played.
+    /// With nothing buffered right after a concealing codec's packet the gap is held too: the
+    /// next packet may still sit in the socket (a receive task that ran late), and whether
+    /// the gap is loss or DTX is known only when it comes. Never more than [`MAX_HELD`]
+    /// behind `horizon` (what the horizon passes then is silence; a longer loss is
+    /// concealed only in the part still open when its next packet plays).
+    fn concealment_pending(&mut self, horizon: i64) -> bool {
+        if horizon - self.cursor > self.rate_samples(MAX_HELD) {
+            return false;
+        }
+        let pt = match self.buf.front() {
+            Some(front) => {
+                let (pt, key, pos) = (front.payload_type, front.key, front.pos);
+                if pos <= self.cursor || self.lost_before_slot(pt, key) == 0 {
+                    return false;
+                }
+                pt
+            }
+            None => match self.last_played {
+                // Only right after the packet played last: a DTX pause is held once.
+                Some((pt, _, _)) if self.last_end == Some(self.cursor) => pt,
+                _ => return false,
+            },
+        };
+        self.decoders
+            .get(pt)
+            .is_some_and(|d| d.decoder.conceals_loss())
+    }
+
+    /// Packets missing between the last one played and a slot of `payload_type` at `key`
+    /// (0 across a segment or payload-type change: that is not loss of this codec's audio).
+    fn lost_before_slot(&self, payload_type: u8, (epoch, ext): (u32, i64)) -> i64 {
+        match self.last_played {
+            Some((pt, e, last)) if pt == payload_type && e == epoch => (ext - last - 1).max(0),
+            _ => 0,
         }
     }
 
@@ -543,17 +644,17 @@ impl StreamTimeline {
     }
 
     fn emit(&mut self, slot: &Slot, out: &mut Vec<i16>) {
+        let (epoch, ext) = slot.key;
+        let lost = self.lost_before_slot(slot.payload_type, slot.key);
+        self.last_played = Some((slot.payload_type, epoch, ext));
+        if lost > 0 && slot.pos > self.cursor {
+            self.conceal(slot, lost, out);
+        }
         if slot.pos > self.cursor {
             self.silence(slot.pos - self.cursor, out);
         }
-        let epoch = slot.key.0;
-        let codec = if slot.payload_type == self.codec.payload_type {
-            &mut self.codec
-        } else {
-            match self.prev_codec.as_mut() {
-                Some(c) => c,
-                None => return,
-            }
+        let Some(codec) = self.decoders.get(slot.payload_type) else {
+            return;
         };
         if codec.epoch != epoch {
             codec.decoder.reset();
@@ -578,6 +679,33 @@ impl StreamTimeline {
         }
     }
 
+    /// Fills the gap before `slot`, left by `lost` missing packets (their sequence numbers
+    /// are missing, so it is loss, not DTX), with the codec's concealment when it has one.
+    /// One lost packet comes back from `slot`'s in-band FEC where the codec carries it.
+    fn conceal(&mut self, slot: &Slot, lost: i64, out: &mut Vec<i16>) {
+        let gap = slot.pos - self.cursor;
+        let rate = i64::from(self.cfg.sample_rate);
+        if gap > self.rate_samples(MAX_CONCEALED) {
+            return;
+        }
+        let Some(codec) = self.decoders.get(slot.payload_type) else {
+            return;
+        };
+        if !codec.decoder.conceals_loss() {
+            return;
+        }
+        let need =
+            usize::try_from(gap * i64::from(codec.decoder.sample_rate()) / rate).unwrap_or(0);
+        let next = (lost == 1).then_some(&slot.payload[..]);
+        self.scratch.clear();
+        codec.decoder.conceal(need, next, &mut self.scratch);
+        self.concealed.clear();
+        codec.converter.process(&self.scratch, &mut self.concealed);
+        let n = self.concealed.len().min(usize::try_from(gap).unwrap_or(0));
+        out.extend_from_slice(&self.concealed[..n]);
+        self.cursor += n as i64;
+    }
+
     /// Stops taking audio at `now` (SDP `inactive`).
     pub fn pause(&mut self, now: Instant) {
         if self.paused_at.is_none() {
@@ -596,30 +724,28 @@ impl StreamTimeline {
         }
     }
 
-    /// Switches to `decoder` for payload type `payload_type` after a re-negotiation.
+    /// Maps payload type `payload_type` to `decoder` after a re-negotiation.
     ///
-    /// The same payload type with the same codec is a no-op (a session refresh). Otherwise
-    /// the current codec is kept as the previous one so that packets already buffered or
-    /// still in flight decode correctly, and a clock-rate change re-anchors the timeline at
-    /// the next packet. The output rate never changes: a decoder at another rate is converted
-    /// to it, which fails for rates that are not integer multiples.
+    /// The same payload type with the same codec is a no-op (a session refresh). Other
+    /// payload types stay mapped, so packets already buffered or still in flight decode
+    /// correctly; a packet on another RTP clock re-anchors the timeline. The output rate never
+    /// changes: a decoder at another rate is converted to it, which fails for rates that are
+    /// not integer multiples.
     pub fn set_codec(
         &mut self,
         payload_type: u8,
         decoder: Decoder,
     ) -> Result<(), UnsupportedRatio> {
-        if payload_type == self.codec.payload_type && decoder.name() == self.codec.decoder.name() {
-            return Ok(());
-        }
-        let codec = Codec::new(payload_type, decoder, self.cfg.sample_rate)?;
-        if codec.clock_rate != self.codec.clock_rate {
-            self.resegment = true;
-        }
-        let old = std::mem::replace(&mut self.codec, codec);
-        if old.payload_type != payload_type {
-            self.prev_codec = Some(old);
-        }
-        Ok(())
+        self.decoders.insert(payload_type, decoder)
+    }
+
+    /// Maps every `(payload type, encoding name)` of a (re-)negotiation; returns the ones
+    /// refused (no decoder, or a rate that does not convert), for the caller's warning.
+    pub fn set_codecs<'a>(
+        &mut self,
+        codecs: impl IntoIterator<Item = (u8, &'a str)>,
+    ) -> Vec<String> {
+        self.decoders.insert_all(codecs)
     }
 
     /// The counters so far.
@@ -632,6 +758,11 @@ impl StreamTimeline {
                 0
             };
         stats
+    }
+
+    /// The first payload type (lowest) no decoder took, and its packet count, if any.
+    pub fn first_undecodable(&self) -> Option<(u8, u64)> {
+        self.stats.packets_undecodable.first().copied()
     }
 
     /// DTMF digits completed since the last call.

@@ -150,6 +150,8 @@ fn clean_pcmu_10s() {
             packets_late: 0,
             jitter_ms: 0.0,
             ssrcs: vec![0xAAAA],
+            packets_undecodable: Vec::new(),
+            audio_by_payload_type: vec![(PCMU, "PCMU", 500)],
         }
     );
 }
@@ -690,4 +692,89 @@ fn finish_stays_within_one_packet_whatever_the_ptime_hint() {
     rig.finish(ms(1000));
     let len = rig.out.len() as i64;
     assert!((8000..=8000 + 160).contains(&len), "{len} samples for 1 s");
+}
+
+/// Opus with in-band FEC at 16 kbit/s (SILK), every 10th packet lost: each lost packet's
+/// slot is rebuilt from the next packet instead of being silence.
+#[test]
+fn opus_loss_is_repaired_from_the_next_packets_fec() {
+    use opus_pure::{Application, OpusEncoder};
+    let mut enc = OpusEncoder::new(48000, 1, Application::Voip).expect("encoder");
+    enc.use_inband_fec = true;
+    enc.packet_loss_perc = 30;
+    enc.bitrate_bps = 16000;
+    let start = Instant::now();
+    let decoder = Decoder::for_codec("opus").expect("opus");
+    let mut tl = StreamTimeline::new(TimelineConfig::for_rate(16000), 111, decoder, start)
+        .expect("48 kHz converts to 16 kHz");
+    let mut out = Vec::new();
+    for i in 0..100u32 {
+        let pcm: Vec<i16> = (0..960)
+            .map(|n| {
+                let t = f64::from(i * 960 + n) / 48000.0;
+                (8000.0 * (2.0 * std::f64::consts::PI * 500.0 * t).sin()) as i16
+            })
+            .collect();
+        let mut payload = vec![0u8; 1500];
+        let len = enc.encode_s16(&pcm, 960, &mut payload).expect("encode");
+        let now = start + ms(20 * u64::from(i));
+        if i % 10 != 5 {
+            let mut raw = vec![0x80, 111];
+            raw.extend_from_slice(&(i as u16).to_be_bytes());
+            raw.extend_from_slice(&(i * 960).to_be_bytes());
+            raw.extend_from_slice(&[0, 0, 0, 7]);
+            raw.extend_from_slice(&payload[..len]);
+            tl.push(now, &RtpPacket::parse(&raw).expect("rtp"));
+        }
+        tl.poll(now, &mut out);
+    }
+    tl.finish(start + ms(2000), &mut out);
+    // Every lost slot (after the first second, once the encoder carries FEC) holds audio.
+    for lost in (25..95).step_by(10) {
+        let slot = &out[lost * 320..(lost + 1) * 320];
+        let rms = (slot.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 320.0).sqrt();
+        assert!(rms > 500.0, "lost packet {lost}: RMS {rms:.0}");
+    }
+    assert_eq!(tl.stats().packets_lost, 10);
+}
+
+/// A PCMU-first stream that gets PCMA, then a type nothing decodes, then PCMU again: PCMA is
+/// decoded by its own payload type, the unknown type is counted (not lost, not late) and
+/// its slots are the only silence, and the output keeps the wall clock throughout.
+#[test]
+fn each_packet_is_decoded_by_its_own_payload_type() {
+    let mut rig = Rig::new(|_| {});
+    let alaw = 0xA5u8; // an A-law code word far from zero
+    for k in 0..30u64 {
+        let (pt, payload) = match k {
+            0..10 => (PCMU, [level_byte(k); 160]),
+            10..20 => (8, [alaw; 160]),
+            _ if k < 25 => (3, [0xAA; 160]),
+            _ => (PCMU, [level_byte(k); 160]),
+        };
+        let seq = 100u16.wrapping_add(k as u16);
+        let ts = 9000u32.wrapping_add(k as u32 * 160);
+        rig.send_raw(ms(20 * k), false, pt, seq, ts, 0xBEEF, &payload);
+    }
+    rig.finish(ms(600));
+    rig.assert_slot(5, level(5));
+    let mut pcma = Vec::new();
+    g711::decode_alaw(&[alaw], &mut pcma);
+    assert_ne!(pcma[0], 0);
+    rig.assert_slot(15, pcma[0]);
+    assert!(
+        rig.zeros(20 * 160..25 * 160),
+        "undecodable slots are silent"
+    );
+    rig.assert_slot(27, level(27));
+    let stats = rig.tl.stats();
+    assert_eq!(stats.packets_undecodable, vec![(3, 5)]);
+    assert_eq!(stats.undecodable_total(), 5);
+    assert_eq!((stats.packets_lost, stats.packets_late), (0, 0));
+    assert_eq!(stats.packets_received, 30);
+    assert_eq!(
+        stats.audio_by_payload_type,
+        vec![(PCMU, "PCMU", 15), (8, "PCMA", 10)]
+    );
+    assert_eq!(stats.dominant_codec(), Some((PCMU, "PCMU")));
 }

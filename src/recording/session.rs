@@ -64,6 +64,13 @@ pub struct StreamEntry {
     pub packets_late: u64,
     pub jitter_ms: f64,
     pub ssrcs: Vec<u32>,
+    /// Packets of payload types the recorder cannot decode, by payload type: their time is
+    /// silence in the file. Empty when every packet was decoded.
+    pub packets_undecodable: BTreeMap<String, u64>,
+    /// Audio packets received per codec. `codec`/`payload_type` name the one most of the
+    /// audio came in once packets arrived (an SRC may send another codec of the answer than
+    /// the first, or switch), the first answered one before.
+    pub codecs_received: BTreeMap<String, u64>,
     /// Whether the stream arrives as SRTP, and with which suite (never the key).
     pub encrypted: bool,
     pub srtp_suite: Option<String>,
@@ -123,6 +130,8 @@ impl StreamEntry {
             packets_late: 0,
             jitter_ms: 0.0,
             ssrcs: vec![],
+            packets_undecodable: BTreeMap::new(),
+            codecs_received: BTreeMap::new(),
             encrypted: false,
             srtp_suite: None,
             srtp_auth_failures: 0,
@@ -151,10 +160,12 @@ impl StreamEntry {
         self.codec = s.codec.as_ref().map(|c| c.name.clone());
         self.payload_type = s.codec.as_ref().map(|c| c.payload_type);
         self.clock_rate = s.codec.as_ref().map(|c| c.clock_rate);
-        self.sample_rate = s
-            .codec
-            .as_ref()
-            .map(|c| decoded_rate(&c.name, c.clock_rate));
+        // The file's rate, fixed when the stream opened; before that a guess.
+        self.sample_rate = self.sample_rate.or_else(|| {
+            s.codec
+                .as_ref()
+                .map(|c| decoded_rate(&c.name, c.clock_rate))
+        });
         self.direction = s.answered_direction;
         self.local_port = s.local_port;
         self.remote = s
@@ -688,6 +699,7 @@ mod tests {
                 clock_rate: 8000,
                 channels: 1,
             }),
+            codecs: Vec::new(),
             telephone_event: Some((101, 8000)),
             offered_direction: Direction::SendOnly,
             answered_direction: direction,

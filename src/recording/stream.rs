@@ -1,11 +1,11 @@
 //! One task per received audio stream: it owns the stream's RTP (and RTCP) sockets and its
 //! [`StreamTimeline`], and hands finished PCM to its recording task a few times a second.
 
-use crate::config::{MediaSource, PausePolicy as ConfigPausePolicy};
+use crate::config::{FileSampleRate, MediaSource, PausePolicy as ConfigPausePolicy};
 use crate::media::accounting::{AccountingReport, StreamAccounting};
 use crate::media::srtp::SrtpReceiver;
 use crate::media::{
-    Decoder, DtmfEvent, PausePolicy, RtpPacket, StreamStats, StreamTimeline, TimelineConfig,
+    DtmfEvent, PausePolicy, PayloadDecoders, RtpPacket, StreamStats, StreamTimeline, TimelineConfig,
 };
 use crate::sdp::NegotiatedStream;
 use crate::sdp::crypto::CryptoAttribute;
@@ -46,10 +46,10 @@ pub struct StreamBlock {
 pub enum StreamControl {
     Pause,
     Resume,
-    /// Re-negotiated codec and/or remote address (transfer, conference).
+    /// Re-negotiated codecs and/or remote address (transfer, conference).
     Renegotiated {
-        payload_type: u8,
-        codec: String,
+        /// Every answered `(payload type, encoding name)`.
+        codecs: Vec<(u8, String)>,
         remote: Option<IpAddr>,
         telephone_event: Option<(u8, u32)>,
         /// The sender's (possibly new) SRTP key.
@@ -94,21 +94,63 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// Decoder, payload type and timeline config for a negotiated stream.
+/// The `(payload type, name)` pairs a stream was answered with, first codec first.
+pub fn answered_codecs(stream: &NegotiatedStream) -> Vec<(u8, String)> {
+    let mut codecs: Vec<(u8, String)> = stream
+        .codecs
+        .iter()
+        .map(|c| (c.payload_type, c.name.clone()))
+        .collect();
+    if codecs.is_empty() {
+        codecs.extend(
+            stream
+                .codec
+                .iter()
+                .map(|c| (c.payload_type, c.name.clone())),
+        );
+    }
+    codecs
+}
+
+/// The file rate of a stream: fixed when it opens, from the widest answered codec.
+pub fn file_rate_for(stream: &NegotiatedStream, setting: FileSampleRate) -> u32 {
+    let widest = answered_codecs(stream)
+        .iter()
+        .filter_map(|(_, name)| crate::sdp::codec::storable_by_name(name))
+        .map(|c| c.audio_rate)
+        .max()
+        .unwrap_or(8000);
+    setting.for_widest(widest)
+}
+
+/// Decoders (one per answered payload type, plus the static ones) and timeline config for
+/// a negotiated stream, writing `file_rate` Hz.
 pub fn timeline_for(
     stream: &NegotiatedStream,
     policy: ConfigPausePolicy,
+    file_rate: FileSampleRate,
     start: Instant,
 ) -> Result<StreamTimeline, String> {
-    let codec = stream.codec.as_ref().ok_or("stream without codec")?;
-    let decoder = Decoder::for_codec(&codec.name).map_err(|e| format!("{e:?}"))?;
-    let mut config = TimelineConfig::for_decoder(&decoder);
+    let codecs = answered_codecs(stream);
+    if codecs.is_empty() {
+        return Err("stream without codec".into());
+    }
+    let mut decoders = PayloadDecoders::new(file_rate_for(stream, file_rate));
+    let refused = decoders.insert_all(codecs.iter().map(|(pt, n)| (*pt, n.as_str())));
+    if !refused.is_empty() {
+        tracing::warn!(
+            stream = stream.index,
+            ?refused,
+            "answered payload types without a decoder"
+        );
+    }
+    let mut config = TimelineConfig::for_rate(decoders.rate());
     config.pause_policy = match policy {
         ConfigPausePolicy::Silence => PausePolicy::Silence,
         ConfigPausePolicy::Skip => PausePolicy::Skip,
     };
     config.dtmf = stream.telephone_event;
-    StreamTimeline::new(config, codec.payload_type, decoder, start).map_err(|e| format!("{e:?}"))
+    Ok(StreamTimeline::with_decoders(config, decoders, start))
 }
 
 /// Which sources a stream accepts (SPEC §5): the SDP's address, port learned from the
@@ -181,6 +223,8 @@ pub struct StreamTask {
     /// Decrypts the sender's SRTP when the stream is `RTP/SAVP`.
     pub srtp: Option<SrtpReceiver>,
     pub accounting: StreamAccounting,
+    /// The undecodable-payload warning was logged (once per stream).
+    pub warned_undecodable: bool,
 }
 
 /// Build the SRTP receiver for a negotiated stream (the offerer's key decrypts its media).
@@ -260,7 +304,7 @@ impl StreamTask {
                             self.timeline.resume(now);
                             self.accounting.resume();
                         }
-                        Some(StreamControl::Renegotiated { payload_type, codec, remote, telephone_event, srtp }) => {
+                        Some(StreamControl::Renegotiated { codecs, remote, telephone_event, srtp }) => {
                             match (srtp, self.srtp.as_mut()) {
                                 (Some(key), Some(receiver)) => {
                                     // New keys on re-INVITE; the same key keeps the state.
@@ -277,13 +321,9 @@ impl StreamTask {
                             if remote != filter.expected_ip && remote.is_some_and(|ip| !ip.is_unspecified()) {
                                 filter = SourceFilter::new(remote, self.media_source);
                             }
-                            match Decoder::for_codec(&codec) {
-                                Ok(decoder) => {
-                                    if let Err(e) = self.timeline.set_codec(payload_type, decoder) {
-                                        tracing::warn!(stream = self.index, codec, error = ?e, "codec change not applied");
-                                    }
-                                }
-                                Err(e) => tracing::warn!(stream = self.index, codec, error = ?e, "no decoder"),
+                            let refused = self.timeline.set_codecs(codecs.iter().map(|(pt, n)| (*pt, n.as_str())));
+                            if !refused.is_empty() {
+                                tracing::warn!(stream = self.index, ?refused, "codec change not applied");
                             }
                             let _ = telephone_event;
                         }
@@ -329,6 +369,7 @@ impl StreamTask {
                 }
                 _ = tick.tick() => {
                     self.timeline.poll(Instant::now(), &mut out);
+                    self.warn_undecodable();
                     if blocks.send(self.block(&mut out, last_packet, false)).is_err() {
                         return;
                     }
@@ -350,6 +391,23 @@ impl StreamTask {
             }
         };
         self.accounting.on_rtcp(data);
+    }
+
+    /// One warning per stream when packets arrive that no decoder takes: their time is
+    /// silence in the file, which recording.json and the metrics also show.
+    fn warn_undecodable(&mut self) {
+        if self.warned_undecodable {
+            return;
+        }
+        if let Some((pt, n)) = self.timeline.first_undecodable() {
+            self.warned_undecodable = true;
+            tracing::warn!(
+                stream = self.index,
+                payload_type = pt,
+                packets = n,
+                "RTP payload type the recorder cannot decode: its audio is missing from the file"
+            );
+        }
     }
 
     fn block(

@@ -5,11 +5,11 @@ use super::EndReason;
 use super::group::{GroupMembership, RecordingGroups};
 use super::layout::{LayoutValues, recording_dir};
 use super::session::{DtmfEntry, RecordingDocument, RecordingSession};
-use super::stream::{StreamBlock, StreamControl};
+use super::stream::{StreamBlock, StreamControl, answered_codecs};
 use super::wav::{StereoInterleaver, WavFormat};
 use super::writer::{FileId, WriterHandle};
 use crate::cdr::{CdrEvent, RecordingEnd, RecordingStart};
-use crate::config::{MediaSource, PausePolicy};
+use crate::config::{FileSampleRate, MediaSource, PausePolicy};
 use crate::sdp::{Direction, MediaKind, MediaSession};
 use crate::sip::Flow;
 use crate::sip::classify::RecordingRequest;
@@ -36,6 +36,8 @@ pub struct RecordingSettings {
     pub media_bind_ip: IpAddr,
     pub media_source: MediaSource,
     pub pause_policy: PausePolicy,
+    /// `media.file_sample_rate`.
+    pub file_sample_rate: FileSampleRate,
     pub media_timeout: Duration,
     pub writer: WriterHandle,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
@@ -149,7 +151,8 @@ struct StreamHandle {
     file: FileId,
     sample_rate: u32,
     direction: Direction,
-    codec: Option<(u8, String)>,
+    /// Every answered `(payload type, name)`, first codec first.
+    codecs: Vec<(u8, String)>,
     remote: Option<IpAddr>,
     srtp_key: Option<crate::sdp::crypto::CryptoAttribute>,
     /// Last RTP packet, or when the stream (re)started receiving.
@@ -379,6 +382,7 @@ impl RecordingTask {
         if !block.samples.is_empty() {
             let _ = self.settings.writer.append(stream.file, block.samples);
         }
+        let dominant = block.stats.dominant_codec();
         let doc = self.session.document_mut();
         if let Some(entry) = doc.streams.iter_mut().find(|e| e.index == index) {
             entry.packets_received = block.stats.packets_received;
@@ -387,6 +391,20 @@ impl RecordingTask {
             entry.packets_late = block.stats.packets_late;
             entry.jitter_ms = (block.stats.jitter_ms * 100.0).round() / 100.0;
             entry.ssrcs = block.stats.ssrcs;
+            entry.packets_undecodable = block
+                .stats
+                .packets_undecodable
+                .iter()
+                .map(|(pt, n)| (pt.to_string(), *n))
+                .collect();
+            entry.codecs_received.clear();
+            for (_, name, n) in &block.stats.audio_by_payload_type {
+                *entry.codecs_received.entry((*name).to_owned()).or_default() += n;
+            }
+            if let Some((pt, name)) = dominant {
+                entry.codec = Some(name.to_owned());
+                entry.payload_type = Some(pt);
+            }
             entry.srtp_auth_failures = block.srtp_auth_failures;
             entry.srtp_replays = block.srtp_replays;
             entry.apply_accounting(&block.accounting);
@@ -438,23 +456,22 @@ impl RecordingTask {
                 stream.last_activity = now;
             }
             stream.direction = direction;
-            let codec = n.codec.as_ref().map(|c| (c.payload_type, c.name.clone()));
+            let codecs = answered_codecs(n);
             let srtp_key = n.srtp.as_ref().map(|k| k.remote.clone());
             if n.accepted
-                && (codec != stream.codec
+                && (codecs != stream.codecs
                     || n.remote_addr != stream.remote
                     || srtp_key != stream.srtp_key)
             {
-                if let Some((payload_type, name)) = codec.clone() {
+                if !codecs.is_empty() {
                     let _ = stream.control.send(StreamControl::Renegotiated {
-                        payload_type,
-                        codec: name,
+                        codecs: codecs.clone(),
                         remote: n.remote_addr,
                         telephone_event: n.telephone_event,
                         srtp: srtp_key.clone(),
                     });
                 }
-                stream.codec = codec;
+                stream.codecs = codecs;
                 stream.remote = n.remote_addr;
                 stream.srtp_key = srtp_key;
             }

@@ -72,8 +72,10 @@ pub struct OfferedMedia {
     pub ptime: Option<u32>,
     /// Raw `a=crypto:` values (SRTP is handled by a later layer).
     pub crypto: Vec<String>,
-    /// First storable codec in offer order, if any.
+    /// First storable codec in offer order, if any (`codecs[0]`).
     pub codec: Option<Codec>,
+    /// Every storable codec of the line, in offer order.
+    pub codecs: Vec<Codec>,
     /// `telephone-event` payload type and clock rate, if offered.
     pub telephone_event: Option<(u8, u32)>,
 }
@@ -116,7 +118,10 @@ pub struct NegotiatedStream {
     pub rtcp_mux: bool,
     pub remote_addr: Option<IpAddr>,
     pub remote_port: u16,
+    /// The first answered codec: what the SRC is expected to send first.
     pub codec: Option<Codec>,
+    /// Every answered codec, in offer order; the SRC may switch among them at any packet.
+    pub codecs: Vec<Codec>,
     pub telephone_event: Option<(u8, u32)>,
     pub offered_direction: Direction,
     pub answered_direction: Direction,
@@ -358,6 +363,11 @@ fn negotiate<'c>(
             remote_port: m.port,
             // Declined lines carry no codec: nothing is received on them.
             codec: m.codec.clone().filter(|_| accepted),
+            codecs: if accepted {
+                m.codecs.clone()
+            } else {
+                Vec::new()
+            },
             telephone_event: m.telephone_event.filter(|_| accepted),
             offered_direction: m.direction,
             answered_direction: if accepted {
@@ -392,7 +402,7 @@ fn not_acceptable(declines: &[(Decline, &OfferedMedia)]) -> AnswerError {
             305,
             format!(
                 "Incompatible media format: no offered audio codec is recordable ({})",
-                super::codec::RECORDABLE.join(", ")
+                super::codec::storable_names()
             ),
         ),
         (Some((_, m)), false) => (
@@ -410,6 +420,22 @@ fn not_acceptable(declines: &[(Decline, &OfferedMedia)]) -> AnswerError {
     AnswerError::NotAcceptable {
         warning_code,
         warning,
+    }
+}
+
+fn render_rtpmap(out: &mut String, c: &Codec) {
+    use std::fmt::Write as _;
+    let _ = write!(
+        out,
+        "a=rtpmap:{} {}/{}",
+        c.payload_type, c.name, c.clock_rate
+    );
+    if c.channels != 1 {
+        let _ = write!(out, "/{}", c.channels);
+    }
+    out.push_str("\r\n");
+    if let Some(fmtp) = super::codec::storable_by_name(&c.name).and_then(|s| s.fmtp) {
+        let _ = write!(out, "a=fmtp:{} {fmtp}\r\n", c.payload_type);
     }
 }
 
@@ -447,24 +473,24 @@ fn render(
             let _ = write!(out, "m={} 0 {} {fmt}\r\n", m.media_type, m.protocol);
             continue;
         };
-        let _ = write!(
-            out,
-            "m={} {} {} {}",
-            m.media_type, s.local_port, m.protocol, codec.payload_type
-        );
+        let _ = write!(out, "m={} {} {}", m.media_type, s.local_port, m.protocol);
+        // Every storable codec of the offer: the SRC may send any of them (a B2BUA relays
+        // whatever the call's legs negotiated), and each packet is decoded by its own type.
+        let codecs = if s.codecs.is_empty() {
+            std::slice::from_ref(codec)
+        } else {
+            &s.codecs[..]
+        };
+        for c in codecs {
+            let _ = write!(out, " {}", c.payload_type);
+        }
         if let Some((te, _)) = s.telephone_event {
             let _ = write!(out, " {te}");
         }
         out.push_str("\r\n");
-        let _ = write!(
-            out,
-            "a=rtpmap:{} {}/{}",
-            codec.payload_type, codec.name, codec.clock_rate
-        );
-        if codec.channels != 1 {
-            let _ = write!(out, "/{}", codec.channels);
+        for c in codecs {
+            render_rtpmap(&mut out, c);
         }
-        out.push_str("\r\n");
         if let Some((te, rate)) = s.telephone_event {
             let _ = write!(
                 out,

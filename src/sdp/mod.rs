@@ -3,7 +3,7 @@
 //! CONTRACT — the rest of the crate codes against these names.
 
 mod answer;
-mod codec;
+pub mod codec;
 pub mod crypto;
 mod offer;
 mod offer_out;
@@ -12,6 +12,5 @@ mod ports;
 mod tests;
 
 pub use answer::*;
-pub use codec::RECORDABLE as RECORDABLE_ENCODINGS;
 pub use offer_out::offer_for_offerless_invite;
 pub use ports::PortPool;

@@ -251,16 +251,16 @@ fn offered_media(m: &RawMedia<'_>, t: Typed) -> OfferedMedia {
     let formats: Vec<String> = m.formats.iter().map(|f| (*f).to_owned()).collect();
     let payload_types: Vec<u8> = m.formats.iter().filter_map(|f| f.parse().ok()).collect();
     // Only RTP audio carries codecs the recorder stores.
-    let (codec, telephone_event) = if kind == MediaKind::Audio {
-        let codec = codec::choose(&payload_types, &t.rtpmaps);
+    let (codecs, telephone_event) = if kind == MediaKind::Audio {
+        let codecs = codec::choose_all(&payload_types, &t.rtpmaps);
         let te = codec::telephone_event(
             &payload_types,
             &t.rtpmaps,
-            codec.as_ref().map(|c| c.clock_rate),
+            codecs.first().map(|c| c.clock_rate),
         );
-        (codec, te)
+        (codecs, te)
     } else {
-        (None, None)
+        (Vec::new(), None)
     };
     OfferedMedia {
         kind,
@@ -277,7 +277,8 @@ fn offered_media(m: &RawMedia<'_>, t: Typed) -> OfferedMedia {
             .map(str::to_owned),
         ptime: attr_values(&m.attrs, "ptime").find_map(parse_ptime),
         crypto: attr_values(&m.attrs, "crypto").map(str::to_owned).collect(),
-        codec,
+        codec: codecs.first().cloned(),
+        codecs,
         telephone_event,
     }
 }

@@ -6,44 +6,13 @@ use super::PortPool;
 use super::answer::{
     AnswerConfig, AnswerError, Codec, Direction, MediaKind, MediaSession, NegotiatedStream,
 };
-use super::codec::{RECORDABLE, static_codec, storable};
+use super::codec::{offer_codecs, storable_by_name};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-/// First dynamic payload type (RFC 3551 §3) for codecs without a static one.
-const FIRST_DYNAMIC_PT: u8 = 96;
-/// `telephone-event` (RFC 4733) at 8 kHz, offered so that DTMF is recorded.
+/// `telephone-event` (RFC 4733) at 8 kHz, offered so that DTMF is recorded
+/// (`offer_codecs` keeps 101 free for it).
 const TELEPHONE_EVENT_PT: u8 = 101;
-
-/// Every storable codec, in the order of the storable-codec table: its static payload type
-/// where RFC 3551 has one, else a dynamic one.
-fn offered_codecs() -> Vec<Codec> {
-    let mut next_dynamic = FIRST_DYNAMIC_PT;
-    RECORDABLE
-        .iter()
-        .filter_map(|&name| {
-            let static_pt =
-                (0..FIRST_DYNAMIC_PT).find(|&pt| static_codec(pt).is_some_and(|(n, _)| n == name));
-            // The clock a codec is written with: 8 kHz mono, else (opus) 48 kHz stereo.
-            let (name, clock_rate, channels) =
-                storable(name, 8000, 1).or_else(|| storable(name, 48000, 2))?;
-            let payload_type = static_pt.unwrap_or_else(|| {
-                let pt = next_dynamic;
-                next_dynamic += 1;
-                if next_dynamic == TELEPHONE_EVENT_PT {
-                    next_dynamic += 1;
-                }
-                pt
-            });
-            Some(Codec {
-                name: name.to_string(),
-                payload_type,
-                clock_rate,
-                channels,
-            })
-        })
-        .collect()
-}
 
 /// Our offer for an INVITE without SDP. The session's one stream holds an allocated port and,
 /// until the answer names the codec the SRC picked, the first storable codec.
@@ -52,7 +21,7 @@ pub fn offer_for_offerless_invite(
     pool: &mut PortPool,
     session_id: u64,
 ) -> Result<MediaSession, AnswerError> {
-    let codecs = offered_codecs();
+    let codecs = offer_codecs();
     let port = pool.allocate().ok_or(AnswerError::NoPorts)?;
     let stream = NegotiatedStream {
         index: 0,
@@ -63,6 +32,7 @@ pub fn offer_for_offerless_invite(
         remote_addr: None,
         remote_port: 0,
         codec: codecs.first().cloned(),
+        codecs: codecs.clone(),
         telephone_event: Some((TELEPHONE_EVENT_PT, 8000)),
         offered_direction: Direction::SendOnly,
         answered_direction: Direction::RecvOnly,
@@ -102,6 +72,9 @@ fn render_offer(session_id: u64, media_ip: IpAddr, port: u16, codecs: &[Codec]) 
             let _ = write!(out, "/{}", c.channels);
         }
         out.push_str("\r\n");
+        if let Some(fmtp) = storable_by_name(&c.name).and_then(|s| s.fmtp) {
+            let _ = write!(out, "a=fmtp:{} {fmtp}\r\n", c.payload_type);
+        }
     }
     let _ = write!(
         out,
@@ -114,6 +87,7 @@ fn render_offer(session_id: u64, media_ip: IpAddr, port: u16, codecs: &[Codec]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sdp::codec::{STORABLE, storable_by_static_pt};
     use crate::sdp::parse_offer;
 
     fn cfg() -> AnswerConfig {
@@ -136,11 +110,11 @@ mod tests {
         // One format per storable codec plus telephone-event, each with its rtpmap.
         assert_eq!(
             m.formats.len(),
-            RECORDABLE.len() + 1,
+            STORABLE.len() + 1,
             "{}",
             session.answer_sdp
         );
-        for name in RECORDABLE {
+        for name in STORABLE.iter().map(|c| c.name) {
             assert!(
                 session.answer_sdp.contains(&format!(" {name}/")),
                 "{name} missing: {}",
@@ -152,7 +126,7 @@ mod tests {
 
     #[test]
     fn payload_types_are_unique_and_static_where_rfc_3551_has_one() {
-        let codecs = offered_codecs();
+        let codecs = offer_codecs();
         let mut pts: Vec<u8> = codecs.iter().map(|c| c.payload_type).collect();
         pts.push(TELEPHONE_EVENT_PT);
         let n = pts.len();
@@ -160,12 +134,12 @@ mod tests {
         pts.dedup();
         assert_eq!(pts.len(), n, "{codecs:?}");
         for c in &codecs {
-            if let Some((name, _)) = static_codec(c.payload_type) {
-                assert_eq!(name, c.name);
+            if let Some(s) = storable_by_static_pt(c.payload_type) {
+                assert_eq!(s.name, c.name);
             }
         }
-        assert_eq!(codecs[0].name, "PCMU");
-        assert_eq!(codecs[0].payload_type, 0);
+        // The table's order of preference: its first entry leads the offer.
+        assert_eq!(codecs[0].name, STORABLE[0].name);
     }
 
     #[test]

@@ -167,7 +167,7 @@ fn cms_audio_video_bfcp() {
     assert_eq!(
         lines,
         vec![
-            format!("m=audio {audio_port} RTP/AVP 0 101").as_str(),
+            format!("m=audio {audio_port} RTP/AVP 0 8 9 101").as_str(),
             "m=video 0 RTP/AVP 97",
             "m=application 0 UDP/BFCP *",
         ]
@@ -197,23 +197,66 @@ fn codec_is_first_storable_in_offer_order() {
     assert_eq!((c.name.as_str(), c.payload_type), ("PCMU", 0));
     let c = base("m=audio 4000 RTP/AVP 9 0", &[]).unwrap();
     assert_eq!((c.name.as_str(), c.clock_rate), ("G722", 8000));
-    // G.729 and Opus have no decoder yet: the next recordable codec is taken.
     let c = base("m=audio 4000 RTP/AVP 18 8", &["a=fmtp:18 annexb=no"]).unwrap();
-    assert_eq!(c.name, "PCMA");
+    assert_eq!(c.name, "G729");
     let c = base("m=audio 4000 RTP/AVP 111 0", &["a=rtpmap:111 opus/48000/2"]).unwrap();
-    assert_eq!(c.name.as_str(), "PCMU");
+    assert_eq!(c.name.as_str(), "opus");
+    let c = base("m=audio 4000 RTP/AVP 3 4 2 0", &[]).unwrap();
+    assert_eq!(c.name.as_str(), "G721");
 }
 
 #[test]
-fn opus_only_offer_is_not_acceptable_until_opus_is_decoded() {
+fn answer_lists_every_storable_codec_in_offer_order() {
+    // The field case: the SRC offers 0 8, the recorder once answered PCMU only and the
+    // SRC's PCMA was recorded as silence.
     let o = offer(&[
         "v=0",
         "o=- 1 1 IN IP4 10.0.0.1",
         "s=-",
         "c=IN IP4 10.0.0.1",
         "t=0 0",
-        "m=audio 4000 RTP/AVP 111 101",
+        "m=audio 4000 RTP/AVP 18 0 8 3 111 101",
         "a=rtpmap:111 opus/48000/2",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=sendonly",
+    ]);
+    let mut pool = PortPool::new(20000, 20099);
+    let s = answer_offer(&o, &cfg(), &mut pool, 1).unwrap();
+    let port = s.streams[0].local_port;
+    assert_eq!(
+        m_lines(&s.answer_sdp),
+        vec![format!("m=audio {port} RTP/AVP 18 0 8 111 101").as_str()]
+    );
+    for line in [
+        "a=rtpmap:18 G729/8000",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:8 PCMA/8000",
+        "a=rtpmap:111 opus/48000/2",
+        "a=fmtp:111 useinbandfec=1",
+        "a=rtpmap:101 telephone-event/8000",
+    ] {
+        assert!(s.answer_sdp.contains(line), "{line} in {}", s.answer_sdp);
+    }
+    let names: Vec<_> = s.streams[0]
+        .codecs
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["G729", "PCMU", "PCMA", "opus"]);
+    assert_eq!(s.streams[0].codec.as_ref().unwrap().name, "G729");
+    reparse(&s.answer_sdp);
+}
+
+#[test]
+fn offer_without_storable_codec_is_305() {
+    let o = offer(&[
+        "v=0",
+        "o=- 1 1 IN IP4 10.0.0.1",
+        "s=-",
+        "c=IN IP4 10.0.0.1",
+        "t=0 0",
+        "m=audio 4000 RTP/AVP 3 111 101",
+        "a=rtpmap:111 speex/16000",
         "a=rtpmap:101 telephone-event/8000",
     ]);
     let mut pool = PortPool::new(20000, 20099);

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod call;
 pub mod client;
+pub mod codec_ref;
 pub mod msg;
 pub mod rtp;
 pub mod sdp;

@@ -5,6 +5,15 @@ use crate::sdp::{Codec, NegotiatedStream};
 use crate::sip::message::Header;
 use time::macros::datetime;
 
+fn pcmu() -> Codec {
+    Codec {
+        name: "PCMU".into(),
+        payload_type: 0,
+        clock_rate: 8000,
+        channels: 1,
+    }
+}
+
 fn media(labels: &[Option<&str>]) -> MediaSession {
     let streams = labels
         .iter()
@@ -17,12 +26,8 @@ fn media(labels: &[Option<&str>]) -> MediaSession {
             rtcp_mux: false,
             remote_addr: Some("192.0.2.10".parse().expect("literal address")),
             remote_port: 30000,
-            codec: Some(Codec {
-                name: "PCMU".into(),
-                payload_type: 0,
-                clock_rate: 8000,
-                channels: 1,
-            }),
+            codec: Some(pcmu()),
+            codecs: vec![pcmu()],
             telephone_event: None,
             offered_direction: Direction::SendOnly,
             answered_direction: Direction::RecvOnly,

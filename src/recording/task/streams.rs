@@ -5,7 +5,7 @@ use super::{RecordingTask, StreamHandle, round_ms};
 use crate::media::accounting::StreamAccounting;
 use crate::recording::mix::{MIXED_FILE, interleave_files, mix_files};
 use crate::recording::stream::{
-    StreamBlock, StreamControl, StreamTask, bind_stream, srtp_for, timeline_for,
+    StreamBlock, StreamControl, StreamTask, answered_codecs, bind_stream, srtp_for, timeline_for,
 };
 use crate::recording::wav::WavFormat;
 use crate::sdp::{Direction, MediaKind, MediaSession, NegotiatedStream};
@@ -29,8 +29,13 @@ impl RecordingTask {
         })?;
         // Every timeline starts at the recording's start: a late party's file is silent
         // up to its join, on the same timeline as the others.
-        let timeline = timeline_for(stream, self.settings.pause_policy, self.started)
-            .map_err(io::Error::other)?;
+        let timeline = timeline_for(
+            stream,
+            self.settings.pause_policy,
+            self.settings.file_sample_rate,
+            self.started,
+        )
+        .map_err(io::Error::other)?;
         let srtp = srtp_for(stream)?;
         let sample_rate = timeline.sample_rate();
         let name = format!("stream-{index}.wav");
@@ -41,6 +46,7 @@ impl RecordingTask {
             .map_err(io::Error::other)?;
         if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
             entry.file = Some(name);
+            entry.sample_rate = Some(sample_rate);
         }
         let (control, control_rx) = mpsc::unbounded_channel();
         let receiving = stream.answered_direction == Direction::RecvOnly;
@@ -51,10 +57,7 @@ impl RecordingTask {
             file,
             sample_rate,
             direction: stream.answered_direction,
-            codec: stream
-                .codec
-                .as_ref()
-                .map(|c| (c.payload_type, c.name.clone())),
+            codecs: answered_codecs(stream),
             remote: stream.remote_addr,
             srtp_key: stream.srtp.as_ref().map(|k| k.remote.clone()),
             last_activity: std::time::Instant::now(),
@@ -70,6 +73,7 @@ impl RecordingTask {
             paused: !receiving,
             srtp,
             accounting: StreamAccounting::new(sample_rate),
+            warned_undecodable: false,
         };
         Ok((task, control_rx))
     }

@@ -469,7 +469,7 @@ fn error_answers_for_bad_requests() {
         (call.request("REGISTER", "e6", "", None), 405),
         (call.request("SUBSCRIBE", "e7", "", None), 405),
         (
-            call.request("INVITE", "e8", "", Some(("application/sdp", &sdp1.replace("RTP/AVP 0 101", "RTP/AVP 18").replace("a=rtpmap:0 PCMU/8000\r\n", "")))),
+            call.request("INVITE", "e8", "", Some(("application/sdp", &sdp1.replace("RTP/AVP 0 101", "RTP/AVP 3").replace("a=rtpmap:0 PCMU/8000\r\n", "")))),
             488,
         ),
     ];

@@ -638,7 +638,7 @@ fn the_200_to_an_invite_without_sdp_offers_every_storable_codec_recvonly() {
     };
     assert_eq!(header(&ok, "Content-Type"), Some("application/sdp"));
     assert!(text.contains("a=recvonly"), "{text}");
-    for name in crate::sdp::RECORDABLE_ENCODINGS {
+    for name in crate::sdp::codec::STORABLE.iter().map(|c| c.name) {
         assert!(
             text.contains(&format!(" {name}/")),
             "{name} not offered: {text}"
