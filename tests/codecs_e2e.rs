@@ -699,6 +699,15 @@ fn undecodable_payload_type_is_counted_flagged_and_warned() {
         "undecodable is not lost: {}",
         s.json
     );
+    // A recording with audio missing never looks complete.
+    assert_eq!(s.json["complete"], false, "{}", s.json);
+    assert_eq!(v["complete"], false, "{v}");
+    assert!(
+        v["warnings"]
+            .to_string()
+            .contains("payload type 3 not decoded"),
+        "{v}"
+    );
     assert_tone(
         "PCMU after GSM",
         &s,

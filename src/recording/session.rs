@@ -204,6 +204,18 @@ impl StreamEntry {
         if self.packets_lost > 0 {
             warnings.push(format!("{} packets lost", self.packets_lost));
         }
+        let undecodable: u64 = self.packets_undecodable.values().sum();
+        if undecodable > 0 {
+            let types: Vec<&str> = self
+                .packets_undecodable
+                .keys()
+                .map(String::as_str)
+                .collect();
+            warnings.push(format!(
+                "{undecodable} packets of payload type {} not decoded: their time is silence",
+                types.join(", ")
+            ));
+        }
         if self.media_gaps.count > 0 {
             warnings.push(format!(
                 "{} media gaps, longest {} ms",
