@@ -3,7 +3,8 @@
 //! The raw input is first parsed as one datagram (RTP seeds reach the header parser
 //! unchanged); the same bytes then drive a structured packet sequence. The timeline's
 //! contract is that its output follows the wall clock whatever the packets claim: after
-//! `poll(now)` it has emitted everything up to `now − reorder window`, and at most one
+//! `poll(now)` it has emitted everything up to `now − reorder window − MAX_HELD` (a gap may
+//! wait that long for a concealing decoder's next packet), and at most one
 //! packet beyond; after `finish(now)` up to `now`, again plus at most one packet. Anything
 //! else is either a gap in the recording or output that grows with hostile timestamps.
 #![no_main]
@@ -11,7 +12,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sip_recorder::media::rtp::{is_rtcp, parse_sender_report, write_packet};
-use sip_recorder::media::timeline::MAX_SSRCS;
+use sip_recorder::media::timeline::{MAX_HELD, MAX_SSRCS};
 use sip_recorder::media::{Decoder, PausePolicy, RtpPacket, StreamTimeline, TimelineConfig};
 use std::time::{Duration, Instant};
 
@@ -171,7 +172,7 @@ fn run(setup: Setup, ops: Vec<Op>) {
         window: 0,
         overhang: 0,
     };
-    model.window = model.samples(cfg.reorder_window);
+    model.window = model.samples(cfg.reorder_window + MAX_HELD);
     // G.722 yields two samples per byte; a 16 kHz output doubles 8 kHz codecs.
     model.overhang = i64::try_from(MAX_PAYLOAD).unwrap_or(0) * 2 * 2;
 
