@@ -219,7 +219,7 @@ fn final_counts(stat_file: &Path) -> (u64, u64) {
     (column("SuccessfulCall(C)"), column("FailedCall(C)"))
 }
 
-fn spawn_sipp(proxy: SocketAddr, work: &Path) -> Child {
+fn spawn_sipp(proxy: SocketAddr, transport: Transport, work: &Path) -> Child {
     let local_port = free_port();
     let media_port = free_port();
     let mut cmd = Command::new("sipp");
@@ -238,6 +238,11 @@ fn spawn_sipp(proxy: SocketAddr, work: &Path) -> Child {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if transport == Transport::Tcp {
+        // One TCP connection to the proxy, as CMS keeps; the proxy reaches the recorders
+        // over UDP and record-routes twice.
+        cmd.args(["-t", "t1"]);
+    }
     match cmd.spawn() {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
@@ -268,7 +273,16 @@ fn record_id(v: &Value) -> String {
 }
 
 #[test]
-fn kamailio_dispatcher_drains_one_recorder_without_losing_a_call() {
+fn kamailio_dispatcher_drains_one_recorder_without_losing_a_call_udp() {
+    drain_one_recorder_behind_kamailio(Transport::Udp);
+}
+
+#[test]
+fn kamailio_dispatcher_drains_one_recorder_without_losing_a_call_tcp_clients() {
+    drain_one_recorder_behind_kamailio(Transport::Tcp);
+}
+
+fn drain_one_recorder_behind_kamailio(transport: Transport) {
     let (cdr_url, cdrs) = cdr_receiver();
     let config = RecorderConfig {
         grace_period_secs: GRACE_SECS,
@@ -280,7 +294,7 @@ fn kamailio_dispatcher_drains_one_recorder_without_losing_a_call() {
     let kamailio = Kamailio::start(&[drained.sip_addr, survivor.sip_addr]);
 
     let work = tempfile::tempdir().expect("tempdir");
-    let sipp = spawn_sipp(kamailio.addr, work.path());
+    let sipp = spawn_sipp(kamailio.addr, transport, work.path());
     // About a third of the calls have started when the drain begins.
     std::thread::sleep(Duration::from_millis(1500));
     let drain_started = SystemTime::now();
