@@ -17,7 +17,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const CALLS: usize = 40;
 /// Longer than any call of the scenario (about 1 s), so a drained recorder's calls end by
@@ -219,7 +219,7 @@ fn final_counts(stat_file: &Path) -> (u64, u64) {
     (column("SuccessfulCall(C)"), column("FailedCall(C)"))
 }
 
-fn spawn_sipp(proxy: SocketAddr, transport: Transport, work: &Path) -> Child {
+fn spawn_sipp(proxy: SocketAddr, transport: Transport, calls: usize, work: &Path) -> Child {
     let local_port = free_port();
     let media_port = free_port();
     let mut cmd = Command::new("sipp");
@@ -228,7 +228,7 @@ fn spawn_sipp(proxy: SocketAddr, transport: Transport, work: &Path) -> Child {
         .arg(repo_path(
             "scripts/sipp/uac_genesys_pause_resume_proxied.xml",
         ))
-        .args(["-s", "rec", "-m", &CALLS.to_string(), "-r", "8", "-l", "10"])
+        .args(["-s", "rec", "-m", &calls.to_string(), "-r", "8", "-l", "10"])
         .args(["-i", "127.0.0.1", "-p", &local_port.to_string()])
         .args(["-mi", "127.0.0.1", "-mp", &media_port.to_string()])
         .args(["-timeout", "45s", "-timeout_error", "-nostdin"])
@@ -268,6 +268,20 @@ fn ended_recordings(rec: &Recorder, name: &str) -> Vec<Value> {
     }
 }
 
+fn rfc3339(t: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("timestamp {t}: {e}"))
+}
+
+/// When the recorder began draining: the timestamp of its "SIGTERM: draining" log line.
+fn drain_logged_at(log: &str) -> time::OffsetDateTime {
+    let line = log
+        .lines()
+        .find(|l| l.contains("SIGTERM: draining"))
+        .unwrap_or_else(|| panic!("no \"SIGTERM: draining\" in the recorder log\n{log}"));
+    rfc3339(line.split_whitespace().next().unwrap_or_default())
+}
+
 fn record_id(v: &Value) -> String {
     v["record_id"].as_str().unwrap_or_default().to_string()
 }
@@ -294,10 +308,9 @@ fn drain_one_recorder_behind_kamailio(transport: Transport) {
     let kamailio = Kamailio::start(&[drained.sip_addr, survivor.sip_addr]);
 
     let work = tempfile::tempdir().expect("tempdir");
-    let sipp = spawn_sipp(kamailio.addr, transport, work.path());
+    let sipp = spawn_sipp(kamailio.addr, transport, CALLS, work.path());
     // About a third of the calls have started when the drain begins.
     std::thread::sleep(Duration::from_millis(1500));
-    let drain_started = SystemTime::now();
     drained.sigterm();
 
     let out = sipp.wait_with_output().expect("wait for sipp");
@@ -365,16 +378,17 @@ fn drain_one_recorder_behind_kamailio(transport: Transport) {
         assert_eq!(pauses.len(), 1, "{v}");
         assert!(pauses[0]["ended_at"].is_string(), "pause not closed: {v}");
     }
-    // No new call reached the recorder once it was draining.
-    let drain_at = time::OffsetDateTime::from(drain_started);
+    // No new call reached the recorder once it was draining. The drain begins when the
+    // recorder handles the signal (its "SIGTERM: draining" log line), not when `kill` was
+    // run; an INVITE already in its core at that instant may still be taken, so 100 ms of
+    // slack (less than the 125 ms between two calls of the load).
+    let drain_at = drain_logged_at(&drained.log());
+    let slack = time::Duration::milliseconds(100);
     for v in &on_drained {
-        let started = v["started_at"].as_str().expect("started_at");
-        let started =
-            time::OffsetDateTime::parse(started, &time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|e| panic!("started_at {started}: {e}"));
+        let started = rfc3339(v["started_at"].as_str().expect("started_at"));
         assert!(
-            started <= drain_at,
-            "call started on the draining recorder: {v}"
+            started <= drain_at + slack,
+            "call started on the draining recorder (drain at {drain_at}): {v}"
         );
     }
 
@@ -382,15 +396,17 @@ fn drain_one_recorder_behind_kamailio(transport: Transport) {
     let ended_after_sigterm = on_drained.iter().any(|v| {
         v["ended_at"]
             .as_str()
-            .and_then(|t| {
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .is_some_and(|t| t > drain_at)
+            .is_some_and(|t| rfc3339(t) > drain_at)
     });
     assert!(
         ended_after_sigterm,
         "no call was still up on the drained recorder at SIGTERM: {on_drained:#?}"
     );
+
+    // The upgrade step after the drain: start it again. A drained recorder exits as soon as
+    // its last call ended, leaving CDRs not yet delivered in its spool; the next process
+    // delivers them under the session GUID they were recorded with.
+    drained.restart();
 
     // Both recorders' CDRs at the one receiver, told apart by their session GUID.
     let dir_ids = |recs: &[Value]| -> BTreeSet<String> {
@@ -424,4 +440,69 @@ fn drain_one_recorder_behind_kamailio(transport: Transport) {
             || (sessions[0] == &want_survivor && sessions[1] == &want_drained),
         "recordingEnd ids per session {by_session:#?}\ndrained: {want_drained:?}\nsurvivor: {want_survivor:?}"
     );
+}
+
+/// A recorder that died without a word (SIGKILL) answers nothing: each INVITE the proxy
+/// still sends it times out after FR_TIMER and hunts to the other recorder, and the dead
+/// one leaves the rotation.
+#[test]
+fn kamailio_dispatcher_hunts_past_a_dead_recorder_on_timeout() {
+    const N: usize = 12;
+    let mut dead = Recorder::start(&[]);
+    let alive = Recorder::start(&[]);
+    let kamailio = Kamailio::start(&[dead.sip_addr, alive.sip_addr]);
+    let killed = Command::new("kill")
+        .args(["-KILL", &dead.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success(), "kill -KILL failed");
+    assert!(
+        dead.wait_exit(Duration::from_secs(5)).is_some(),
+        "SIGKILL did not end it"
+    );
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = spawn_sipp(kamailio.addr, Transport::Udp, N, work.path())
+        .wait_with_output()
+        .expect("wait for sipp");
+    let context = || {
+        format!(
+            "{}\n{}\n--- kamailio ---\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            kamailio.log()
+        )
+    };
+    assert!(
+        out.status.success(),
+        "sipp exited with {}\n{}",
+        out.status,
+        context()
+    );
+    assert_eq!(
+        final_counts(&work.path().join("stats.csv")),
+        (N as u64, 0),
+        "SIPp (successful, failed) calls\n{}",
+        context()
+    );
+    // At least one INVITE went to the dead recorder and was hunted on after the timeout
+    // (tm's local 408), not only skipped after a failed probe.
+    let log = kamailio.log();
+    let dead_uri = format!("sip:{}", dead.sip_addr);
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&dead_uri) && l.contains("failed (408), hunting")),
+        "no INVITE timed out towards {dead_uri} and hunted on\n{log}"
+    );
+    let mut ids: Vec<String> = ended_recordings(&alive, "alive")
+        .iter()
+        .map(|v| {
+            assert_eq!(v["end_reason"], "bye", "{v}");
+            record_id(v)
+        })
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = (1..=N).map(|n| format!("rec-{n}")).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "every call recorded by the live recorder");
 }
