@@ -28,6 +28,22 @@ fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+/// `kamailio` from PATH, else where Debian installs it (/usr/sbin, not in a user's PATH).
+fn kamailio_binary() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("kamailio"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin/kamailio")])
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("kamailio"))
+}
+
 /// Kamailio running the shipped configuration in the foreground, in its own process
 /// group so that its forked workers end with it.
 struct Kamailio {
@@ -54,7 +70,7 @@ impl Kamailio {
         let log_path = dir.path().join("kamailio.log");
         let log = fs::File::create(&log_path).expect("log file");
         let log2 = log.try_clone().expect("clone log");
-        let mut cmd = Command::new("kamailio");
+        let mut cmd = Command::new(kamailio_binary());
         cmd.arg("-f")
             .arg(repo_path("deploy/kamailio/kamailio.cfg"))
             .args(["-DD", "-E", "-m", "32", "-M", "8"])
