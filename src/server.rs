@@ -1,7 +1,7 @@
 //! Wiring: listeners, the SIP core task, recording tasks, signals and graceful shutdown.
 
 use crate::api::{ApiCommand, ApiState};
-use crate::config::{Config, Transport};
+use crate::config::{Config, ListenAddr, Transport};
 use crate::net::stream::{StreamSettings, StreamState, serve_tcp};
 use crate::net::{Inbound, Transmitter, udp};
 use crate::recording::EndReason;
@@ -12,7 +12,9 @@ use crate::sip::message::Limits;
 use crate::sip::uas::{Output, Uas, UasConfig};
 use crate::telemetry::Telemetry;
 use dashmap::DashMap;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UdpSocket};
@@ -20,7 +22,87 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// Why the recorder could not start or stopped abnormally, by what failed. The message names
+/// the listener, directory or config key; the source says why (print it with
+/// [`crate::error::Chain`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot bind SIP listener {listen}")]
+    Bind {
+        listen: ListenAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot bind http.listen {addr}")]
+    HttpBind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("spool.dir {}", dir.display())]
+    Spool {
+        dir: PathBuf,
+        #[source]
+        source: SpoolError,
+    },
+    #[error("recording.dir {}", dir.display())]
+    Recordings {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A certificate, key or CA file; the text names its config key and path.
+    #[error("{0}")]
+    Tls(String),
+    /// A combination of settings the recorder cannot run with.
+    #[error("{0}")]
+    Config(&'static str),
+    /// CDR receivers or the CDR service.
+    #[error(transparent)]
+    Cdr(crate::cdr::CdrError),
+    /// A thread, signal handler or task of our own.
+    #[error("cannot start {what}")]
+    Internal {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("a start-up or shutdown task failed")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("SIP core stopped unexpectedly")]
+    CoreStopped,
+}
+
+/// What in the spool directory could not be created or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error(transparent)]
+    Cdr(crate::cdr::CdrError),
+    #[error("EDR log")]
+    Edr(#[source] io::Error),
+    #[error(transparent)]
+    ApiToken(crate::api::auth::AuthSetupError),
+}
+
+impl StartupError {
+    fn spool(config: &Config, source: SpoolError) -> Self {
+        StartupError::Spool {
+            dir: config.spool.dir.clone(),
+            source,
+        }
+    }
+}
+
+/// CDR spool failures are the directory's; the rest are the receivers' or ours.
+fn cdr_start_error(config: &Config, e: crate::cdr::CdrError) -> StartupError {
+    use crate::cdr::CdrError;
+    match e {
+        CdrError::Spool { .. } | CdrError::Instance { .. } => {
+            StartupError::spool(config, SpoolError::Cdr(e))
+        }
+        e => StartupError::Cdr(e),
+    }
+}
 
 /// Commands from the process (signals, API) to the SIP core.
 #[derive(Debug)]
@@ -32,7 +114,7 @@ enum Control {
 }
 
 /// Run the recorder until it is told to stop. Returns once every recording is finalized.
-pub async fn run(config: Config) -> Result<(), Error> {
+pub async fn run(config: Config) -> Result<(), StartupError> {
     let media_ip = config.media_ip_for_sdp();
     if config.sip.min_session_expires_secs < crate::config::MIN_SESSION_EXPIRES_FLOOR_SECS {
         tracing::warn!(
@@ -42,13 +124,13 @@ pub async fn run(config: Config) -> Result<(), Error> {
     }
     crate::net::tls::install_crypto_provider();
     let (cdr, cdr_service) = crate::cdr::start(crate::cdr::settings_from(&config))
-        .map_err(|e| format!("CDR spool {}: {e}", config.spool.dir.display()))?;
+        .map_err(|e| cdr_start_error(&config, e))?;
     let edr_settings = crate::cdr::EdrSettings {
         log_ack: config.cdr.edr_log_ack,
         ..crate::cdr::EdrSettings::new(&config.spool.dir)
     };
     let (edr, edr_service) = crate::cdr::edr::start(edr_settings)
-        .map_err(|e| format!("EDR log under {}: {e}", config.spool.dir.display()))?;
+        .map_err(|e| StartupError::spool(&config, SpoolError::Edr(e)))?;
     // Finalize what a crash left unfinished before taking new calls.
     let recordings_dir = config.recording.dir.clone();
     let recovered = tokio::task::spawn_blocking(move || {
@@ -66,8 +148,10 @@ pub async fn run(config: Config) -> Result<(), Error> {
     }
     let telemetry = Arc::new(Telemetry::default());
     let _ = telemetry.cdr_receivers.set(cdr.receivers());
-    std::fs::create_dir_all(&config.recording.dir)
-        .map_err(|e| format!("recording.dir {}: {e}", config.recording.dir.display()))?;
+    std::fs::create_dir_all(&config.recording.dir).map_err(|source| StartupError::Recordings {
+        dir: config.recording.dir.clone(),
+        source,
+    })?;
     crate::disk::check(
         &config.recording.dir,
         &telemetry,
@@ -81,14 +165,17 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let mut udp_sockets = Vec::new();
     let mut bound = Vec::new();
     for (index, listen) in config.sip.listen.iter().enumerate() {
-        let listener = u16::try_from(index).map_err(|_| "too many SIP listeners")?;
+        let listener =
+            u16::try_from(index).map_err(|_| StartupError::Config("too many SIP listeners"))?;
+        let bind_error = |source| StartupError::Bind {
+            listen: *listen,
+            source,
+        };
         match listen.transport {
             Transport::Udp => {
-                let socket = UdpSocket::bind(listen.addr)
-                    .await
-                    .map_err(|e| format!("cannot bind SIP listener udp:{}: {e}", listen.addr))?;
+                let socket = UdpSocket::bind(listen.addr).await.map_err(bind_error)?;
                 let socket = Arc::new(socket);
-                let local = socket.local_addr()?;
+                let local = socket.local_addr().map_err(bind_error)?;
                 let advertised = advertised_addr(local, media_ip);
                 tokio::spawn(udp::serve(
                     socket.clone(),
@@ -101,10 +188,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
                 bound.push(format!("udp:{local}"));
             }
             Transport::Tcp | Transport::Tls => {
-                let tcp = TcpListener::bind(listen.addr)
-                    .await
-                    .map_err(|e| format!("cannot bind SIP listener {listen}: {e}"))?;
-                let local = tcp.local_addr()?;
+                let tcp = TcpListener::bind(listen.addr).await.map_err(bind_error)?;
+                let local = tcp.local_addr().map_err(bind_error)?;
                 let settings = StreamSettings {
                     transport: listen.transport,
                     listener,
@@ -147,7 +232,10 @@ pub async fn run(config: Config) -> Result<(), Error> {
         flush_interval: crate::recording::stream::FLUSH_INTERVAL,
         ..WriterConfig::default()
     })
-    .map_err(|e| format!("cannot start the WAV writer: {e}"))?;
+    .map_err(|source| StartupError::Internal {
+        what: "the WAV writer",
+        source,
+    })?;
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let recordings = RecordingTasks::new(
         RecordingSettings {
@@ -168,9 +256,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let (api_tx, api_rx) = mpsc::unbounded_channel();
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
-        .map_err(|e| format!("cannot bind http.listen {}: {e}", config.http.listen))?;
+        .map_err(|source| StartupError::HttpBind {
+            addr: config.http.listen,
+            source,
+        })?;
     let auth = crate::api::auth::Auth::from_config(&config.http, &config.spool.dir)
-        .map_err(|e| format!("http: {e}"))?;
+        .map_err(|e| StartupError::spool(&config, SpoolError::ApiToken(e)))?;
     let app = crate::api::router(ApiState {
         telemetry: telemetry.clone(),
         commands: api_tx,
@@ -221,9 +312,11 @@ fn serve_api(
     app: axum::Router,
     config: &Config,
     stop: CancellationToken,
-) -> Result<(), Error> {
+) -> Result<(), StartupError> {
     let tls = match (&config.http.tls_certificate, &config.http.tls_private_key) {
-        (Some(cert), Some(key)) => Some(crate::api::tls::server_config(cert, key)?),
+        (Some(cert), Some(key)) => {
+            Some(crate::api::tls::server_config(cert, key).map_err(StartupError::Tls)?)
+        }
         _ => None,
     };
     tokio::spawn(async move {
@@ -246,11 +339,14 @@ fn serve_api(
     Ok(())
 }
 
-fn tls_setup(config: &Config) -> Result<crate::net::tls::TlsSetup, Error> {
+fn tls_setup(config: &Config) -> Result<crate::net::tls::TlsSetup, StartupError> {
     let (Some(cert), Some(key)) = (&config.sip.tls_certificate, &config.sip.tls_private_key) else {
-        return Err("a tls: listener needs sip.tls_certificate and sip.tls_private_key".into());
+        return Err(StartupError::Config(
+            "a tls: listener needs sip.tls_certificate and sip.tls_private_key",
+        ));
     };
-    let server = crate::net::tls::server_config(cert, key, config.sip.tls_client_ca.as_deref())?;
+    let server = crate::net::tls::server_config(cert, key, config.sip.tls_client_ca.as_deref())
+        .map_err(StartupError::Tls)?;
     Ok(crate::net::tls::TlsSetup {
         acceptor: tokio_rustls::TlsAcceptor::from(server),
         handshake_timeout: Duration::from_secs(config.sip.tls_handshake_timeout_secs),
@@ -333,9 +429,13 @@ async fn wait_for_shutdown(
     control: mpsc::UnboundedSender<Control>,
     mut core: tokio::task::JoinHandle<()>,
     grace: Duration,
-) -> Result<(), Error> {
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
+) -> Result<(), StartupError> {
+    let signal_error = |source| StartupError::Internal {
+        what: "the signal handlers",
+        source,
+    };
+    let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
     tokio::select! {
         _ = sigterm.recv() => {
             tracing::info!(grace_secs = grace.as_secs(), "SIGTERM: draining");
@@ -363,7 +463,7 @@ async fn wait_for_shutdown(
         }
         r = &mut core => {
             r?;
-            return Err("SIP core stopped unexpectedly".into());
+            return Err(StartupError::CoreStopped);
         }
     }
     core.await?;

@@ -7,6 +7,7 @@ use crate::media::srtp::SrtpReceiver;
 use crate::media::{
     DtmfEvent, PausePolicy, PayloadDecoders, RtpPacket, StreamStats, StreamTimeline, TimelineConfig,
 };
+use crate::recording::prepare::PrepareFailure;
 use crate::sdp::NegotiatedStream;
 use crate::sdp::crypto::CryptoAttribute;
 use std::net::{IpAddr, SocketAddr};
@@ -130,10 +131,13 @@ pub fn timeline_for(
     policy: ConfigPausePolicy,
     file_rate: FileSampleRate,
     start: Instant,
-) -> Result<StreamTimeline, String> {
+) -> Result<StreamTimeline, PrepareFailure> {
     let codecs = answered_codecs(stream);
     if codecs.is_empty() {
-        return Err("stream without codec".into());
+        return Err(PrepareFailure::Codec(format!(
+            "stream {} answered without a codec",
+            stream.index
+        )));
     }
     let mut decoders = PayloadDecoders::new(file_rate_for(stream, file_rate));
     let refused = decoders.insert_all(codecs.iter().map(|(pt, n)| (*pt, n.as_str())));
@@ -228,13 +232,13 @@ pub struct StreamTask {
 }
 
 /// Build the SRTP receiver for a negotiated stream (the offerer's key decrypts its media).
-pub fn srtp_for(stream: &NegotiatedStream) -> std::io::Result<Option<SrtpReceiver>> {
+pub fn srtp_for(stream: &NegotiatedStream) -> Result<Option<SrtpReceiver>, PrepareFailure> {
     let Some(keys) = &stream.srtp else {
         return Ok(None);
     };
     SrtpReceiver::new(keys.remote.suite, keys.remote.key_salt())
         .map(Some)
-        .map_err(|e| std::io::Error::other(format!("SRTP key: {e}")))
+        .map_err(PrepareFailure::Srtp)
 }
 
 impl StreamTask {

@@ -195,8 +195,7 @@ impl Uas {
         let local_tag = dialog.local_tag.clone();
         let code = match result {
             Ok(()) => 200,
-            Err(PrepareError::Unavailable) => 503,
-            Err(PrepareError::Failed) => 500,
+            Err(e) => e.status(),
         };
         if code != 200 {
             self.remove_dialog(dialog_id);

@@ -251,8 +251,21 @@ struct ClientTx {
 pub enum PrepareError {
     /// Disk full or above its high watermark, resources exhausted: 503.
     Unavailable,
+    /// Nothing offered can be recorded: 488.
+    NotAcceptable,
     /// Anything else: 500.
     Failed,
+}
+
+impl PrepareError {
+    /// The status of the INVITE's final response.
+    pub fn status(self) -> u16 {
+        match self {
+            PrepareError::Unavailable => 503,
+            PrepareError::NotAcceptable => 488,
+            PrepareError::Failed => 500,
+        }
+    }
 }
 
 pub struct Uas {
