@@ -91,6 +91,7 @@ impl RecordingTasks {
         match event {
             RecordingEvent::Prepare {
                 recording_id,
+                call_leg_id,
                 request,
                 media,
                 flow,
@@ -101,8 +102,9 @@ impl RecordingTasks {
                     self.groups
                         .join(&c, &recording_id, || uuid::Uuid::new_v4().to_string())
                 });
+                let settings = self.settings.clone();
                 let mut task =
-                    RecordingTask::new(self.settings.clone(), recording_id, *request, media, flow);
+                    RecordingTask::new(settings, recording_id, call_leg_id, *request, media, flow);
                 if let Some(group) = group {
                     task.join_group(&group);
                 }
@@ -192,12 +194,13 @@ impl RecordingTask {
     fn new(
         settings: Arc<RecordingSettings>,
         recording_id: String,
+        call_leg_id: String,
         request: RecordingRequest,
         media: MediaSession,
         _flow: Flow,
     ) -> Self {
         let started = OffsetDateTime::now_utc();
-        let session = RecordingSession::new(&recording_id, &request, &media, started);
+        let session = RecordingSession::new(&recording_id, call_leg_id, &request, &media, started);
         if session.document().metadata_error.is_some() {
             settings
                 .telemetry
