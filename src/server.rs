@@ -185,7 +185,13 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
                     shutdown.clone(),
                 ));
                 udp_sockets.push(Some(socket));
-                bound.push(format!("udp:{local}"));
+                bound.push(
+                    ListenAddr {
+                        addr: local,
+                        ..*listen
+                    }
+                    .to_string(),
+                );
             }
             Transport::Tcp | Transport::Tls => {
                 let tcp = TcpListener::bind(listen.addr).await.map_err(bind_error)?;
@@ -212,12 +218,13 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
                     tls,
                 ));
                 udp_sockets.push(None);
-                let scheme = if listen.transport == Transport::Tls {
-                    "tls"
-                } else {
-                    "tcp"
-                };
-                bound.push(format!("{scheme}:{local}"));
+                bound.push(
+                    ListenAddr {
+                        addr: local,
+                        ..*listen
+                    }
+                    .to_string(),
+                );
             }
         }
     }
@@ -412,11 +419,7 @@ fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
             },
         },
         answer: AnswerConfig {
-            srtp: match config.media.srtp {
-                crate::config::SrtpMode::Optional => crate::sdp::SrtpPolicy::Optional,
-                crate::config::SrtpMode::Required => crate::sdp::SrtpPolicy::Required,
-                crate::config::SrtpMode::Off => crate::sdp::SrtpPolicy::Off,
-            },
+            srtp: config.media.srtp,
             media_ip,
             accept_video: false,
         },

@@ -1,7 +1,7 @@
 //! One task per received audio stream: it owns the stream's RTP (and RTCP) sockets and its
 //! [`StreamTimeline`], and hands finished PCM to its recording task a few times a second.
 
-use crate::config::{FileSampleRate, MediaSource, PausePolicy as ConfigPausePolicy};
+use crate::config::{FileSampleRate, MediaSource};
 use crate::media::accounting::{AccountingReport, StreamAccounting};
 use crate::media::srtp::SrtpReceiver;
 use crate::media::{
@@ -128,7 +128,7 @@ pub fn file_rate_for(stream: &NegotiatedStream, setting: FileSampleRate) -> u32 
 /// a negotiated stream, writing `file_rate` Hz.
 pub fn timeline_for(
     stream: &NegotiatedStream,
-    policy: ConfigPausePolicy,
+    policy: PausePolicy,
     file_rate: FileSampleRate,
     start: Instant,
 ) -> Result<StreamTimeline, PrepareFailure> {
@@ -149,10 +149,7 @@ pub fn timeline_for(
         );
     }
     let mut config = TimelineConfig::for_rate(decoders.rate());
-    config.pause_policy = match policy {
-        ConfigPausePolicy::Silence => PausePolicy::Silence,
-        ConfigPausePolicy::Skip => PausePolicy::Skip,
-    };
+    config.pause_policy = policy;
     config.dtmf = stream.telephone_event;
     Ok(StreamTimeline::with_decoders(config, decoders, start))
 }

@@ -140,8 +140,9 @@ pub struct SrtpKeys {
     pub local: CryptoAttribute,
 }
 
-/// SPEC §4 `srtp` policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// SPEC §4 `srtp` policy (`media.srtp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SrtpPolicy {
     /// Take SRTP when offered with a supported suite, plain RTP otherwise.
     #[default]
