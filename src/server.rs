@@ -116,120 +116,16 @@ enum Control {
 /// Run the recorder until it is told to stop. Returns once every recording is finalized.
 pub async fn run(config: Config) -> Result<(), StartupError> {
     let media_ip = config.media_ip_for_sdp();
-    if config.sip.min_session_expires_secs < crate::config::MIN_SESSION_EXPIRES_FLOOR_SECS {
-        tracing::warn!(
-            min_session_expires_secs = config.sip.min_session_expires_secs,
-            "sip.min_session_expires_secs is below the 90 s RFC 4028 minimum"
-        );
-    }
+    warn_about_settings(&config);
     crate::net::tls::install_crypto_provider();
-    let (cdr, cdr_service) = crate::cdr::start(crate::cdr::settings_from(&config))
-        .map_err(|e| cdr_start_error(&config, e))?;
-    let edr_settings = crate::cdr::EdrSettings {
-        log_ack: config.cdr.edr_log_ack,
-        ..crate::cdr::EdrSettings::new(&config.spool.dir)
-    };
-    let (edr, edr_service) = crate::cdr::edr::start(edr_settings)
-        .map_err(|e| StartupError::spool(&config, SpoolError::Edr(e)))?;
-    // Finalize what a crash left unfinished before taking new calls.
-    let recordings_dir = config.recording.dir.clone();
-    let recovered = tokio::task::spawn_blocking(move || {
-        crate::recording::startup::recover_unfinished(&recordings_dir)
-    })
-    .await?;
-    if !recovered.is_empty() {
-        tracing::warn!(
-            count = recovered.len(),
-            "recordings recovered after an unclean stop"
-        );
-    }
-    for r in &recovered {
-        recovered_cdrs(&cdr, r);
-    }
+    let logs = start_logs(&config)?;
+    recover_recordings(&config, &logs.cdr).await?;
     let telemetry = Arc::new(Telemetry::default());
-    let _ = telemetry.cdr_receivers.set(cdr.receivers());
-    std::fs::create_dir_all(&config.recording.dir).map_err(|source| StartupError::Recordings {
-        dir: config.recording.dir.clone(),
-        source,
-    })?;
-    crate::disk::check(
-        &config.recording.dir,
-        &telemetry,
-        config.limits.disk_high_watermark_percent,
-        config.limits.disk_low_watermark_percent,
-    );
-    let connections = Arc::new(DashMap::new());
-    let stream_state = StreamState::new(connections.clone());
+    let _ = telemetry.cdr_receivers.set(logs.cdr.receivers());
+    open_recordings_dir(&config, &telemetry)?;
     let shutdown = CancellationToken::new();
     let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(65536);
-    let mut udp_sockets = Vec::new();
-    let mut bound = Vec::new();
-    for (index, listen) in config.sip.listen.iter().enumerate() {
-        let listener =
-            u16::try_from(index).map_err(|_| StartupError::Config("too many SIP listeners"))?;
-        let bind_error = |source| StartupError::Bind {
-            listen: *listen,
-            source,
-        };
-        match listen.transport {
-            Transport::Udp => {
-                let socket = UdpSocket::bind(listen.addr).await.map_err(bind_error)?;
-                let socket = Arc::new(socket);
-                let local = socket.local_addr().map_err(bind_error)?;
-                let advertised = advertised_addr(local, media_ip);
-                tokio::spawn(udp::serve(
-                    socket.clone(),
-                    listener,
-                    advertised,
-                    inbound_tx.clone(),
-                    shutdown.clone(),
-                ));
-                udp_sockets.push(Some(socket));
-                bound.push(
-                    ListenAddr {
-                        addr: local,
-                        ..*listen
-                    }
-                    .to_string(),
-                );
-            }
-            Transport::Tcp | Transport::Tls => {
-                let tcp = TcpListener::bind(listen.addr).await.map_err(bind_error)?;
-                let local = tcp.local_addr().map_err(bind_error)?;
-                let settings = StreamSettings {
-                    transport: listen.transport,
-                    listener,
-                    advertised: advertised_addr(local, media_ip),
-                    max_message_size: config.sip.max_message_size,
-                    idle_timeout: Duration::from_secs(config.sip.tcp_idle_timeout_secs),
-                    max_connections: config.sip.max_connections,
-                    max_connections_per_source: config.sip.max_connections_per_source,
-                };
-                let tls = match listen.transport {
-                    Transport::Tls => Some(tls_setup(&config)?),
-                    _ => None,
-                };
-                tokio::spawn(serve_tcp(
-                    tcp,
-                    settings,
-                    stream_state.clone(),
-                    inbound_tx.clone(),
-                    shutdown.clone(),
-                    tls,
-                ));
-                udp_sockets.push(None);
-                bound.push(
-                    ListenAddr {
-                        addr: local,
-                        ..*listen
-                    }
-                    .to_string(),
-                );
-            }
-        }
-    }
-    drop(inbound_tx);
-    let transmitter = Transmitter::new(udp_sockets, connections);
+    let (transmitter, bound) = bind_sip_listeners(&config, media_ip, inbound_tx, &shutdown).await?;
     let uas = Uas::new(
         uas_config(&config, media_ip),
         PortPool::new(config.media.rtp_port_min, config.media.rtp_port_max),
@@ -244,37 +140,11 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         source,
     })?;
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-    let recordings = RecordingTasks::new(
-        RecordingSettings {
-            recordings_dir: config.recording.dir.clone(),
-            layout: config.recording.layout.clone(),
-            media_bind_ip: rtp_bind_ip(media_ip),
-            media_source: config.media.media_source,
-            pause_policy: config.media.pause_policy,
-            file_sample_rate: config.media.file_sample_rate,
-            media_timeout: Duration::from_secs(config.media.media_timeout_secs),
-            writer: writer.handle(),
-            telemetry: telemetry.clone(),
-            cdr: cdr.clone(),
-        },
-        reports_tx,
-    );
+    let settings = recording_settings(&config, media_ip, &writer, &telemetry, &logs.cdr);
+    let recordings = RecordingTasks::new(settings, reports_tx);
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (api_tx, api_rx) = mpsc::unbounded_channel();
-    let http = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|source| StartupError::HttpBind {
-            addr: config.http.listen,
-            source,
-        })?;
-    let auth = crate::api::auth::Auth::from_config(&config.http, &config.spool.dir)
-        .map_err(|e| StartupError::spool(&config, SpoolError::ApiToken(e)))?;
-    let app = crate::api::router(ApiState {
-        telemetry: telemetry.clone(),
-        commands: api_tx,
-        auth: Arc::new(auth),
-    });
-    serve_api(http, app, &config, shutdown.clone())?;
+    start_api(&config, telemetry.clone(), api_tx, &shutdown).await?;
     tokio::spawn(watch_disk(
         config.recording.dir.clone(),
         telemetry.clone(),
@@ -293,24 +163,248 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
             transmitter,
             recordings,
             telemetry,
-            edr: edr.clone(),
-            cdr: cdr.clone(),
+            edr: logs.edr.clone(),
+            cdr: logs.cdr.clone(),
         },
     ));
-    wait_for_shutdown(
-        control_tx,
-        core,
-        Duration::from_secs(config.shutdown.grace_period_secs),
-    )
-    .await?;
+    let grace = Duration::from_secs(config.shutdown.grace_period_secs);
+    wait_for_shutdown(control_tx, core, grace).await?;
     shutdown.cancel();
     // Every recording task has closed its files; this flushes anything left and stops the threads.
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
-    // Every CDR recorded so far is on disk before exit; undelivered ones are re-sent next start.
-    cdr_service.shutdown().await;
-    tokio::task::spawn_blocking(move || edr_service.shutdown()).await?;
+    logs.shutdown().await?;
     tracing::info!("sip-recorder stopped");
     Ok(())
+}
+
+fn warn_about_settings(config: &Config) {
+    if config.sip.min_session_expires_secs < crate::config::MIN_SESSION_EXPIRES_FLOOR_SECS {
+        tracing::warn!(
+            min_session_expires_secs = config.sip.min_session_expires_secs,
+            "sip.min_session_expires_secs is below the 90 s RFC 4028 minimum"
+        );
+    }
+}
+
+/// The CDR sink and the EDR log, both under the spool directory.
+struct Logs {
+    cdr: crate::cdr::CdrSink,
+    cdr_service: crate::cdr::CdrService,
+    edr: crate::cdr::edr::EdrLog,
+    edr_service: crate::cdr::edr::EdrService,
+}
+
+impl Logs {
+    /// Every CDR recorded so far is on disk before exit; undelivered ones are re-sent next
+    /// start.
+    async fn shutdown(self) -> Result<(), StartupError> {
+        self.cdr_service.shutdown().await;
+        let edr_service = self.edr_service;
+        tokio::task::spawn_blocking(move || edr_service.shutdown()).await?;
+        Ok(())
+    }
+}
+
+fn start_logs(config: &Config) -> Result<Logs, StartupError> {
+    let (cdr, cdr_service) = crate::cdr::start(crate::cdr::settings_from(config))
+        .map_err(|e| cdr_start_error(config, e))?;
+    let edr_settings = crate::cdr::EdrSettings {
+        log_ack: config.cdr.edr_log_ack,
+        ..crate::cdr::EdrSettings::new(&config.spool.dir)
+    };
+    let (edr, edr_service) = crate::cdr::edr::start(edr_settings)
+        .map_err(|e| StartupError::spool(config, SpoolError::Edr(e)))?;
+    Ok(Logs {
+        cdr,
+        cdr_service,
+        edr,
+        edr_service,
+    })
+}
+
+/// Finalize what a crash left unfinished before taking new calls.
+async fn recover_recordings(
+    config: &Config,
+    cdr: &crate::cdr::CdrSink,
+) -> Result<(), StartupError> {
+    let recordings_dir = config.recording.dir.clone();
+    let recovered = tokio::task::spawn_blocking(move || {
+        crate::recording::startup::recover_unfinished(&recordings_dir)
+    })
+    .await?;
+    if !recovered.is_empty() {
+        tracing::warn!(
+            count = recovered.len(),
+            "recordings recovered after an unclean stop"
+        );
+    }
+    for r in &recovered {
+        recovered_cdrs(cdr, r);
+    }
+    Ok(())
+}
+
+fn open_recordings_dir(config: &Config, telemetry: &Telemetry) -> Result<(), StartupError> {
+    std::fs::create_dir_all(&config.recording.dir).map_err(|source| StartupError::Recordings {
+        dir: config.recording.dir.clone(),
+        source,
+    })?;
+    crate::disk::check(
+        &config.recording.dir,
+        telemetry,
+        config.limits.disk_high_watermark_percent,
+        config.limits.disk_low_watermark_percent,
+    );
+    Ok(())
+}
+
+/// What every SIP listener task shares.
+struct Listening<'a> {
+    config: &'a Config,
+    media_ip: IpAddr,
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: &'a CancellationToken,
+    stream_state: StreamState,
+}
+
+/// Binds every `sip.listen` address in order; returns the transmitter over them and the
+/// addresses bound (port 0 resolved) for the log.
+async fn bind_sip_listeners(
+    config: &Config,
+    media_ip: IpAddr,
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: &CancellationToken,
+) -> Result<(Transmitter, Vec<String>), StartupError> {
+    let connections = Arc::new(DashMap::new());
+    let ctx = Listening {
+        config,
+        media_ip,
+        inbound,
+        shutdown,
+        stream_state: StreamState::new(connections.clone()),
+    };
+    let mut udp_sockets = Vec::new();
+    let mut bound = Vec::new();
+    for (index, listen) in config.sip.listen.iter().enumerate() {
+        let listener =
+            u16::try_from(index).map_err(|_| StartupError::Config("too many SIP listeners"))?;
+        let (socket, local) = match listen.transport {
+            Transport::Udp => ctx.bind_udp(listener, listen).await?,
+            Transport::Tcp | Transport::Tls => (None, ctx.bind_stream(listener, listen).await?),
+        };
+        udp_sockets.push(socket);
+        bound.push(
+            ListenAddr {
+                addr: local,
+                ..*listen
+            }
+            .to_string(),
+        );
+    }
+    Ok((Transmitter::new(udp_sockets, connections), bound))
+}
+
+impl Listening<'_> {
+    async fn bind_udp(
+        &self,
+        listener: u16,
+        listen: &ListenAddr,
+    ) -> Result<(Option<Arc<UdpSocket>>, SocketAddr), StartupError> {
+        let bind_error = |source| StartupError::Bind {
+            listen: *listen,
+            source,
+        };
+        let socket = Arc::new(UdpSocket::bind(listen.addr).await.map_err(bind_error)?);
+        let local = socket.local_addr().map_err(bind_error)?;
+        tokio::spawn(udp::serve(
+            socket.clone(),
+            listener,
+            advertised_addr(local, self.media_ip),
+            self.inbound.clone(),
+            self.shutdown.clone(),
+        ));
+        Ok((Some(socket), local))
+    }
+
+    async fn bind_stream(
+        &self,
+        listener: u16,
+        listen: &ListenAddr,
+    ) -> Result<SocketAddr, StartupError> {
+        let bind_error = |source| StartupError::Bind {
+            listen: *listen,
+            source,
+        };
+        let config = self.config;
+        let tcp = TcpListener::bind(listen.addr).await.map_err(bind_error)?;
+        let local = tcp.local_addr().map_err(bind_error)?;
+        let settings = StreamSettings {
+            transport: listen.transport,
+            listener,
+            advertised: advertised_addr(local, self.media_ip),
+            max_message_size: config.sip.max_message_size,
+            idle_timeout: Duration::from_secs(config.sip.tcp_idle_timeout_secs),
+            max_connections: config.sip.max_connections,
+            max_connections_per_source: config.sip.max_connections_per_source,
+        };
+        let tls = match listen.transport {
+            Transport::Tls => Some(tls_setup(config)?),
+            _ => None,
+        };
+        tokio::spawn(serve_tcp(
+            tcp,
+            settings,
+            self.stream_state.clone(),
+            self.inbound.clone(),
+            self.shutdown.clone(),
+            tls,
+        ));
+        Ok(local)
+    }
+}
+
+fn recording_settings(
+    config: &Config,
+    media_ip: IpAddr,
+    writer: &WavWriterPool,
+    telemetry: &Arc<Telemetry>,
+    cdr: &crate::cdr::CdrSink,
+) -> RecordingSettings {
+    RecordingSettings {
+        recordings_dir: config.recording.dir.clone(),
+        layout: config.recording.layout.clone(),
+        media_bind_ip: rtp_bind_ip(media_ip),
+        media_source: config.media.media_source,
+        pause_policy: config.media.pause_policy,
+        file_sample_rate: config.media.file_sample_rate,
+        media_timeout: Duration::from_secs(config.media.media_timeout_secs),
+        writer: writer.handle(),
+        telemetry: telemetry.clone(),
+        cdr: cdr.clone(),
+    }
+}
+
+/// Binds `http.listen` and serves the API on it.
+async fn start_api(
+    config: &Config,
+    telemetry: Arc<Telemetry>,
+    commands: mpsc::UnboundedSender<ApiCommand>,
+    shutdown: &CancellationToken,
+) -> Result<(), StartupError> {
+    let http = TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| StartupError::HttpBind {
+            addr: config.http.listen,
+            source,
+        })?;
+    let auth = crate::api::auth::Auth::from_config(&config.http, &config.spool.dir)
+        .map_err(|e| StartupError::spool(config, SpoolError::ApiToken(e)))?;
+    let app = crate::api::router(ApiState {
+        telemetry,
+        commands,
+        auth: Arc::new(auth),
+    });
+    serve_api(http, app, config, shutdown.clone())
 }
 
 /// Serves the API, over TLS when `http.tls_certificate`/`http.tls_private_key` are set.
