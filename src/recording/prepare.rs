@@ -22,6 +22,9 @@ pub enum PrepareFailure {
     /// Nothing in the answer this recorder can decode or store.
     #[error("codec: {0}")]
     Codec(String),
+    /// The two streams' rates cannot be interleaved into stereo.wav.
+    #[error("stereo file")]
+    Stereo(#[source] io::Error),
     /// The SRTP key the answer accepted is unusable.
     #[error("SRTP key")]
     Srtp(#[source] SrtpError),
@@ -95,6 +98,8 @@ mod tests {
             500
         );
         assert_eq!(PrepareFailure::Writer(WriterClosed).status(), 500);
+        let rates = PrepareFailure::Stereo(io::Error::from(io::ErrorKind::InvalidInput));
+        assert_eq!(rates.status(), 500);
     }
 
     #[test]

@@ -323,7 +323,7 @@ impl RecordingTask {
         }
         if let [left, right, ..] = self.streams.as_slice() {
             let interleaver = StereoInterleaver::new(left.sample_rate, right.sample_rate)
-                .map_err(|e| PrepareFailure::Codec(format!("stereo file: {e}")))?;
+                .map_err(PrepareFailure::Stereo)?;
             let format = WavFormat::stereo(interleaver.output_rate());
             let file = self
                 .settings
