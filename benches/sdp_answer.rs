@@ -24,10 +24,12 @@ fn bench(c: &mut Criterion) {
     });
     // The offer is a fixed, valid SDP: parsing it cannot fail.
     let offer = parse_offer(CMS_OFFER.as_bytes()).expect("valid offer");
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
     c.bench_function("answer_offer cms", |b| {
         b.iter(|| {
             // A 10k-port pool never runs dry here: every port is released at once.
-            let s = answer_offer(black_box(&offer), &cfg, &mut pool, 1).expect("ports free");
+            let s =
+                answer_offer(black_box(&offer), &cfg, &mut pool, 1, &mut rng).expect("ports free");
             release_ports(&s, &mut pool);
             s.answer_sdp.len()
         })

@@ -111,7 +111,7 @@ fn bench(c: &mut Criterion) {
     // Parse + route of an initial INVITE: 100 Trying out, recording prepared. The 200,
     // the BYE and the cleanup that keep state from piling up are outside the timing.
     c.bench_function("uas_route_initial_invite", |b| {
-        let mut uas = Uas::new(config(), PortPool::new(10000, 65000), 1);
+        let mut uas = Uas::new(config(), PortPool::new(10000, 65000), [1; 32]);
         let mut n = 0u64;
         let now = Instant::now();
         b.iter_custom(|iters| {
@@ -136,7 +136,7 @@ fn bench(c: &mut Criterion) {
     // A pause or resume re-INVITE on an established dialog (offer → answer → 200), then
     // its ACK: two messages per iteration.
     c.bench_function("uas_route_reinvite_and_ack", |b| {
-        let mut uas = Uas::new(config(), PortPool::new(10000, 65000), 1);
+        let mut uas = Uas::new(config(), PortPool::new(10000, 65000), [1; 32]);
         let now = Instant::now();
         uas.handle_input(now, request("INVITE", 1, None, 1, &initial_sdp), flow());
         let (id, _) = drain(&mut uas);

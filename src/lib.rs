@@ -9,6 +9,7 @@ pub mod api;
 pub mod cdr;
 pub mod config;
 pub mod disk;
+pub mod error;
 pub mod logging;
 pub mod media;
 pub mod net;

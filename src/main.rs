@@ -139,12 +139,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // server::run(config: Config) -> Result<(), impl Display> (Box<dyn Error + Send + Sync>
-    // or anyhow::Error); `{:#}` prints the whole cause chain for either.
+    // The message names what failed (listener, directory, key); the chain says why.
     match runtime.block_on(sip_recorder::server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", sip_recorder::error::Chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -1,7 +1,7 @@
 //! Wiring: listeners, the SIP core task, recording tasks, signals and graceful shutdown.
 
 use crate::api::{ApiCommand, ApiState};
-use crate::config::{Config, Transport};
+use crate::config::{Config, ListenAddr, Transport};
 use crate::net::stream::{StreamSettings, StreamState, serve_tcp};
 use crate::net::{Inbound, Transmitter, udp};
 use crate::recording::EndReason;
@@ -12,7 +12,9 @@ use crate::sip::message::Limits;
 use crate::sip::uas::{Output, Uas, UasConfig};
 use crate::telemetry::Telemetry;
 use dashmap::DashMap;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UdpSocket};
@@ -20,7 +22,87 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
+/// Why the recorder could not start or stopped abnormally, by what failed. The message names
+/// the listener, directory or config key; the source says why (print it with
+/// [`crate::error::Chain`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot bind SIP listener {listen}")]
+    Bind {
+        listen: ListenAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot bind http.listen {addr}")]
+    HttpBind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("spool.dir {}", dir.display())]
+    Spool {
+        dir: PathBuf,
+        #[source]
+        source: SpoolError,
+    },
+    #[error("recording.dir {}", dir.display())]
+    Recordings {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A certificate, key or CA file; the text names its config key and path.
+    #[error("{0}")]
+    Tls(String),
+    /// A combination of settings the recorder cannot run with.
+    #[error("{0}")]
+    Config(&'static str),
+    /// CDR receivers or the CDR service.
+    #[error(transparent)]
+    Cdr(crate::cdr::CdrError),
+    /// A thread, signal handler or task of our own.
+    #[error("cannot start {what}")]
+    Internal {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("a start-up or shutdown task failed")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("SIP core stopped unexpectedly")]
+    CoreStopped,
+}
+
+/// What in the spool directory could not be created or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error(transparent)]
+    Cdr(crate::cdr::CdrError),
+    #[error("EDR log")]
+    Edr(#[source] io::Error),
+    #[error(transparent)]
+    ApiToken(crate::api::auth::AuthSetupError),
+}
+
+impl StartupError {
+    fn spool(config: &Config, source: SpoolError) -> Self {
+        StartupError::Spool {
+            dir: config.spool.dir.clone(),
+            source,
+        }
+    }
+}
+
+/// CDR spool failures are the directory's; the rest are the receivers' or ours.
+fn cdr_start_error(config: &Config, e: crate::cdr::CdrError) -> StartupError {
+    use crate::cdr::CdrError;
+    match e {
+        CdrError::Spool { .. } | CdrError::Instance { .. } => {
+            StartupError::spool(config, SpoolError::Cdr(e))
+        }
+        e => StartupError::Cdr(e),
+    }
+}
 
 /// Commands from the process (signals, API) to the SIP core.
 #[derive(Debug)]
@@ -32,112 +114,18 @@ enum Control {
 }
 
 /// Run the recorder until it is told to stop. Returns once every recording is finalized.
-pub async fn run(config: Config) -> Result<(), Error> {
+pub async fn run(config: Config) -> Result<(), StartupError> {
     let media_ip = config.media_ip_for_sdp();
-    if config.sip.min_session_expires_secs < crate::config::MIN_SESSION_EXPIRES_FLOOR_SECS {
-        tracing::warn!(
-            min_session_expires_secs = config.sip.min_session_expires_secs,
-            "sip.min_session_expires_secs is below the 90 s RFC 4028 minimum"
-        );
-    }
+    warn_about_settings(&config);
     crate::net::tls::install_crypto_provider();
-    let (cdr, cdr_service) = crate::cdr::start(crate::cdr::settings_from(&config))
-        .map_err(|e| format!("CDR spool {}: {e}", config.spool.dir.display()))?;
-    let edr_settings = crate::cdr::EdrSettings {
-        log_ack: config.cdr.edr_log_ack,
-        ..crate::cdr::EdrSettings::new(&config.spool.dir)
-    };
-    let (edr, edr_service) = crate::cdr::edr::start(edr_settings)
-        .map_err(|e| format!("EDR log under {}: {e}", config.spool.dir.display()))?;
-    // Finalize what a crash left unfinished before taking new calls.
-    let recordings_dir = config.recording.dir.clone();
-    let recovered = tokio::task::spawn_blocking(move || {
-        crate::recording::startup::recover_unfinished(&recordings_dir)
-    })
-    .await?;
-    if !recovered.is_empty() {
-        tracing::warn!(
-            count = recovered.len(),
-            "recordings recovered after an unclean stop"
-        );
-    }
-    for r in &recovered {
-        recovered_cdrs(&cdr, r);
-    }
+    let logs = start_logs(&config)?;
+    recover_recordings(&config, &logs.cdr).await?;
     let telemetry = Arc::new(Telemetry::default());
-    let _ = telemetry.cdr_receivers.set(cdr.receivers());
-    std::fs::create_dir_all(&config.recording.dir)
-        .map_err(|e| format!("recording.dir {}: {e}", config.recording.dir.display()))?;
-    crate::disk::check(
-        &config.recording.dir,
-        &telemetry,
-        config.limits.disk_high_watermark_percent,
-        config.limits.disk_low_watermark_percent,
-    );
-    let connections = Arc::new(DashMap::new());
-    let stream_state = StreamState::new(connections.clone());
+    let _ = telemetry.cdr_receivers.set(logs.cdr.receivers());
+    open_recordings_dir(&config, &telemetry)?;
     let shutdown = CancellationToken::new();
     let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(65536);
-    let mut udp_sockets = Vec::new();
-    let mut bound = Vec::new();
-    for (index, listen) in config.sip.listen.iter().enumerate() {
-        let listener = u16::try_from(index).map_err(|_| "too many SIP listeners")?;
-        match listen.transport {
-            Transport::Udp => {
-                let socket = UdpSocket::bind(listen.addr)
-                    .await
-                    .map_err(|e| format!("cannot bind SIP listener udp:{}: {e}", listen.addr))?;
-                let socket = Arc::new(socket);
-                let local = socket.local_addr()?;
-                let advertised = advertised_addr(local, media_ip);
-                tokio::spawn(udp::serve(
-                    socket.clone(),
-                    listener,
-                    advertised,
-                    inbound_tx.clone(),
-                    shutdown.clone(),
-                ));
-                udp_sockets.push(Some(socket));
-                bound.push(format!("udp:{local}"));
-            }
-            Transport::Tcp | Transport::Tls => {
-                let tcp = TcpListener::bind(listen.addr)
-                    .await
-                    .map_err(|e| format!("cannot bind SIP listener {listen}: {e}"))?;
-                let local = tcp.local_addr()?;
-                let settings = StreamSettings {
-                    transport: listen.transport,
-                    listener,
-                    advertised: advertised_addr(local, media_ip),
-                    max_message_size: config.sip.max_message_size,
-                    idle_timeout: Duration::from_secs(config.sip.tcp_idle_timeout_secs),
-                    max_connections: config.sip.max_connections,
-                    max_connections_per_source: config.sip.max_connections_per_source,
-                };
-                let tls = match listen.transport {
-                    Transport::Tls => Some(tls_setup(&config)?),
-                    _ => None,
-                };
-                tokio::spawn(serve_tcp(
-                    tcp,
-                    settings,
-                    stream_state.clone(),
-                    inbound_tx.clone(),
-                    shutdown.clone(),
-                    tls,
-                ));
-                udp_sockets.push(None);
-                let scheme = if listen.transport == Transport::Tls {
-                    "tls"
-                } else {
-                    "tcp"
-                };
-                bound.push(format!("{scheme}:{local}"));
-            }
-        }
-    }
-    drop(inbound_tx);
-    let transmitter = Transmitter::new(udp_sockets, connections);
+    let (transmitter, bound) = bind_sip_listeners(&config, media_ip, inbound_tx, &shutdown).await?;
     let uas = Uas::new(
         uas_config(&config, media_ip),
         PortPool::new(config.media.rtp_port_min, config.media.rtp_port_max),
@@ -147,36 +135,16 @@ pub async fn run(config: Config) -> Result<(), Error> {
         flush_interval: crate::recording::stream::FLUSH_INTERVAL,
         ..WriterConfig::default()
     })
-    .map_err(|e| format!("cannot start the WAV writer: {e}"))?;
+    .map_err(|source| StartupError::Internal {
+        what: "the WAV writer",
+        source,
+    })?;
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-    let recordings = RecordingTasks::new(
-        RecordingSettings {
-            recordings_dir: config.recording.dir.clone(),
-            layout: config.recording.layout.clone(),
-            media_bind_ip: rtp_bind_ip(media_ip),
-            media_source: config.media.media_source,
-            pause_policy: config.media.pause_policy,
-            file_sample_rate: config.media.file_sample_rate,
-            media_timeout: Duration::from_secs(config.media.media_timeout_secs),
-            writer: writer.handle(),
-            telemetry: telemetry.clone(),
-            cdr: cdr.clone(),
-        },
-        reports_tx,
-    );
+    let settings = recording_settings(&config, media_ip, &writer, &telemetry, &logs.cdr);
+    let recordings = RecordingTasks::new(settings, reports_tx);
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (api_tx, api_rx) = mpsc::unbounded_channel();
-    let http = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|e| format!("cannot bind http.listen {}: {e}", config.http.listen))?;
-    let auth = crate::api::auth::Auth::from_config(&config.http, &config.spool.dir)
-        .map_err(|e| format!("http: {e}"))?;
-    let app = crate::api::router(ApiState {
-        telemetry: telemetry.clone(),
-        commands: api_tx,
-        auth: Arc::new(auth),
-    });
-    serve_api(http, app, &config, shutdown.clone())?;
+    start_api(&config, telemetry.clone(), api_tx, &shutdown).await?;
     tokio::spawn(watch_disk(
         config.recording.dir.clone(),
         telemetry.clone(),
@@ -195,24 +163,248 @@ pub async fn run(config: Config) -> Result<(), Error> {
             transmitter,
             recordings,
             telemetry,
-            edr: edr.clone(),
-            cdr: cdr.clone(),
+            edr: logs.edr.clone(),
+            cdr: logs.cdr.clone(),
         },
     ));
-    wait_for_shutdown(
-        control_tx,
-        core,
-        Duration::from_secs(config.shutdown.grace_period_secs),
-    )
-    .await?;
+    let grace = Duration::from_secs(config.shutdown.grace_period_secs);
+    wait_for_shutdown(control_tx, core, grace).await?;
     shutdown.cancel();
     // Every recording task has closed its files; this flushes anything left and stops the threads.
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
-    // Every CDR recorded so far is on disk before exit; undelivered ones are re-sent next start.
-    cdr_service.shutdown().await;
-    tokio::task::spawn_blocking(move || edr_service.shutdown()).await?;
+    logs.shutdown().await?;
     tracing::info!("sip-recorder stopped");
     Ok(())
+}
+
+fn warn_about_settings(config: &Config) {
+    if config.sip.min_session_expires_secs < crate::config::MIN_SESSION_EXPIRES_FLOOR_SECS {
+        tracing::warn!(
+            min_session_expires_secs = config.sip.min_session_expires_secs,
+            "sip.min_session_expires_secs is below the 90 s RFC 4028 minimum"
+        );
+    }
+}
+
+/// The CDR sink and the EDR log, both under the spool directory.
+struct Logs {
+    cdr: crate::cdr::CdrSink,
+    cdr_service: crate::cdr::CdrService,
+    edr: crate::cdr::edr::EdrLog,
+    edr_service: crate::cdr::edr::EdrService,
+}
+
+impl Logs {
+    /// Every CDR recorded so far is on disk before exit; undelivered ones are re-sent next
+    /// start.
+    async fn shutdown(self) -> Result<(), StartupError> {
+        self.cdr_service.shutdown().await;
+        let edr_service = self.edr_service;
+        tokio::task::spawn_blocking(move || edr_service.shutdown()).await?;
+        Ok(())
+    }
+}
+
+fn start_logs(config: &Config) -> Result<Logs, StartupError> {
+    let (cdr, cdr_service) = crate::cdr::start(crate::cdr::settings_from(config))
+        .map_err(|e| cdr_start_error(config, e))?;
+    let edr_settings = crate::cdr::EdrSettings {
+        log_ack: config.cdr.edr_log_ack,
+        ..crate::cdr::EdrSettings::new(&config.spool.dir)
+    };
+    let (edr, edr_service) = crate::cdr::edr::start(edr_settings)
+        .map_err(|e| StartupError::spool(config, SpoolError::Edr(e)))?;
+    Ok(Logs {
+        cdr,
+        cdr_service,
+        edr,
+        edr_service,
+    })
+}
+
+/// Finalize what a crash left unfinished before taking new calls.
+async fn recover_recordings(
+    config: &Config,
+    cdr: &crate::cdr::CdrSink,
+) -> Result<(), StartupError> {
+    let recordings_dir = config.recording.dir.clone();
+    let recovered = tokio::task::spawn_blocking(move || {
+        crate::recording::startup::recover_unfinished(&recordings_dir)
+    })
+    .await?;
+    if !recovered.is_empty() {
+        tracing::warn!(
+            count = recovered.len(),
+            "recordings recovered after an unclean stop"
+        );
+    }
+    for r in &recovered {
+        recovered_cdrs(cdr, r);
+    }
+    Ok(())
+}
+
+fn open_recordings_dir(config: &Config, telemetry: &Telemetry) -> Result<(), StartupError> {
+    std::fs::create_dir_all(&config.recording.dir).map_err(|source| StartupError::Recordings {
+        dir: config.recording.dir.clone(),
+        source,
+    })?;
+    crate::disk::check(
+        &config.recording.dir,
+        telemetry,
+        config.limits.disk_high_watermark_percent,
+        config.limits.disk_low_watermark_percent,
+    );
+    Ok(())
+}
+
+/// What every SIP listener task shares.
+struct Listening<'a> {
+    config: &'a Config,
+    media_ip: IpAddr,
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: &'a CancellationToken,
+    stream_state: StreamState,
+}
+
+/// Binds every `sip.listen` address in order; returns the transmitter over them and the
+/// addresses bound (port 0 resolved) for the log.
+async fn bind_sip_listeners(
+    config: &Config,
+    media_ip: IpAddr,
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: &CancellationToken,
+) -> Result<(Transmitter, Vec<String>), StartupError> {
+    let connections = Arc::new(DashMap::new());
+    let ctx = Listening {
+        config,
+        media_ip,
+        inbound,
+        shutdown,
+        stream_state: StreamState::new(connections.clone()),
+    };
+    let mut udp_sockets = Vec::new();
+    let mut bound = Vec::new();
+    for (index, listen) in config.sip.listen.iter().enumerate() {
+        let listener =
+            u16::try_from(index).map_err(|_| StartupError::Config("too many SIP listeners"))?;
+        let (socket, local) = match listen.transport {
+            Transport::Udp => ctx.bind_udp(listener, listen).await?,
+            Transport::Tcp | Transport::Tls => (None, ctx.bind_stream(listener, listen).await?),
+        };
+        udp_sockets.push(socket);
+        bound.push(
+            ListenAddr {
+                addr: local,
+                ..*listen
+            }
+            .to_string(),
+        );
+    }
+    Ok((Transmitter::new(udp_sockets, connections), bound))
+}
+
+impl Listening<'_> {
+    async fn bind_udp(
+        &self,
+        listener: u16,
+        listen: &ListenAddr,
+    ) -> Result<(Option<Arc<UdpSocket>>, SocketAddr), StartupError> {
+        let bind_error = |source| StartupError::Bind {
+            listen: *listen,
+            source,
+        };
+        let socket = Arc::new(UdpSocket::bind(listen.addr).await.map_err(bind_error)?);
+        let local = socket.local_addr().map_err(bind_error)?;
+        tokio::spawn(udp::serve(
+            socket.clone(),
+            listener,
+            advertised_addr(local, self.media_ip),
+            self.inbound.clone(),
+            self.shutdown.clone(),
+        ));
+        Ok((Some(socket), local))
+    }
+
+    async fn bind_stream(
+        &self,
+        listener: u16,
+        listen: &ListenAddr,
+    ) -> Result<SocketAddr, StartupError> {
+        let bind_error = |source| StartupError::Bind {
+            listen: *listen,
+            source,
+        };
+        let config = self.config;
+        let tcp = TcpListener::bind(listen.addr).await.map_err(bind_error)?;
+        let local = tcp.local_addr().map_err(bind_error)?;
+        let settings = StreamSettings {
+            transport: listen.transport,
+            listener,
+            advertised: advertised_addr(local, self.media_ip),
+            max_message_size: config.sip.max_message_size,
+            idle_timeout: Duration::from_secs(config.sip.tcp_idle_timeout_secs),
+            max_connections: config.sip.max_connections,
+            max_connections_per_source: config.sip.max_connections_per_source,
+        };
+        let tls = match listen.transport {
+            Transport::Tls => Some(tls_setup(config)?),
+            _ => None,
+        };
+        tokio::spawn(serve_tcp(
+            tcp,
+            settings,
+            self.stream_state.clone(),
+            self.inbound.clone(),
+            self.shutdown.clone(),
+            tls,
+        ));
+        Ok(local)
+    }
+}
+
+fn recording_settings(
+    config: &Config,
+    media_ip: IpAddr,
+    writer: &WavWriterPool,
+    telemetry: &Arc<Telemetry>,
+    cdr: &crate::cdr::CdrSink,
+) -> RecordingSettings {
+    RecordingSettings {
+        recordings_dir: config.recording.dir.clone(),
+        layout: config.recording.layout.clone(),
+        media_bind_ip: rtp_bind_ip(media_ip),
+        media_source: config.media.media_source,
+        pause_policy: config.media.pause_policy,
+        file_sample_rate: config.media.file_sample_rate,
+        media_timeout: Duration::from_secs(config.media.media_timeout_secs),
+        writer: writer.handle(),
+        telemetry: telemetry.clone(),
+        cdr: cdr.clone(),
+    }
+}
+
+/// Binds `http.listen` and serves the API on it.
+async fn start_api(
+    config: &Config,
+    telemetry: Arc<Telemetry>,
+    commands: mpsc::UnboundedSender<ApiCommand>,
+    shutdown: &CancellationToken,
+) -> Result<(), StartupError> {
+    let http = TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| StartupError::HttpBind {
+            addr: config.http.listen,
+            source,
+        })?;
+    let auth = crate::api::auth::Auth::from_config(&config.http, &config.spool.dir)
+        .map_err(|e| StartupError::spool(config, SpoolError::ApiToken(e)))?;
+    let app = crate::api::router(ApiState {
+        telemetry,
+        commands,
+        auth: Arc::new(auth),
+    });
+    serve_api(http, app, config, shutdown.clone())
 }
 
 /// Serves the API, over TLS when `http.tls_certificate`/`http.tls_private_key` are set.
@@ -221,9 +413,11 @@ fn serve_api(
     app: axum::Router,
     config: &Config,
     stop: CancellationToken,
-) -> Result<(), Error> {
+) -> Result<(), StartupError> {
     let tls = match (&config.http.tls_certificate, &config.http.tls_private_key) {
-        (Some(cert), Some(key)) => Some(crate::api::tls::server_config(cert, key)?),
+        (Some(cert), Some(key)) => {
+            Some(crate::api::tls::server_config(cert, key).map_err(StartupError::Tls)?)
+        }
         _ => None,
     };
     tokio::spawn(async move {
@@ -246,11 +440,14 @@ fn serve_api(
     Ok(())
 }
 
-fn tls_setup(config: &Config) -> Result<crate::net::tls::TlsSetup, Error> {
+fn tls_setup(config: &Config) -> Result<crate::net::tls::TlsSetup, StartupError> {
     let (Some(cert), Some(key)) = (&config.sip.tls_certificate, &config.sip.tls_private_key) else {
-        return Err("a tls: listener needs sip.tls_certificate and sip.tls_private_key".into());
+        return Err(StartupError::Config(
+            "a tls: listener needs sip.tls_certificate and sip.tls_private_key",
+        ));
     };
-    let server = crate::net::tls::server_config(cert, key, config.sip.tls_client_ca.as_deref())?;
+    let server = crate::net::tls::server_config(cert, key, config.sip.tls_client_ca.as_deref())
+        .map_err(StartupError::Tls)?;
     Ok(crate::net::tls::TlsSetup {
         acceptor: tokio_rustls::TlsAcceptor::from(server),
         handshake_timeout: Duration::from_secs(config.sip.tls_handshake_timeout_secs),
@@ -316,11 +513,7 @@ fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
             },
         },
         answer: AnswerConfig {
-            srtp: match config.media.srtp {
-                crate::config::SrtpMode::Optional => crate::sdp::SrtpPolicy::Optional,
-                crate::config::SrtpMode::Required => crate::sdp::SrtpPolicy::Required,
-                crate::config::SrtpMode::Off => crate::sdp::SrtpPolicy::Off,
-            },
+            srtp: config.media.srtp,
             media_ip,
             accept_video: false,
         },
@@ -333,9 +526,13 @@ async fn wait_for_shutdown(
     control: mpsc::UnboundedSender<Control>,
     mut core: tokio::task::JoinHandle<()>,
     grace: Duration,
-) -> Result<(), Error> {
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
+) -> Result<(), StartupError> {
+    let signal_error = |source| StartupError::Internal {
+        what: "the signal handlers",
+        source,
+    };
+    let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
     tokio::select! {
         _ = sigterm.recv() => {
             tracing::info!(grace_secs = grace.as_secs(), "SIGTERM: draining");
@@ -363,7 +560,7 @@ async fn wait_for_shutdown(
         }
         r = &mut core => {
             r?;
-            return Err("SIP core stopped unexpectedly".into());
+            return Err(StartupError::CoreStopped);
         }
     }
     core.await?;

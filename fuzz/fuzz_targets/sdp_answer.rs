@@ -34,11 +34,13 @@ fuzz_target!(|data: &[u8]| {
     // Few slots, so that exhaustion in the middle of an offer is reached.
     let mut pool = PortPool::new(20000, 20015);
     let capacity = pool.capacity();
+    // Seeded like the UAS's generator: a crash reproduces from its input alone.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
 
     let Ok(offer) = parse_offer(&first) else {
         return;
     };
-    let mut session = match answer_offer(&offer, &cfg, &mut pool, 7) {
+    let mut session = match answer_offer(&offer, &cfg, &mut pool, 7, &mut rng) {
         Ok(s) => s,
         Err(_) => {
             assert_eq!(pool.available(), capacity, "a refused offer kept ports");
@@ -49,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(reoffer) = parse_offer(&second) {
         let before = pool.available();
-        match answer_reoffer(&session, &reoffer, &cfg, &mut pool) {
+        match answer_reoffer(&session, &reoffer, &cfg, &mut pool, &mut rng) {
             Ok(Update::Changed(next)) => session = next,
             Ok(Update::Unchanged) => assert_eq!(pool.available(), before),
             Err(_) => assert_eq!(

@@ -245,7 +245,7 @@ impl Harness {
         let pool = PortPool::new(20000, 20011);
         let capacity = pool.capacity();
         Harness {
-            uas: Uas::new(cfg, pool, 7),
+            uas: Uas::new(cfg, pool, [7; 32]),
             now: Instant::now(),
             capacity,
             calls: (0..CALLS)

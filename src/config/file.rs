@@ -2,7 +2,7 @@
 
 use super::{
     Config, ConfigError, FileSampleRate, ListenAddr, LogFormat, MediaConfig, MediaSource,
-    PausePolicy, RefusalAction, SipConfig, SrtpMode,
+    PausePolicy, RefusalAction, SipConfig, SrtpPolicy,
 };
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -62,7 +62,7 @@ struct MediaFile {
     media_ip: Option<MediaIpSetting>,
     media_source: Option<MediaSource>,
     pause_policy: Option<PausePolicy>,
-    srtp: Option<SrtpMode>,
+    srtp: Option<SrtpPolicy>,
     media_timeout_secs: Option<u64>,
     file_sample_rate: Option<FileSampleRate>,
 }

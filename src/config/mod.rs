@@ -1,6 +1,4 @@
 //! Configuration: TOML file + command-line overrides, validated (SPEC §2).
-//!
-//! CONTRACT — the rest of the crate codes against these names.
 
 use serde::Deserialize;
 use std::fmt;
@@ -29,12 +27,23 @@ pub enum Transport {
 }
 
 impl Transport {
+    pub const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
+
+    /// The one name of each transport: the Via token (`SIP/2.0/UDP`), the EDR field; written
+    /// in lower case in `udp:IP:PORT` listen addresses, matched without case.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
             Transport::Tls => "TLS",
         }
+    }
+
+    /// `udp`, `TCP`, `Tls`…: the transport of that name.
+    pub fn from_name(name: &str) -> Option<Transport> {
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(name))
     }
 }
 
@@ -45,23 +54,10 @@ pub struct ListenAddr {
     pub addr: SocketAddr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PausePolicy {
-    Silence,
-    Skip,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SrtpMode {
-    /// SRTP when offered with a supported suite, plain RTP otherwise.
-    Optional,
-    /// Plain RTP offers get 488.
-    Required,
-    /// SRTP offers are declined.
-    Off,
-}
+// `media.pause_policy` is the timeline's own policy, `media.srtp` the answerer's: the cores
+// define them, the configuration names them.
+pub use crate::media::PausePolicy;
+pub use crate::sdp::SrtpPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -174,7 +170,7 @@ pub struct MediaConfig {
     pub media_source: MediaSource,
     pub pause_policy: PausePolicy,
     /// SDES-SRTP: `optional` (default), `required`, `off` (SPEC §4).
-    pub srtp: SrtpMode,
+    pub srtp: SrtpPolicy,
     /// Default 60.
     pub media_timeout_secs: u64,
     /// `media.file_sample_rate`: the rate of every stream's file. Default `auto`.
@@ -424,7 +420,7 @@ impl Default for MediaConfig {
             media_ip: None,
             media_source: MediaSource::Strict,
             pause_policy: PausePolicy::Silence,
-            srtp: SrtpMode::Optional,
+            srtp: SrtpPolicy::Optional,
             media_timeout_secs: 60,
             file_sample_rate: FileSampleRate::Auto,
         }
@@ -491,14 +487,6 @@ impl Default for LogConfig {
 // ---------------------------------------------------------------------------
 // Small value types: listen addresses, port ranges, log format
 
-fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-        Transport::Tls => "tls",
-    }
-}
-
 /// A `--sip-listen` / `sip.listen` value that is not `udp|tcp|tls:IP:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -521,12 +509,7 @@ impl FromStr for ListenAddr {
         let (name, rest) = s
             .split_once(':')
             .ok_or_else(|| err("missing transport prefix"))?;
-        let transport = match name.to_ascii_lowercase().as_str() {
-            "udp" => Transport::Udp,
-            "tcp" => Transport::Tcp,
-            "tls" => Transport::Tls,
-            _ => return Err(err("unknown transport")),
-        };
+        let transport = Transport::from_name(name).ok_or_else(|| err("unknown transport"))?;
         let addr = rest
             .parse::<SocketAddr>()
             .map_err(|_| err("not an IP:PORT address"))?;
@@ -537,7 +520,8 @@ impl FromStr for ListenAddr {
 impl fmt::Display for ListenAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // SocketAddr's Display already brackets IPv6, which keeps this round-trippable.
-        write!(f, "{}:{}", transport_name(self.transport), self.addr)
+        let name = self.transport.as_str().to_ascii_lowercase();
+        write!(f, "{name}:{}", self.addr)
     }
 }
 

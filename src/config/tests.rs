@@ -605,3 +605,22 @@ fn cdr_receiver_options_are_read_and_checked() {
     assert_eq!(invalid_key(missing_ca), "cdr.receiver_options.ca_file");
     assert_eq!(invalid_key(|c| c.cdr.batch_size = 0), "cdr.batch_size");
 }
+
+#[test]
+fn transport_has_one_name_for_via_edr_and_listen_addresses() {
+    for t in Transport::ALL {
+        let listen = ListenAddr {
+            transport: t,
+            addr: "127.0.0.1:5060".parse().unwrap(),
+        };
+        let text = listen.to_string();
+        assert_eq!(
+            text,
+            format!("{}:127.0.0.1:5060", t.as_str().to_ascii_lowercase())
+        );
+        assert_eq!(la(&text), listen, "Display round-trips");
+        assert_eq!(Transport::from_name(t.as_str()), Some(t));
+    }
+    assert_eq!(la("TLS:[::1]:5061").transport, Transport::Tls);
+    assert_eq!(Transport::from_name("sctp"), None);
+}

@@ -70,7 +70,8 @@ use super::rtp::RtpPacket;
 use super::sequence::{SeqState, SeqVerdict};
 
 /// What a pause does to the output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PausePolicy {
     /// The paused interval is silence: the timeline keeps wall-clock time.
     #[default]

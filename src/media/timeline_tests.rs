@@ -36,6 +36,16 @@ struct Rig {
     packet: i64,
 }
 
+/// The RTP header fields a test sets.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    marker: bool,
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+}
+
 impl Rig {
     fn new(cfg: impl FnOnce(&mut TimelineConfig)) -> Self {
         Self::with_codec("PCMU", PCMU, cfg)
@@ -58,18 +68,8 @@ impl Rig {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn send_raw(
-        &mut self,
-        at: Duration,
-        marker: bool,
-        pt: u8,
-        seq: u16,
-        ts: u32,
-        ssrc: u32,
-        payload: &[u8],
-    ) {
-        write_packet(&mut self.wire, marker, pt, seq, ts, ssrc, payload);
+    fn send_raw(&mut self, at: Duration, h: Header, payload: &[u8]) {
+        write_packet(&mut self.wire, h.marker, h.pt, h.seq, h.ts, h.ssrc, payload);
         let packet = RtpPacket::parse(&self.wire).expect("well-formed");
         let now = self.start + at;
         self.tl.push(now, &packet);
@@ -81,7 +81,17 @@ impl Rig {
         let payload = [level_byte(k); 160];
         let seq = seq0.wrapping_add(k as u16);
         let ts = ts0.wrapping_add((k as u32).wrapping_mul(160));
-        self.send_raw(at, false, PCMU, seq, ts, ssrc, &payload);
+        self.send_raw(
+            at,
+            Header {
+                marker: false,
+                pt: PCMU,
+                seq,
+                ts,
+                ssrc,
+            },
+            &payload,
+        );
     }
 
     /// Polls and checks that the output follows the wall clock: at least up to the horizon,
@@ -374,11 +384,13 @@ fn dtx_gap_and_comfort_noise_are_silence() {
     // Comfort noise announces the silence; then nothing for a second.
     rig.send_raw(
         ms(3000),
-        false,
-        COMFORT_NOISE_PT,
-        1150,
-        5000 + 150 * 160,
-        0xAAAA,
+        Header {
+            marker: false,
+            pt: COMFORT_NOISE_PT,
+            seq: 1150,
+            ts: 5000 + 150 * 160,
+            ssrc: 0xAAAA,
+        },
         &[40],
     );
     // Talk resumes: marker bit, timestamps 1 s further on, sequence numbers continue.
@@ -386,7 +398,17 @@ fn dtx_gap_and_comfort_noise_are_silence() {
         let at = ms(4000 + 20 * (k - 150));
         let ts = 5000 + 8000 + (k as u32) * 160;
         let seq = 1001 + k as u16;
-        rig.send_raw(at, k == 150, PCMU, seq, ts, 0xAAAA, &[level_byte(k); 160]);
+        rig.send_raw(
+            at,
+            Header {
+                marker: k == 150,
+                pt: PCMU,
+                seq,
+                ts,
+                ssrc: 0xAAAA,
+            },
+            &[level_byte(k); 160],
+        );
     }
     rig.finish(ms(10_000));
     assert_eq!(rig.out.len(), 80_000);
@@ -407,11 +429,13 @@ fn timestamp_jump_without_a_gap_is_re_anchored() {
         let ts = 5000 + 4_800_000 + (k as u32) * 160;
         rig.send_raw(
             ms(20 * k),
-            k == 250,
-            PCMU,
-            1000 + k as u16,
-            ts,
-            0xAAAA,
+            Header {
+                marker: k == 250,
+                pt: PCMU,
+                seq: 1000 + k as u16,
+                ts,
+                ssrc: 0xAAAA,
+            },
             &[level_byte(k); 160],
         );
     }
@@ -430,11 +454,13 @@ fn g722_is_16k() {
         let payload = [0x55u8 ^ (k as u8); 160];
         rig.send_raw(
             ms(20 * k),
-            false,
-            G722,
-            k as u16,
-            (k as u32) * 160,
-            1,
+            Header {
+                marker: false,
+                pt: G722,
+                seq: k as u16,
+                ts: (k as u32) * 160,
+                ssrc: 1,
+            },
             &payload,
         );
     }
@@ -461,11 +487,13 @@ fn codec_change_keeps_the_output_rate() {
         let payload = [0x55u8; 160];
         rig.send_raw(
             at,
-            false,
-            G722,
-            1000 + k as u16,
-            5000 + (k as u32) * 160,
-            0xAAAA,
+            Header {
+                marker: false,
+                pt: G722,
+                seq: 1000 + k as u16,
+                ts: 5000 + (k as u32) * 160,
+                ssrc: 0xAAAA,
+            },
             &payload,
         );
     }
@@ -525,13 +553,33 @@ fn dtmf_goes_to_events_not_audio() {
         let mut p = payload;
         p[2..].copy_from_slice(&(i * 160).to_be_bytes());
         let at = ms(1000 + 20 * u64::from(i - 1));
-        rig.send_raw(at, i == 1, DTMF, seq, ev_ts, 0xAAAA, &p);
+        rig.send_raw(
+            at,
+            Header {
+                marker: i == 1,
+                pt: DTMF,
+                seq,
+                ts: ev_ts,
+                ssrc: 0xAAAA,
+            },
+            &p,
+        );
         seq += 1;
     }
     for j in 0..3 {
         let mut p = [5, 0x80 | 10, 0, 0];
         p[2..].copy_from_slice(&1600u16.to_be_bytes());
-        rig.send_raw(ms(1200 + j), false, DTMF, seq, ev_ts, 0xAAAA, &p);
+        rig.send_raw(
+            ms(1200 + j),
+            Header {
+                marker: false,
+                pt: DTMF,
+                seq,
+                ts: ev_ts,
+                ssrc: 0xAAAA,
+            },
+            &p,
+        );
         seq += 1;
     }
     // Audio again from 1.22 s.
@@ -540,11 +588,13 @@ fn dtmf_goes_to_events_not_audio() {
         let s = seq + (k - 61) as u16;
         rig.send_raw(
             ms(20 * k),
-            false,
-            PCMU,
-            s,
-            ts,
-            0xAAAA,
+            Header {
+                marker: false,
+                pt: PCMU,
+                seq: s,
+                ts,
+                ssrc: 0xAAAA,
+            },
             &[level_byte(k); 160],
         );
     }
@@ -754,7 +804,17 @@ fn each_packet_is_decoded_by_its_own_payload_type() {
         };
         let seq = 100u16.wrapping_add(k as u16);
         let ts = 9000u32.wrapping_add(k as u32 * 160);
-        rig.send_raw(ms(20 * k), false, pt, seq, ts, 0xBEEF, &payload);
+        rig.send_raw(
+            ms(20 * k),
+            Header {
+                marker: false,
+                pt,
+                seq,
+                ts,
+                ssrc: 0xBEEF,
+            },
+            &payload,
+        );
     }
     rig.finish(ms(600));
     rig.assert_slot(5, level(5));

@@ -34,6 +34,7 @@ pub mod group;
 pub mod layout;
 pub mod mix;
 pub mod participants;
+pub mod prepare;
 pub mod recovery;
 pub mod session;
 pub mod startup;

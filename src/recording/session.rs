@@ -373,8 +373,11 @@ fn decoded_rate(codec: &str, clock_rate: u32) -> u32 {
 }
 
 impl RecordingSession {
+    /// `call_leg_id` comes from the UAS's seeded generator with the recording id, so this
+    /// core draws nothing itself.
     pub fn new(
         recording_id: &str,
+        call_leg_id: String,
         req: &RecordingRequest,
         media: &MediaSession,
         at: OffsetDateTime,
@@ -392,7 +395,7 @@ impl RecordingSession {
             bib_party: bib.as_ref().and_then(|b| b.party()),
             doc: RecordingDocument {
                 recording_id: recording_id.to_string(),
-                call_leg_id: uuid::Uuid::new_v4().to_string(),
+                call_leg_id,
                 kind: req.kind,
                 record_id: g.map(|g| g.record_id.clone()),
                 calluuid: g.and_then(|g| g.calluuid.clone()),
@@ -752,7 +755,7 @@ mod tests {
     fn streams_are_added_and_closed_by_m_line() {
         let t0 = datetime!(2026-01-01 10:00:00 UTC);
         let two = media(Direction::RecvOnly);
-        let mut s = RecordingSession::new("id", &request(), &two, t0);
+        let mut s = RecordingSession::new("id", "leg".into(), &request(), &two, t0);
         let mut three = two.clone();
         let mut added = three.streams[1].clone();
         added.index = 2;
@@ -787,7 +790,13 @@ mod tests {
     #[test]
     fn stream_verdicts_roll_up() {
         let t0 = datetime!(2026-01-01 10:00:00 UTC);
-        let mut s = RecordingSession::new("id", &request(), &media(Direction::RecvOnly), t0);
+        let mut s = RecordingSession::new(
+            "id",
+            "leg".into(),
+            &request(),
+            &media(Direction::RecvOnly),
+            t0,
+        );
         let loud = AccountingReport {
             packets_sent: Some(300),
             peak_level: 5000.0,
@@ -831,7 +840,13 @@ mod tests {
     #[test]
     fn pause_resume_and_end_are_recorded() {
         let t0 = datetime!(2026-01-01 10:00:00 UTC);
-        let mut s = RecordingSession::new("id", &request(), &media(Direction::RecvOnly), t0);
+        let mut s = RecordingSession::new(
+            "id",
+            "leg".into(),
+            &request(),
+            &media(Direction::RecvOnly),
+            t0,
+        );
         assert_eq!(s.state(), RecordingState::Active);
         assert_eq!(s.document().streams[0].party.as_deref(), Some("1001"));
         assert_eq!(s.document().streams[1].party.as_deref(), Some("1002"));

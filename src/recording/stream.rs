@@ -1,12 +1,13 @@
 //! One task per received audio stream: it owns the stream's RTP (and RTCP) sockets and its
 //! [`StreamTimeline`], and hands finished PCM to its recording task a few times a second.
 
-use crate::config::{FileSampleRate, MediaSource, PausePolicy as ConfigPausePolicy};
+use crate::config::{FileSampleRate, MediaSource};
 use crate::media::accounting::{AccountingReport, StreamAccounting};
 use crate::media::srtp::SrtpReceiver;
 use crate::media::{
     DtmfEvent, PausePolicy, PayloadDecoders, RtpPacket, StreamStats, StreamTimeline, TimelineConfig,
 };
+use crate::recording::prepare::PrepareFailure;
 use crate::sdp::NegotiatedStream;
 use crate::sdp::crypto::CryptoAttribute;
 use std::net::{IpAddr, SocketAddr};
@@ -127,13 +128,16 @@ pub fn file_rate_for(stream: &NegotiatedStream, setting: FileSampleRate) -> u32 
 /// a negotiated stream, writing `file_rate` Hz.
 pub fn timeline_for(
     stream: &NegotiatedStream,
-    policy: ConfigPausePolicy,
+    policy: PausePolicy,
     file_rate: FileSampleRate,
     start: Instant,
-) -> Result<StreamTimeline, String> {
+) -> Result<StreamTimeline, PrepareFailure> {
     let codecs = answered_codecs(stream);
     if codecs.is_empty() {
-        return Err("stream without codec".into());
+        return Err(PrepareFailure::Codec(format!(
+            "stream {} answered without a codec",
+            stream.index
+        )));
     }
     let mut decoders = PayloadDecoders::new(file_rate_for(stream, file_rate));
     let refused = decoders.insert_all(codecs.iter().map(|(pt, n)| (*pt, n.as_str())));
@@ -145,10 +149,7 @@ pub fn timeline_for(
         );
     }
     let mut config = TimelineConfig::for_rate(decoders.rate());
-    config.pause_policy = match policy {
-        ConfigPausePolicy::Silence => PausePolicy::Silence,
-        ConfigPausePolicy::Skip => PausePolicy::Skip,
-    };
+    config.pause_policy = policy;
     config.dtmf = stream.telephone_event;
     Ok(StreamTimeline::with_decoders(config, decoders, start))
 }
@@ -228,13 +229,13 @@ pub struct StreamTask {
 }
 
 /// Build the SRTP receiver for a negotiated stream (the offerer's key decrypts its media).
-pub fn srtp_for(stream: &NegotiatedStream) -> std::io::Result<Option<SrtpReceiver>> {
+pub fn srtp_for(stream: &NegotiatedStream) -> Result<Option<SrtpReceiver>, PrepareFailure> {
     let Some(keys) = &stream.srtp else {
         return Ok(None);
     };
     SrtpReceiver::new(keys.remote.suite, keys.remote.key_salt())
         .map(Some)
-        .map_err(|e| std::io::Error::other(format!("SRTP key: {e}")))
+        .map_err(PrepareFailure::Srtp)
 }
 
 impl StreamTask {

@@ -4,12 +4,14 @@
 use super::EndReason;
 use super::group::{GroupMembership, RecordingGroups};
 use super::layout::{LayoutValues, recording_dir};
+use super::prepare::PrepareFailure;
 use super::session::{DtmfEntry, RecordingDocument, RecordingSession};
 use super::stream::{StreamBlock, StreamControl, answered_codecs};
 use super::wav::{StereoInterleaver, WavFormat};
 use super::writer::{FileId, WriterHandle};
 use crate::cdr::{CdrEvent, RecordingEnd, RecordingStart};
 use crate::config::{FileSampleRate, MediaSource, PausePolicy};
+use crate::error::Chain;
 use crate::sdp::{Direction, MediaKind, MediaSession};
 use crate::sip::Flow;
 use crate::sip::classify::RecordingRequest;
@@ -89,6 +91,7 @@ impl RecordingTasks {
         match event {
             RecordingEvent::Prepare {
                 recording_id,
+                call_leg_id,
                 request,
                 media,
                 flow,
@@ -99,8 +102,9 @@ impl RecordingTasks {
                     self.groups
                         .join(&c, &recording_id, || uuid::Uuid::new_v4().to_string())
                 });
+                let settings = self.settings.clone();
                 let mut task =
-                    RecordingTask::new(self.settings.clone(), recording_id, *request, media, flow);
+                    RecordingTask::new(settings, recording_id, call_leg_id, *request, media, flow);
                 if let Some(group) = group {
                     task.join_group(&group);
                 }
@@ -190,12 +194,13 @@ impl RecordingTask {
     fn new(
         settings: Arc<RecordingSettings>,
         recording_id: String,
+        call_leg_id: String,
         request: RecordingRequest,
         media: MediaSession,
         _flow: Flow,
     ) -> Self {
         let started = OffsetDateTime::now_utc();
-        let session = RecordingSession::new(&recording_id, &request, &media, started);
+        let session = RecordingSession::new(&recording_id, call_leg_id, &request, &media, started);
         if session.document().metadata_error.is_some() {
             settings
                 .telemetry
@@ -247,19 +252,12 @@ impl RecordingTask {
         let prepared = self.prepare(blocks_tx).await;
         let recording_id = self.recording_id.clone();
         if let Err(e) = &prepared {
-            // Directory, file or RTP socket: the error says which.
-            tracing::error!(recording_id, dir = %self.dir.display(), error = %e, "cannot prepare recording");
+            // Directory, file, RTP port, codec or key: the error says which.
+            tracing::error!(recording_id, dir = %self.dir.display(), error = %Chain(e), status = e.status(), "cannot prepare recording");
             self.discard().await;
         }
         let failed = prepared.is_err();
-        let result = prepared.map_err(|e| {
-            // ENOSPC: the disk is full; let the SRC hunt to another recorder.
-            if e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::AddrInUse {
-                PrepareError::Unavailable
-            } else {
-                PrepareError::Failed
-            }
-        });
+        let result = prepared.map_err(|e| e.verdict());
         let _ = reports.send(RecordingReport::Prepared {
             recording_id: recording_id.clone(),
             result,
@@ -312,7 +310,10 @@ impl RecordingTask {
     }
 
     /// Directory, sockets, files and recording.json, before the INVITE is answered.
-    async fn prepare(&mut self, blocks: mpsc::UnboundedSender<StreamBlock>) -> std::io::Result<()> {
+    async fn prepare(
+        &mut self,
+        blocks: mpsc::UnboundedSender<StreamBlock>,
+    ) -> Result<(), PrepareFailure> {
         tokio::fs::create_dir_all(&self.dir).await?;
         self.started = Instant::now();
         let media = self.initial_media.clone();
@@ -321,13 +322,13 @@ impl RecordingTask {
             tasks.push(self.open_stream(index, stream)?);
         }
         if let [left, right, ..] = self.streams.as_slice() {
-            let interleaver = StereoInterleaver::new(left.sample_rate, right.sample_rate)?;
+            let interleaver = StereoInterleaver::new(left.sample_rate, right.sample_rate)
+                .map_err(PrepareFailure::Stereo)?;
             let format = WavFormat::stereo(interleaver.output_rate());
             let file = self
                 .settings
                 .writer
-                .open(self.dir.join(STEREO_FILE), format)
-                .map_err(std::io::Error::other)?;
+                .open(self.dir.join(STEREO_FILE), format)?;
             self.stereo = Some(Stereo {
                 interleaver,
                 file,

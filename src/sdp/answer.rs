@@ -2,6 +2,7 @@
 
 use super::PortPool;
 use super::crypto::{CryptoAttribute, answer_crypto, choose_crypto};
+use rand::CryptoRng;
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -139,8 +140,9 @@ pub struct SrtpKeys {
     pub local: CryptoAttribute,
 }
 
-/// SPEC §4 `srtp` policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// SPEC §4 `srtp` policy (`media.srtp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SrtpPolicy {
     /// Take SRTP when offered with a supported suite, plain RTP otherwise.
     #[default]
@@ -188,15 +190,17 @@ pub fn parse_offer(body: &[u8]) -> Result<Offer, SdpError> {
     super::offer::parse(body)
 }
 
-/// Answer an initial offer, allocating ports for accepted audio streams from `pool`.
+/// Answer an initial offer, allocating ports for accepted audio streams from `pool` and
+/// drawing our SRTP keys from `rng` (the caller's seeded generator: no hidden randomness).
 /// On error every port taken is given back.
 pub fn answer_offer(
     offer: &Offer,
     cfg: &AnswerConfig,
     pool: &mut PortPool,
     session_id: u64,
+    rng: &mut (impl CryptoRng + ?Sized),
 ) -> Result<MediaSession, AnswerError> {
-    let streams = negotiate(offer, cfg.srtp, pool, |_| None)?;
+    let streams = negotiate(offer, cfg.srtp, pool, rng, |_| None)?;
     let version = 1;
     let answer_sdp = render(session_id, version, cfg.media_ip, offer, &streams);
     Ok(MediaSession {
@@ -218,6 +222,7 @@ pub fn answer_reoffer(
     offer: &Offer,
     cfg: &AnswerConfig,
     pool: &mut PortPool,
+    rng: &mut (impl CryptoRng + ?Sized),
 ) -> Result<Update, AnswerError> {
     let origin = remote_origin(offer);
     if origin == current.remote_origin {
@@ -230,7 +235,7 @@ pub fn answer_reoffer(
             .get(i)
             .filter(|s| s.accepted && s.local_port != 0)
     };
-    let streams = negotiate(offer, cfg.srtp, pool, kept)?;
+    let streams = negotiate(offer, cfg.srtp, pool, rng, kept)?;
 
     for old in current.streams.iter().filter(|s| s.accepted) {
         let still_used = streams
@@ -319,6 +324,7 @@ fn negotiate<'c>(
     offer: &Offer,
     policy: SrtpPolicy,
     pool: &mut PortPool,
+    rng: &mut (impl CryptoRng + ?Sized),
     kept: impl Fn(usize) -> Option<&'c NegotiatedStream>,
 ) -> Result<Vec<NegotiatedStream>, AnswerError> {
     let mut streams = Vec::with_capacity(offer.media.len());
@@ -339,7 +345,7 @@ fn negotiate<'c>(
                 .and_then(|k| k.srtp.as_ref())
                 .filter(|k| k.local.suite == remote.suite && k.local.tag == remote.tag)
                 .map(|k| k.local.clone())
-                .unwrap_or_else(|| answer_crypto(&remote, &mut rand::rng()).0);
+                .unwrap_or_else(|| answer_crypto(&remote, rng).0);
             SrtpKeys { remote, local }
         });
         let local_port = if !accepted {

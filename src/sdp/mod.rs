@@ -1,6 +1,4 @@
 //! SDP offer → answer as pure functions (SPEC §4). Port allocation is passed in.
-//!
-//! CONTRACT — the rest of the crate codes against these names.
 
 mod answer;
 pub mod codec;

@@ -1,7 +1,13 @@
 //! Offer/answer tests with offers shaped like those of the platforms that dial the recorder.
 
 use super::*;
+use rand::SeedableRng;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The seeded generator the UAS would pass: answers are reproducible.
+fn key_rng() -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(1)
+}
 
 fn cfg() -> AnswerConfig {
     AnswerConfig {
@@ -114,7 +120,7 @@ fn genesys_two_parties_sendonly() {
     assert_eq!(m.codec.as_ref().map(|c| c.name.as_str()), Some("PCMU"));
 
     let mut pool = PortPool::new(20000, 20099);
-    let s = answer_offer(&o, &cfg(), &mut pool, 77).unwrap();
+    let s = answer_offer(&o, &cfg(), &mut pool, 77, &mut key_rng()).unwrap();
     assert_eq!(s.version, 1);
     assert_eq!(s.streams.len(), 2);
     let (a, b) = (&s.streams[0], &s.streams[1]);
@@ -161,7 +167,7 @@ fn cms_audio_video_bfcp() {
     assert_eq!(o.media[1].label.as_deref(), Some("11"));
 
     let mut pool = PortPool::new(20000, 20099);
-    let s = answer_offer(&o, &cfg(), &mut pool, 1).unwrap();
+    let s = answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()).unwrap();
     let lines = m_lines(&s.answer_sdp);
     let audio_port = s.streams[0].local_port;
     assert_eq!(
@@ -221,7 +227,7 @@ fn answer_lists_every_storable_codec_in_offer_order() {
         "a=sendonly",
     ]);
     let mut pool = PortPool::new(20000, 20099);
-    let s = answer_offer(&o, &cfg(), &mut pool, 1).unwrap();
+    let s = answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()).unwrap();
     let port = s.streams[0].local_port;
     assert_eq!(
         m_lines(&s.answer_sdp),
@@ -260,7 +266,7 @@ fn offer_without_storable_codec_is_305() {
         "a=rtpmap:101 telephone-event/8000",
     ]);
     let mut pool = PortPool::new(20000, 20099);
-    let err = answer_offer(&o, &cfg(), &mut pool, 1).unwrap_err();
+    let err = answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()).unwrap_err();
     assert!(matches!(
         err,
         AnswerError::NotAcceptable {
@@ -288,7 +294,7 @@ fn inactive_and_recvonly_offers_answer_inactive() {
     assert_eq!(o.media[0].direction, Direction::Inactive);
     assert_eq!(o.media[1].direction, Direction::RecvOnly);
     let mut pool = PortPool::new(20000, 20099);
-    let s = answer_offer(&o, &cfg(), &mut pool, 1).unwrap();
+    let s = answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()).unwrap();
     assert!(s.streams.iter().all(|s| s.accepted));
     assert!(
         s.streams
@@ -332,7 +338,7 @@ fn rtcp_mux_label_and_rtcp_port() {
     assert_eq!(m.label.as_deref(), Some("1"));
     assert_eq!(m.connection, Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))));
     let mut pool = PortPool::new(20000, 20099);
-    let s = answer_offer(&o, &cfg(), &mut pool, 1).unwrap();
+    let s = answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()).unwrap();
     assert!(s.streams[0].rtcp_mux);
     assert_eq!(s.streams[0].label.as_deref(), Some("1"));
     assert!(
@@ -353,7 +359,7 @@ fn no_acceptable_codec_is_305() {
         "a=rtpmap:96 AMR/8000",
     ]);
     let mut pool = PortPool::new(20000, 20099);
-    match answer_offer(&o, &cfg(), &mut pool, 1) {
+    match answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()) {
         Err(AnswerError::NotAcceptable {
             warning_code,
             warning,
@@ -379,7 +385,7 @@ fn no_audio_is_304() {
         "m=audio 0 RTP/AVP 0",
     ]);
     let mut pool = PortPool::new(20000, 20099);
-    let err = answer_offer(&o, &cfg(), &mut pool, 1).unwrap_err();
+    let err = answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -393,7 +399,7 @@ fn no_audio_is_304() {
     // No m= lines at all parses, and is then not acceptable.
     let empty = offer(&["v=0", "o=- 1 1 IN IP4 10.0.0.1", "s=-", "t=0 0"]);
     assert!(empty.media.is_empty());
-    let err = answer_offer(&empty, &cfg(), &mut pool, 1).unwrap_err();
+    let err = answer_offer(&empty, &cfg(), &mut pool, 1, &mut key_rng()).unwrap_err();
     assert!(matches!(
         err,
         AnswerError::NotAcceptable {
@@ -418,7 +424,7 @@ fn srtp_line_with_mki_is_declined() {
     assert_eq!(o.media[1].crypto.len(), 1);
     assert!(o.media[1].crypto[0].starts_with("1 AES_CM_128_HMAC_SHA1_80 inline:"));
     let mut pool = PortPool::new(20000, 20099);
-    let s = answer_offer(&o, &cfg(), &mut pool, 1).unwrap();
+    let s = answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()).unwrap();
     assert!(s.streams[0].accepted);
     assert!(!s.streams[1].accepted);
     assert_eq!(m_lines(&s.answer_sdp)[1], "m=audio 0 RTP/SAVP 0");
@@ -440,7 +446,7 @@ fn srtp_is_answered_with_the_recorders_own_key_and_follows_the_policy() {
         "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
     ]);
     let mut pool = PortPool::new(20000, 20099);
-    let s = answer_offer(&only, &cfg(), &mut pool, 2).unwrap();
+    let s = answer_offer(&only, &cfg(), &mut pool, 2, &mut key_rng()).unwrap();
     let keys = s.streams[0].srtp.as_ref().expect("SRTP negotiated");
     assert_eq!(
         keys.remote.suite.sdp_name(),
@@ -473,7 +479,9 @@ fn srtp_is_answered_with_the_recorders_own_key_and_follows_the_policy() {
         "m=audio 4002 RTP/SAVP 0",
         "a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
     ]);
-    let Update::Changed(next) = answer_reoffer(&s, &again, &cfg(), &mut pool).unwrap() else {
+    let Update::Changed(next) =
+        answer_reoffer(&s, &again, &cfg(), &mut pool, &mut key_rng()).unwrap()
+    else {
         panic!("new o= version")
     };
     assert_eq!(next.answer_sdp, s.answer_sdp);
@@ -486,7 +494,7 @@ fn srtp_is_answered_with_the_recorders_own_key_and_follows_the_policy() {
     };
     let before = pool.available();
     assert!(matches!(
-        answer_offer(&only, &off, &mut pool, 3),
+        answer_offer(&only, &off, &mut pool, 3, &mut key_rng()),
         Err(AnswerError::NotAcceptable {
             warning_code: 305,
             ..
@@ -507,7 +515,7 @@ fn srtp_is_answered_with_the_recorders_own_key_and_follows_the_policy() {
         "m=audio 4000 RTP/AVP 0",
     ]);
     assert!(matches!(
-        answer_offer(&plain, &required, &mut pool, 4),
+        answer_offer(&plain, &required, &mut pool, 4, &mut key_rng()),
         Err(AnswerError::NotAcceptable {
             warning_code: 305,
             ..
@@ -523,7 +531,7 @@ fn srtp_is_answered_with_the_recorders_own_key_and_follows_the_policy() {
         "m=audio 4002 RTP/SAVP 0",
         "a=crypto:1 F8_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
     ]);
-    assert!(answer_offer(&unknown, &cfg(), &mut pool, 5).is_err());
+    assert!(answer_offer(&unknown, &cfg(), &mut pool, 5, &mut key_rng()).is_err());
     assert_eq!(pool.available(), pool.capacity());
 }
 
@@ -533,7 +541,7 @@ fn pool_exhaustion_is_no_ports_and_pool_unchanged() {
     let mut pool = PortPool::new(20000, 20001); // room for one stream only
     assert_eq!(pool.capacity(), 1);
     assert_eq!(
-        answer_offer(&o, &cfg(), &mut pool, 1),
+        answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()),
         Err(AnswerError::NoPorts)
     );
     assert_eq!(pool.available(), 1);
@@ -557,7 +565,7 @@ fn ipv6_media_ip_and_offer() {
         srtp: Default::default(),
     };
     let mut pool = PortPool::new(20000, 20099);
-    let s = answer_offer(&o, &cfg6, &mut pool, 9).unwrap();
+    let s = answer_offer(&o, &cfg6, &mut pool, 9, &mut key_rng()).unwrap();
     assert!(s.answer_sdp.contains("o=sip-recorder 9 1 IN IP6 ::1\r\n"));
     assert!(s.answer_sdp.contains("c=IN IP6 ::1\r\n"));
     reparse(&s.answer_sdp);
@@ -606,7 +614,7 @@ fn field_sdp_ezk_rejects_still_parses() {
         Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3)))
     );
     let mut pool = PortPool::new(20000, 20099);
-    let s = answer_offer(&o, &cfg(), &mut pool, 1).unwrap();
+    let s = answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()).unwrap();
     assert_eq!(m_lines(&s.answer_sdp)[1], "m=image 0 udptl t38");
 }
 
@@ -666,7 +674,7 @@ fn hostile_bytes_never_panic() {
             }
         }
         if let Ok(o) = parse_offer(&b) {
-            if let Ok(s) = answer_offer(&o, &cfg(), &mut pool, 1) {
+            if let Ok(s) = answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()) {
                 reparse(&s.answer_sdp);
                 release_ports(&s, &mut pool);
             }
@@ -678,7 +686,7 @@ fn hostile_bytes_never_panic() {
 // --- re-offers -----------------------------------------------------------------------------
 
 fn genesys_session(pool: &mut PortPool) -> MediaSession {
-    answer_offer(&offer(GENESYS), &cfg(), pool, 42).unwrap()
+    answer_offer(&offer(GENESYS), &cfg(), pool, 42, &mut key_rng()).unwrap()
 }
 
 fn changed(u: Update) -> MediaSession {
@@ -695,7 +703,7 @@ fn reoffer_same_origin_version_is_unchanged() {
     // Even a different body: RFC 3264 says the same version means the same SDP.
     let refresh = genesys_with("1", |l| l.replace("sendonly", "inactive"));
     assert_eq!(
-        answer_reoffer(&s, &refresh, &cfg(), &mut pool),
+        answer_reoffer(&s, &refresh, &cfg(), &mut pool, &mut key_rng()),
         Ok(Update::Unchanged)
     );
     assert_eq!(pool.available(), pool.capacity() - 2);
@@ -710,7 +718,7 @@ fn reoffer_transfer_keeps_ports_and_bumps_version() {
             .replace("31000 RTP/AVP 0 101", "32000 RTP/AVP 8 101")
             .replace("rtpmap:0 PCMU", "rtpmap:8 PCMA")
     });
-    let n = changed(answer_reoffer(&s, &moved, &cfg(), &mut pool).unwrap());
+    let n = changed(answer_reoffer(&s, &moved, &cfg(), &mut pool, &mut key_rng()).unwrap());
     assert_eq!(n.version, 2);
     assert_eq!(n.remote_origin.2, "2");
     assert_eq!(n.streams[0].local_port, s.streams[0].local_port);
@@ -731,7 +739,7 @@ fn reoffer_new_remote_address_only_keeps_answer_version() {
     let mut pool = PortPool::new(20000, 20099);
     let s = genesys_session(&mut pool);
     let moved = genesys_with("2", |l| l.replace("10.1.1.5", "10.9.9.9"));
-    let n = changed(answer_reoffer(&s, &moved, &cfg(), &mut pool).unwrap());
+    let n = changed(answer_reoffer(&s, &moved, &cfg(), &mut pool, &mut key_rng()).unwrap());
     // Our answer text is the same: our o= version stays (RFC 3264 §8).
     assert_eq!(n.version, 1);
     assert_eq!(n.answer_sdp, s.answer_sdp);
@@ -745,10 +753,10 @@ fn reoffer_new_remote_address_only_keeps_answer_version() {
 fn reoffer_adding_and_removing_streams() {
     let mut pool = PortPool::new(20000, 20099);
     let one = offer(&GENESYS[..11]);
-    let s = answer_offer(&one, &cfg(), &mut pool, 5).unwrap();
+    let s = answer_offer(&one, &cfg(), &mut pool, 5, &mut key_rng()).unwrap();
     assert_eq!(s.streams.len(), 1);
     let two = genesys_with("2", str::to_owned);
-    let n = changed(answer_reoffer(&s, &two, &cfg(), &mut pool).unwrap());
+    let n = changed(answer_reoffer(&s, &two, &cfg(), &mut pool, &mut key_rng()).unwrap());
     assert_eq!(n.streams.len(), 2);
     assert_eq!(n.streams[0].local_port, s.streams[0].local_port);
     assert!(n.streams[1].accepted);
@@ -758,7 +766,7 @@ fn reoffer_adding_and_removing_streams() {
 
     // Second party leaves: port 0 on its line releases its port.
     let gone = genesys_with("3", |l| l.replace("31002", "0"));
-    let r = changed(answer_reoffer(&n, &gone, &cfg(), &mut pool).unwrap());
+    let r = changed(answer_reoffer(&n, &gone, &cfg(), &mut pool, &mut key_rng()).unwrap());
     assert!(!r.streams[1].accepted);
     assert_eq!(m_lines(&r.answer_sdp)[1], "m=audio 0 RTP/AVP 0");
     assert_eq!(r.version, 3);
@@ -774,7 +782,7 @@ fn reoffer_pause_and_resume() {
     let mut pool = PortPool::new(20000, 20099);
     let s = genesys_session(&mut pool);
     let paused = genesys_with("2", |l| l.replace("sendonly", "inactive"));
-    let p = changed(answer_reoffer(&s, &paused, &cfg(), &mut pool).unwrap());
+    let p = changed(answer_reoffer(&s, &paused, &cfg(), &mut pool, &mut key_rng()).unwrap());
     assert_eq!(p.version, 2);
     assert!(
         p.streams
@@ -786,7 +794,7 @@ fn reoffer_pause_and_resume() {
     assert_eq!(p.answer_sdp.matches("a=inactive").count(), 2);
 
     let resumed = genesys_with("3", str::to_owned);
-    let r = changed(answer_reoffer(&p, &resumed, &cfg(), &mut pool).unwrap());
+    let r = changed(answer_reoffer(&p, &resumed, &cfg(), &mut pool, &mut key_rng()).unwrap());
     assert_eq!(r.version, 3);
     assert!(
         r.streams
@@ -802,7 +810,7 @@ fn reoffer_without_audio_leaves_session_untouched() {
     let mut pool = PortPool::new(20000, 20099);
     let s = genesys_session(&mut pool);
     let bad = genesys_with("2", |l| l.replace("RTP/AVP 0 101", "RTP/AVP 3"));
-    let err = answer_reoffer(&s, &bad, &cfg(), &mut pool).unwrap_err();
+    let err = answer_reoffer(&s, &bad, &cfg(), &mut pool, &mut key_rng()).unwrap_err();
     assert!(matches!(
         err,
         AnswerError::NotAcceptable {
@@ -819,7 +827,7 @@ fn reoffer_without_audio_leaves_session_untouched() {
 fn reoffer_pool_exhausted_gives_back_new_ports() {
     let mut pool = PortPool::new(20000, 20003); // two streams' worth
     let one = offer(&GENESYS[..11]);
-    let s = answer_offer(&one, &cfg(), &mut pool, 5).unwrap();
+    let s = answer_offer(&one, &cfg(), &mut pool, 5, &mut key_rng()).unwrap();
     let three = {
         let mut l: Vec<&str> = GENESYS.to_vec();
         l.extend_from_slice(&GENESYS[11..]);
@@ -828,7 +836,7 @@ fn reoffer_pool_exhausted_gives_back_new_ports() {
     };
     assert_eq!(three.media.len(), 3);
     assert_eq!(
-        answer_reoffer(&s, &three, &cfg(), &mut pool),
+        answer_reoffer(&s, &three, &cfg(), &mut pool, &mut key_rng()),
         Err(AnswerError::NoPorts)
     );
     assert_eq!(pool.available(), 1);
@@ -853,7 +861,7 @@ fn absurd_ptime_and_ports_do_not_overflow() {
     );
     if let Ok(o) = o {
         let mut pool = PortPool::new(20000, 20099);
-        let _ = answer_offer(&o, &cfg(), &mut pool, 1);
+        let _ = answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng());
     }
     for bad in ["a=ptime:99999999999999999999", "a=ptime:-5", "a=ptime:0"] {
         let text = sdp(&[
@@ -867,7 +875,7 @@ fn absurd_ptime_and_ports_do_not_overflow() {
         ]);
         if let Ok(o) = parse_offer(text.as_bytes()) {
             let mut pool = PortPool::new(20000, 20099);
-            let _ = answer_offer(&o, &cfg(), &mut pool, 1);
+            let _ = answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng());
         }
     }
 }
@@ -889,5 +897,5 @@ fn huge_crypto_lifetime_is_no_panic() {
     assert_eq!(o.media[0].crypto.len(), 2);
     let mut pool = PortPool::new(20000, 20099);
     // Both lifetimes are out of range: no usable key, so 488, and no panic on the way.
-    assert!(answer_offer(&o, &cfg(), &mut pool, 1).is_err());
+    assert!(answer_offer(&o, &cfg(), &mut pool, 1, &mut key_rng()).is_err());
 }

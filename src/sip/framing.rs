@@ -1,7 +1,5 @@
 //! Stream framing for SIP over TCP/TLS (RFC 3261 §18.3): check that a whole message is
 //! buffered, then hand it out. "Incomplete" is a normal result, not an error.
-//!
-//! CONTRACT — the rest of the crate codes against these names.
 
 use bytes::{Buf, Bytes, BytesMut};
 

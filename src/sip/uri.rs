@@ -1,6 +1,4 @@
 //! The recording target carried in a Request-URI (Genesys `record=` style).
-//!
-//! CONTRACT — the rest of the crate codes against these names.
 
 use super::message::SipUriParts;
 use percent_encoding::percent_decode_str;

@@ -1,6 +1,4 @@
 //! RFC 7866 SIPREC bodies: multipart/mixed splitting and RFC 7865 metadata.
-//!
-//! CONTRACT — the rest of the crate codes against these names.
 
 mod metadata;
 mod multipart;

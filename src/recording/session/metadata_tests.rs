@@ -75,7 +75,13 @@ fn parties(s: &RecordingSession) -> Vec<Option<String>> {
 #[test]
 fn metadata_updates_move_parties_and_history_on() {
     let req = request(RecordingKind::Siprec, "<sip:src@x>;tag=1", Some(BW));
-    let mut s = RecordingSession::new("id", &req, &media(&[Some("1"), Some("2")]), T0);
+    let mut s = RecordingSession::new(
+        "id",
+        "leg".into(),
+        &req,
+        &media(&[Some("1"), Some("2")]),
+        T0,
+    );
     assert_eq!(
         parties(&s),
         vec![
@@ -136,7 +142,7 @@ fn metadata_updates_move_parties_and_history_on() {
 #[test]
 fn unreadable_initial_metadata_is_recorded_not_fatal() {
     let req = request(RecordingKind::Siprec, "<sip:src@x>", Some("<html/>"));
-    let s = RecordingSession::new("id", &req, &media(&[Some("1")]), T0);
+    let s = RecordingSession::new("id", "leg".into(), &req, &media(&[Some("1")]), T0);
     assert!(s.document().metadata_error.is_some());
     assert_eq!(s.document().metadata_file.as_deref(), Some(METADATA_FILE));
     assert_eq!(
@@ -159,7 +165,7 @@ fn cisco_parties_from_headers_and_bib_from() {
             value: "sip:10000@10.42.30.32;media-index=\"0\"".into(),
         },
     ];
-    let s = RecordingSession::new("id", &req, &media(&[None, None]), T0);
+    let s = RecordingSession::new("id", "leg".into(), &req, &media(&[None, None]), T0);
     assert_eq!(
         parties(&s),
         vec![
@@ -172,7 +178,7 @@ fn cisco_parties_from_headers_and_bib_from() {
         "<sip:2000@ucm1;x-farend;x-refci=ci2;x-farendrefci=ci1;x-farendaddr=1000>;tag=2",
         None,
     );
-    let s = RecordingSession::new("id", &far, &media(&[None]), T0);
+    let s = RecordingSession::new("id", "leg".into(), &far, &media(&[None]), T0);
     assert_eq!(parties(&s), vec![Some("1000".into())]);
     let json = serde_json::to_value(s.document()).expect("serializes");
     assert_eq!(json["cisco_bib_leg"], "far_end");
@@ -181,7 +187,13 @@ fn cisco_parties_from_headers_and_bib_from() {
 #[test]
 fn updates_beyond_the_bound_are_applied_but_not_listed() {
     let req = request(RecordingKind::Siprec, "<sip:src@x>", Some(BW));
-    let mut s = RecordingSession::new("id", &req, &media(&[Some("1"), Some("2")]), T0);
+    let mut s = RecordingSession::new(
+        "id",
+        "leg".into(),
+        &req,
+        &media(&[Some("1"), Some("2")]),
+        T0,
+    );
     for _ in 0..MAX_METADATA_UPDATES {
         let file = s.next_metadata_file();
         assert!(file.is_some());

@@ -2,14 +2,15 @@
 //! closing one whose line is set to port 0, finalizing files, `mixed.wav` and the verdict.
 
 use super::{RecordingTask, StreamHandle, round_ms};
+use crate::error::Chain;
 use crate::media::accounting::StreamAccounting;
 use crate::recording::mix::{MIXED_FILE, interleave_files, mix_files};
+use crate::recording::prepare::PrepareFailure;
 use crate::recording::stream::{
     StreamBlock, StreamControl, StreamTask, answered_codecs, bind_stream, srtp_for, timeline_for,
 };
 use crate::recording::wav::WavFormat;
 use crate::sdp::{Direction, MediaKind, MediaSession, NegotiatedStream};
-use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -23,9 +24,12 @@ impl RecordingTask {
         &mut self,
         index: usize,
         stream: &NegotiatedStream,
-    ) -> io::Result<Opened> {
-        let sockets = bind_stream(self.settings.media_bind_ip, stream).map_err(|e| {
-            io::Error::new(e.kind(), format!("RTP port {}: {e}", stream.local_port))
+    ) -> Result<Opened, PrepareFailure> {
+        let sockets = bind_stream(self.settings.media_bind_ip, stream).map_err(|source| {
+            PrepareFailure::RtpPort {
+                port: stream.local_port,
+                source,
+            }
         })?;
         // Every timeline starts at the recording's start: a late party's file is silent
         // up to its join, on the same timeline as the others.
@@ -34,16 +38,14 @@ impl RecordingTask {
             self.settings.pause_policy,
             self.settings.file_sample_rate,
             self.started,
-        )
-        .map_err(io::Error::other)?;
+        )?;
         let srtp = srtp_for(stream)?;
         let sample_rate = timeline.sample_rate();
         let name = format!("stream-{index}.wav");
         let file = self
             .settings
             .writer
-            .open(self.dir.join(&name), WavFormat::mono(sample_rate))
-            .map_err(io::Error::other)?;
+            .open(self.dir.join(&name), WavFormat::mono(sample_rate))?;
         if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
             entry.file = Some(name);
             entry.sample_rate = Some(sample_rate);
@@ -110,6 +112,7 @@ impl RecordingTask {
                 }
                 Err(e) => {
                     // The answer already went out; the rest of the recording goes on.
+                    let e = Chain(&e);
                     tracing::error!(recording_id = self.recording_id, stream = index, error = %e, "cannot open added stream");
                     if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
                         entry.complete = false;

@@ -1,7 +1,5 @@
 //! SIP message parsing (wrapping `ezk-sip-types`) into a small typed request, and
 //! serialization of the responses and requests the recorder sends.
-//!
-//! CONTRACT — the rest of the crate codes against these names.
 
 use bytes::Bytes;
 use ezk_sip_types::msg::PullParser;

@@ -140,7 +140,13 @@ impl Uas {
             Reply::new(488).header(&name, value)
         })?;
         let current = self.dialogs[&dialog_id].media.clone();
-        match answer_reoffer(&current, &offer, &self.cfg.answer, &mut self.pool) {
+        match answer_reoffer(
+            &current,
+            &offer,
+            &self.cfg.answer,
+            &mut self.pool,
+            &mut self.rng,
+        ) {
             Ok(Update::Unchanged) => Ok(current),
             Ok(Update::Changed(media)) => {
                 self.apply_media(dialog_id, media.clone());

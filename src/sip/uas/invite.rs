@@ -42,6 +42,7 @@ impl Uas {
         };
         let request = classify(&req, &body);
         let recording_id = self.new_uuid();
+        let call_leg_id = self.new_uuid();
         let local_tag = self.new_tag();
         let dialog_id = DialogId(self.next_dialog);
         self.next_dialog += 1;
@@ -93,6 +94,7 @@ impl Uas {
         self.transmit(flow, trying_bytes);
         self.emit(RecordingEvent::Prepare {
             recording_id,
+            call_leg_id,
             request: Box::new(request),
             media,
             flow,
@@ -151,9 +153,15 @@ impl Uas {
             let (name, value) = warning(399, &e.to_string());
             Reply::new(488).header(&name, value)
         })?;
-        answer_offer(&offer, &self.cfg.answer, &mut self.pool, session_id)
-            .map(|m| (m, false))
-            .map_err(|e| self.answer_refusal(e))
+        answer_offer(
+            &offer,
+            &self.cfg.answer,
+            &mut self.pool,
+            session_id,
+            &mut self.rng,
+        )
+        .map(|m| (m, false))
+        .map_err(|e| self.answer_refusal(e))
     }
 
     /// 488 with the answerer's Warning, or 503 when no RTP port is free.
@@ -195,8 +203,7 @@ impl Uas {
         let local_tag = dialog.local_tag.clone();
         let code = match result {
             Ok(()) => 200,
-            Err(PrepareError::Unavailable) => 503,
-            Err(PrepareError::Failed) => 500,
+            Err(e) => e.status(),
         };
         if code != 200 {
             self.remove_dialog(dialog_id);
@@ -435,8 +442,14 @@ impl Uas {
             .ok_or_else(|| "the ACK carries no SDP answer".to_string())
             .and_then(|sdp| parse_offer(&sdp).map_err(|e| e.to_string()))
             .and_then(|answer| {
-                answer_reoffer(&current, &answer, &self.cfg.answer, &mut self.pool)
-                    .map_err(|e| e.to_string())
+                answer_reoffer(
+                    &current,
+                    &answer,
+                    &self.cfg.answer,
+                    &mut self.pool,
+                    &mut self.rng,
+                )
+                .map_err(|e| e.to_string())
             });
         match answer {
             Ok(Update::Changed(media)) => self.apply_media(dialog_id, media),

@@ -15,7 +15,7 @@ use super::transaction_log::TransactionRecord;
 use crate::recording::EndReason;
 use crate::sdp::{AnswerConfig, MediaSession, PortPool, release_ports};
 use bytes::Bytes;
-use rand::rngs::SmallRng;
+use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -57,6 +57,8 @@ pub enum RecordingEvent {
     /// [`Uas::recording_prepared`]. Nothing is answered before that.
     Prepare {
         recording_id: String,
+        /// The recording leg's id in recording.json and the CDRs (`callLegId`).
+        call_leg_id: String,
         request: Box<RecordingRequest>,
         media: MediaSession,
         flow: Flow,
@@ -251,14 +253,29 @@ struct ClientTx {
 pub enum PrepareError {
     /// Disk full or above its high watermark, resources exhausted: 503.
     Unavailable,
+    /// Nothing offered can be recorded: 488.
+    NotAcceptable,
     /// Anything else: 500.
     Failed,
+}
+
+impl PrepareError {
+    /// The status of the INVITE's final response.
+    pub fn status(self) -> u16 {
+        match self {
+            PrepareError::Unavailable => 503,
+            PrepareError::NotAcceptable => 488,
+            PrepareError::Failed => 500,
+        }
+    }
 }
 
 pub struct Uas {
     cfg: UasConfig,
     pool: PortPool,
-    rng: SmallRng,
+    /// Every random value the UAS sends or hands out (tags, ids, SRTP keys): seeded by the
+    /// caller, so a run is reproducible under test. ChaCha: the SRTP keys need a CSPRNG.
+    rng: StdRng,
     next_dialog: u64,
     server_txs: HashMap<TxKey, ServerTx>,
     client_txs: HashMap<String, ClientTx>,
@@ -278,12 +295,13 @@ pub struct Uas {
 }
 
 impl Uas {
-    pub fn new(cfg: UasConfig, pool: PortPool, seed: u64) -> Self {
+    /// `seed` feeds the UAS's one generator: from the OS in production, fixed in tests.
+    pub fn new(cfg: UasConfig, pool: PortPool, seed: [u8; 32]) -> Self {
         let sources = SourcePolicy::new(cfg.sources.clone());
         Uas {
             cfg,
             pool,
-            rng: SmallRng::seed_from_u64(seed),
+            rng: StdRng::from_seed(seed),
             next_dialog: 1,
             server_txs: HashMap::new(),
             client_txs: HashMap::new(),
@@ -618,6 +636,8 @@ fn warning(code: u16, text: &str) -> (String, String) {
     )
 }
 
+#[cfg(test)]
+mod rng_tests;
 #[cfg(test)]
 mod test_harness;
 #[cfg(test)]

@@ -115,8 +115,12 @@ impl Harness {
     }
 
     pub(super) fn with(cfg: UasConfig, pool: PortPool) -> Harness {
+        Harness::seeded(cfg, pool, [7; 32])
+    }
+
+    pub(super) fn seeded(cfg: UasConfig, pool: PortPool, seed: [u8; 32]) -> Harness {
         Harness {
-            uas: Uas::new(cfg, pool, 7),
+            uas: Uas::new(cfg, pool, seed),
             now: Instant::now(),
             flow: udp_flow(),
             sent: vec![],

@@ -767,3 +767,40 @@ fn duplicated_to_header_gets_400_and_no_crash() {
 }
 
 mod metadata;
+
+#[test]
+fn a_failed_prepare_is_answered_by_who_is_at_fault() {
+    for (error, code) in [
+        (PrepareError::Unavailable, 503),
+        (PrepareError::NotAcceptable, 488),
+        (PrepareError::Failed, 500),
+    ] {
+        let mut h = Harness::new();
+        let capacity = h.uas.free_rtp_ports();
+        let call = Call::new(1);
+        h.input(&call.request(
+            "INVITE",
+            "f",
+            "",
+            Some(("application/sdp", &sdp(1, "sendonly"))),
+        ));
+        assert_eq!(h.codes(), vec![100]);
+        let events = h.take_events();
+        let [RecordingEvent::Prepare { recording_id, .. }] = events.as_slice() else {
+            panic!("expected Prepare");
+        };
+        h.uas.recording_prepared(h.now, recording_id, Err(error));
+        h.collect();
+        let responses = h.responses();
+        assert_eq!(
+            responses.iter().map(|r| r.code).collect::<Vec<_>>(),
+            vec![code]
+        );
+        assert_eq!(header(&responses[0], "Retry-After").is_some(), code == 503);
+        assert_eq!(
+            h.uas.free_rtp_ports(),
+            capacity,
+            "{error:?} gave its ports back"
+        );
+    }
+}
