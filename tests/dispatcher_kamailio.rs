@@ -211,31 +211,6 @@ fn recording_ends_by_instance(got: &Arc<Mutex<Vec<String>>>) -> BTreeMap<String,
     out
 }
 
-/// Final (successful, failed) counters from SIPp's `-trace_stat` CSV.
-fn final_counts(stat_file: &Path) -> (u64, u64) {
-    let text = fs::read_to_string(stat_file)
-        .unwrap_or_else(|e| panic!("SIPp statistics file {}: {e}", stat_file.display()));
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .expect("statistics header")
-        .split(';')
-        .collect();
-    let last: Vec<&str> = lines
-        .next_back()
-        .expect("statistics row")
-        .split(';')
-        .collect();
-    let column = |name: &str| -> u64 {
-        let i = header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("no {name} column in {header:?}"));
-        last[i].trim().parse().expect("numeric counter")
-    };
-    (column("SuccessfulCall(C)"), column("FailedCall(C)"))
-}
-
 fn spawn_sipp(proxy: SocketAddr, transport: Transport, calls: usize, work: &Path) -> Child {
     let local_port = free_port();
     let media_port = free_port();

@@ -22,23 +22,6 @@ fn scenario(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// (successful, failed) calls from SIPp's `-trace_stat` CSV.
-fn final_counts(stat_file: &Path) -> (u64, u64) {
-    let text = std::fs::read_to_string(stat_file)
-        .unwrap_or_else(|e| panic!("SIPp statistics {}: {e}", stat_file.display()));
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().expect("header").split(';').collect();
-    let last: Vec<&str> = lines.next_back().expect("row").split(';').collect();
-    let column = |name: &str| -> u64 {
-        let i = header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("no {name} in {header:?}"));
-        last[i].trim().parse().expect("counter")
-    };
-    (column("SuccessfulCall(C)"), column("FailedCall(C)"))
-}
-
 /// Runs `scenario_file` from `work` (where its audio file lies) for `CALLS` calls.
 fn run_sipp(rec: &Recorder, scenario_file: &str, work: &Path) {
     let stat_file = work.join("stats.csv");

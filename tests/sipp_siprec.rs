@@ -16,31 +16,6 @@ fn sipp_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sipp")
 }
 
-/// (successful, failed) calls from SIPp's `-trace_stat` CSV.
-fn final_counts(stat_file: &Path) -> (u64, u64) {
-    let text = std::fs::read_to_string(stat_file)
-        .unwrap_or_else(|e| panic!("SIPp statistics file {}: {e}", stat_file.display()));
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .expect("statistics header")
-        .split(';')
-        .collect();
-    let last: Vec<&str> = lines
-        .next_back()
-        .expect("statistics row")
-        .split(';')
-        .collect();
-    let column = |name: &str| -> u64 {
-        let i = header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("no {name} column in {header:?}"));
-        last[i].trim().parse().expect("numeric counter")
-    };
-    (column("SuccessfulCall(C)"), column("FailedCall(C)"))
-}
-
 /// Runs a SIPp UAC scenario against the recorder and asserts that all `calls` succeeded.
 fn run_sipp(rec: &Recorder, scenario: &str, calls: usize, extra: &[&str]) {
     let work = tempfile::tempdir().expect("tempdir");

@@ -11,6 +11,7 @@ pub mod codec_ref;
 pub mod msg;
 pub mod rtp;
 pub mod sdp;
+pub mod sipp;
 pub mod srtp;
 pub mod tls;
 
@@ -25,6 +26,8 @@ pub use client::*;
 pub use msg::*;
 #[allow(unused_imports)]
 pub use sdp::*;
+#[allow(unused_imports)]
+pub use sipp::*;
 
 use serde_json::Value;
 use std::fs;
