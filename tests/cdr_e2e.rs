@@ -12,39 +12,6 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(5);
 
-/// A CDR receiver on 127.0.0.1:0 in its own thread; returns its URL and what it got.
-fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let sink = got.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr"))
-                .expect("send addr");
-            let app = Router::new().route(
-                "/cdr",
-                post(move |body: String| {
-                    let sink = sink.clone();
-                    async move {
-                        sink.lock().expect("lock").push(body);
-                        "ok"
-                    }
-                }),
-            );
-            let _ = axum::serve(listener, app).await;
-        });
-    });
-    let addr = rx.recv().expect("receiver address");
-    (format!("http://{addr}/cdr"), got)
-}
-
 /// Every `<record ...>` received, as (type, full text), in arrival order.
 fn records(got: &Arc<Mutex<Vec<String>>>) -> Vec<(String, String)> {
     let docs = got.lock().expect("lock").clone();
@@ -82,7 +49,7 @@ fn wait_records(got: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<(String, String)
 
 #[test]
 fn a_call_produces_its_cdrs_and_edr_lines() {
-    let (url, got) = receiver();
+    let (url, got) = cdr_receiver();
     let rec = Recorder::start(&["--cdr-receiver", &url]);
     let mut c = rec.udp();
     let mut call = Call::genesys(&c);
@@ -233,7 +200,7 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
 
 #[test]
 fn a_cancelled_call_leaves_no_cdrs() {
-    let (url, got) = receiver();
+    let (url, got) = cdr_receiver();
     let rec = Recorder::start(&["--cdr-receiver", &url]);
     let mut c = rec.tcp();
     let mut call = Call::genesys(&c);
@@ -256,7 +223,7 @@ fn a_cancelled_call_leaves_no_cdrs() {
 
 #[test]
 fn a_crashed_recording_is_closed_with_recovered_after_restart() {
-    let (url, got) = receiver();
+    let (url, got) = cdr_receiver();
     let mut rec = Recorder::start(&["--cdr-receiver", &url]);
     let mut c = rec.udp();
     let mut call = Call::genesys(&c);

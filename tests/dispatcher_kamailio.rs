@@ -6,8 +6,6 @@
 
 mod common;
 
-use axum::Router;
-use axum::routing::post;
 use common::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,39 +146,6 @@ impl Drop for Kamailio {
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
-}
-
-/// A CDR receiver on 127.0.0.1:0 in its own thread; returns its URL and the documents.
-fn cdr_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let sink = got.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr"))
-                .expect("send addr");
-            let app = Router::new().route(
-                "/cdr",
-                post(move |body: String| {
-                    let sink = sink.clone();
-                    async move {
-                        sink.lock().expect("lock").push(body);
-                        "ok"
-                    }
-                }),
-            );
-            let _ = axum::serve(listener, app).await;
-        });
-    });
-    let addr = rx.recv().expect("receiver address");
-    (format!("http://{addr}/cdr"), got)
 }
 
 fn attr(text: &str, name: &str) -> Option<String> {

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod call;
+pub mod cdr;
 pub mod client;
 pub mod codec_ref;
 pub mod msg;
@@ -20,6 +21,8 @@ pub mod tls;
 pub use api::*;
 #[allow(unused_imports)]
 pub use call::*;
+#[allow(unused_imports)]
+pub use cdr::*;
 #[allow(unused_imports)]
 pub use client::*;
 #[allow(unused_imports)]
