@@ -192,10 +192,7 @@ fn edr_lines_follow_the_seed_field_by_field() {
     let invite = call.genesys_invite();
     establish(&mut c, &mut call, &invite);
     rec.wait_call_state(&call.call_id, "active", T);
-    let pause = call.reinvite(&genesys_sdp(2, "inactive"), "");
-    c.send(&pause);
-    let ok = c.expect_reply(&pause, 200, T);
-    c.send(&call.ack_2xx(&ok));
+    reoffer(&mut c, &mut call, &genesys_sdp(2, "inactive"));
     hang_up(&mut c, &mut call);
     // A call the recorder ends (API stop) and whose BYE nobody answers.
     let mut deaf = Call::genesys(&c);

@@ -481,15 +481,9 @@ fn every_emitted_cdr_matches_the_guides_elements() {
     let invite = call.genesys_invite();
     establish(&mut c, &mut call, &invite);
     rec.wait_call_state(&call.call_id, "active", T);
-    let pause = call.reinvite(&genesys_sdp(2, "inactive"), "");
-    c.send(&pause);
-    let ok = c.expect_reply(&pause, 200, T);
-    c.send(&call.ack_2xx(&ok));
+    reoffer(&mut c, &mut call, &genesys_sdp(2, "inactive"));
     rec.wait_call_state(&call.call_id, "paused", T);
-    let resume = call.reinvite(&genesys_sdp(3, "sendonly"), "");
-    c.send(&resume);
-    let ok = c.expect_reply(&resume, 200, T);
-    c.send(&call.ack_2xx(&ok));
+    reoffer(&mut c, &mut call, &genesys_sdp(3, "sendonly"));
     rec.wait_call_state(&call.call_id, "active", T);
     hang_up(&mut c, &mut call);
     rec.wait_call_state(&call.call_id, "ended", T);

@@ -201,10 +201,7 @@ fn events_recordings_extension_add_update_remove() {
     let invite = call.genesys_invite();
     establish(&mut c, &mut call, &invite);
     rec.wait_call_state(&call.call_id, "active", T);
-    let pause = call.reinvite(&genesys_sdp(2, "inactive"), "");
-    c.send(&pause);
-    let ok = c.expect_reply(&pause, 200, T);
-    c.send(&call.ack_2xx(&ok));
+    reoffer(&mut c, &mut call, &genesys_sdp(2, "inactive"));
     rec.wait_call_state(&call.call_id, "paused", T);
     hang_up(&mut c, &mut call);
     let mut seen = vec![];

@@ -496,6 +496,15 @@ pub fn establish(client: &mut SipClient, call: &mut Call, invite: &str) -> Msg {
     ok
 }
 
+/// re-INVITE with `sdp` → 200 → ACK (a Genesys pause or resume); returns the 200.
+pub fn reoffer(client: &mut SipClient, call: &mut Call, sdp: &str) -> Msg {
+    let reinvite = call.reinvite(sdp, "");
+    client.send(&reinvite);
+    let ok = client.expect_reply(&reinvite, 200, Duration::from_secs(5));
+    client.send(&call.ack_2xx(&ok));
+    ok
+}
+
 /// Sends BYE and expects 200.
 pub fn hang_up(client: &mut SipClient, call: &mut Call) -> Msg {
     let bye = call.bye();
