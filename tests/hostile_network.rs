@@ -134,15 +134,21 @@ fn invite_flood_from_one_source_leaves_active_recording_intact() {
 fn invite_flood_is_rate_limited_and_costs_the_active_recording_nothing() {
     let (by_code, created) =
         run_flood("[security]\nrate_limit_per_second = 20\nrate_limit_burst = 40\n");
-    // 2,000 INVITEs in well under a second against 20/s with a burst of 40: at most ~60 get
-    // through, the rest are answered 503 (the ones the socket buffer did not drop).
+    // 2,000 INVITEs in ~0.1 s against 20/s with a burst of 40: at most ~60 get through,
+    // every other one that was read is answered 503.
     assert!(
         created <= 60,
         "the flood created {created} recordings: {by_code:?}"
     );
+    let answered: usize = by_code.values().sum();
+    let refused = by_code.get(&503).copied().unwrap_or(0);
     assert!(
-        by_code.get(&503).copied().unwrap_or(0) >= 500,
-        "too few 503s: {by_code:?}"
+        answered >= 1000,
+        "only {answered} of 2,000 flood INVITEs answered: {by_code:?}"
+    );
+    assert!(
+        refused + 60 >= answered,
+        "flood INVITEs past the limit not answered 503: {by_code:?}"
     );
 }
 
@@ -182,11 +188,17 @@ fn run_flood(extra_toml: &str) -> (HashMap<u16, usize>, usize) {
     let body = genesys_sdp(1, "sendonly");
     let started = Instant::now();
     let mut send_errors = 0;
-    for _ in 0..FLOOD {
+    // 20,000 INVITEs per second, in bursts of 40: far past any rate limit, yet paced so
+    // that what is measured is the recorder's answer and not the kernel's socket buffer
+    // (2,000 back to back overflow a default-sized buffer before anything reads it).
+    for i in 0..FLOOD {
         let mut call = Call::genesys(&flood);
         let invite = call.invite_sdp(&body);
         if flood.try_send_bytes(invite.as_bytes()).is_err() {
             send_errors += 1;
+        }
+        if i % 40 == 39 {
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
     let send_time = started.elapsed();
