@@ -119,22 +119,14 @@ fn parse_records(out: &str) -> Vec<Rec> {
 }
 
 fn recorder_for(url: &str, extra_toml: String) -> Recorder {
-    Recorder::start_with(
-        RecorderConfig {
-            extra_toml,
-            ..RecorderConfig::default()
-        },
-        &["--cdr-receiver", url],
-    )
+    Recorder::with_toml_args(&extra_toml, &["--cdr-receiver", url])
 }
 
 /// One call on `rec`; returns (recording id, call leg id) once the BYE got its 200.
 fn one_call(rec: &Recorder) -> (String, String) {
     let mut c = rec.udp();
-    let mut call = Call::genesys(&c);
-    let invite = call.genesys_invite();
-    establish(&mut c, &mut call, &invite);
-    let doc = rec.wait_call_state(&call.call_id, "active", T);
+    let mut call = genesys_call_active(rec, &mut c);
+    let (_, doc) = rec.wait_call_state(&call.call_id, "active", T);
     hang_up(&mut c, &mut call);
     (
         doc["recording_id"].as_str().expect("recording_id").into(),

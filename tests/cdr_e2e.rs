@@ -4,8 +4,6 @@
 
 mod common;
 
-use axum::Router;
-use axum::routing::post;
 use common::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,14 +50,10 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
     let (url, got) = cdr_receiver();
     let rec = Recorder::start(&["--cdr-receiver", &url]);
     let mut c = rec.udp();
-    let mut call = Call::genesys(&c);
-    let invite = call.genesys_invite();
-    establish(&mut c, &mut call, &invite);
-    let doc = rec.wait_call_state(&call.call_id, "active", T);
-    reoffer(&mut c, &mut call, &genesys_sdp(2, "inactive"));
-    rec.wait_call_state(&call.call_id, "paused", T);
-    reoffer(&mut c, &mut call, &genesys_sdp(3, "sendonly"));
-    rec.wait_call_state(&call.call_id, "active", T);
+    let mut call = genesys_call_active(&rec, &mut c);
+    let (_, doc) = rec.wait_call_state(&call.call_id, "active", T);
+    pause(&rec, &mut c, &mut call, 2);
+    resume(&rec, &mut c, &mut call, 3);
     hang_up(&mut c, &mut call);
     rec.wait_call_state(&call.call_id, "ended", T);
 
@@ -220,10 +214,8 @@ fn a_crashed_recording_is_closed_with_recovered_after_restart() {
     let (url, got) = cdr_receiver();
     let mut rec = Recorder::start(&["--cdr-receiver", &url]);
     let mut c = rec.udp();
-    let mut call = Call::genesys(&c);
-    let invite = call.genesys_invite();
-    establish(&mut c, &mut call, &invite);
-    let doc = rec.wait_call_state(&call.call_id, "active", T);
+    let call = genesys_call_active(&rec, &mut c);
+    let (_, doc) = rec.wait_call_state(&call.call_id, "active", T);
     wait_records(&got, 3);
     rec.kill9();
     rec.restart();
@@ -246,7 +238,7 @@ fn a_crashed_recording_is_closed_with_recovered_after_restart() {
         r[4].1
     );
     assert!(r[4].1.contains("recovered"), "{}", r[4].1);
-    let doc = rec.wait_call_state(&call.call_id, "ended", T);
+    let (_, doc) = rec.wait_call_state(&call.call_id, "ended", T);
     assert_eq!(doc["end_reason"], "recovered");
 }
 
@@ -254,50 +246,11 @@ fn a_crashed_recording_is_closed_with_recovered_after_restart() {
 /// lost, and meanwhile the failing receiver shows in /metrics and /health.
 #[test]
 fn a_receiver_refusing_for_a_while_loses_nothing_and_shows_in_metrics_and_health() {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let until = Instant::now() + Duration::from_secs(5);
-    let sink = got.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("addr");
-            let app = Router::new().route(
-                "/cdr",
-                post(move |body: String| {
-                    let sink = sink.clone();
-                    async move {
-                        if Instant::now() < until {
-                            return axum::http::StatusCode::NOT_FOUND;
-                        }
-                        sink.lock().expect("lock").push(body);
-                        axum::http::StatusCode::OK
-                    }
-                }),
-            );
-            let _ = axum::serve(listener, app).await;
-        });
-    });
-    let url = format!("http://{}/cdr", rx.recv().expect("addr"));
-    let rec = Recorder::start_with(
-        RecorderConfig {
-            extra_toml: "[cdr]\nmax_backoff_secs = 1\n".into(),
-            ..RecorderConfig::default()
-        },
-        &["--cdr-receiver", &url],
-    );
+    let (url, got) = cdr_receiver_refusing_until(Instant::now() + Duration::from_secs(5));
+    let rec = Recorder::with_toml_args("[cdr]\nmax_backoff_secs = 1\n", &["--cdr-receiver", &url]);
     let mut c = rec.udp();
     for _ in 0..3 {
-        let mut call = Call::genesys(&c);
-        let invite = call.genesys_invite();
-        establish(&mut c, &mut call, &invite);
-        rec.wait_call_state(&call.call_id, "active", T);
+        let mut call = genesys_call_active(&rec, &mut c);
         hang_up(&mut c, &mut call);
         rec.wait_call_state(&call.call_id, "ended", T);
     }

@@ -179,26 +179,15 @@ fn edr_lines(rec: &Recorder, until: impl Fn(&[Line]) -> bool) -> Vec<Line> {
 
 #[test]
 fn edr_lines_follow_the_seed_field_by_field() {
-    let rec = Recorder::start_with(
-        RecorderConfig {
-            extra_toml: "[cdr]\nedr_log_ack = true\n".into(),
-            ..RecorderConfig::default()
-        },
-        &[],
-    );
+    let rec = Recorder::with_toml("[cdr]\nedr_log_ack = true\n");
     let mut c = rec.udp();
     // A call with a re-INVITE, hung up by the SRC.
-    let mut call = Call::genesys(&c);
-    let invite = call.genesys_invite();
-    establish(&mut c, &mut call, &invite);
-    rec.wait_call_state(&call.call_id, "active", T);
+    let mut call = genesys_call_active(&rec, &mut c);
     reoffer(&mut c, &mut call, &genesys_sdp(2, "inactive"));
     hang_up(&mut c, &mut call);
     // A call the recorder ends (API stop) and whose BYE nobody answers.
-    let mut deaf = Call::genesys(&c);
-    let invite = deaf.genesys_invite();
-    establish(&mut c, &mut deaf, &invite);
-    let doc = rec.wait_call_state(&deaf.call_id, "active", T);
+    let deaf = genesys_call_active(&rec, &mut c);
+    let (_, doc) = rec.wait_call_state(&deaf.call_id, "active", T);
     let id = doc["recording_id"].as_str().expect("id");
     let stop = rec.api("POST", &format!("/api/v1/recordings/{id}/stop"));
     assert_eq!(stop.status, 202, "{stop:?}");

@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(5);
@@ -473,18 +472,12 @@ fn check_document(doc: &str) -> Vec<String> {
 
 #[test]
 fn every_emitted_cdr_matches_the_guides_elements() {
-    let got: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-    let url = serve(got.clone());
+    let (url, got) = cdr_receiver();
     let rec = Recorder::start(&["--cdr-receiver", &url]);
     let mut c = rec.udp();
-    let mut call = Call::genesys(&c);
-    let invite = call.genesys_invite();
-    establish(&mut c, &mut call, &invite);
-    rec.wait_call_state(&call.call_id, "active", T);
-    reoffer(&mut c, &mut call, &genesys_sdp(2, "inactive"));
-    rec.wait_call_state(&call.call_id, "paused", T);
-    reoffer(&mut c, &mut call, &genesys_sdp(3, "sendonly"));
-    rec.wait_call_state(&call.call_id, "active", T);
+    let mut call = genesys_call_active(&rec, &mut c);
+    pause(&rec, &mut c, &mut call, 2);
+    resume(&rec, &mut c, &mut call, 3);
     hang_up(&mut c, &mut call);
     rec.wait_call_state(&call.call_id, "ended", T);
     // A Cisco Meeting Server call and a SIPREC call: other values, same elements.
@@ -558,33 +551,4 @@ fn the_checker_refuses_what_the_guide_does_not_define() {
     }
     let millis = ok.replace("07:32:55Z", "07:32:55.123Z");
     assert!(std::panic::catch_unwind(|| check_document(&millis)).is_err());
-}
-
-/// A plain receiver (axum) on 127.0.0.1:0 in its own thread.
-fn serve(got: Arc<Mutex<Vec<String>>>) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(l.local_addr().expect("addr")).expect("addr");
-            let app = axum::Router::new().route(
-                "/cdr",
-                axum::routing::post(move |body: String| {
-                    let got = got.clone();
-                    async move {
-                        got.lock().expect("lock").push(body);
-                        "ok"
-                    }
-                }),
-            );
-            let _ = axum::serve(l, app).await;
-        });
-    });
-    format!("http://{}/cdr", rx.recv().expect("addr"))
 }

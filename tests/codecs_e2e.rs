@@ -16,8 +16,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const T: Duration = Duration::from_secs(5);
-
 // ---------------------------------------------------------------------------------------
 // The product's decoders against the reference decoders
 
@@ -685,7 +683,7 @@ fn undecodable_payload_type_is_counted_flagged_and_warned() {
     let t0 = c.t0;
     let p = |tick| pos(t0, &pacer, tick);
     let (dir, v, _) = c.end(&rec);
-    let metrics = http_get(rec.http_addr, "/metrics");
+    let metrics = metrics_text(rec.http_addr);
     let s = stream(&dir, &v, 0);
     assert_eq!(
         s.json["packets_undecodable"],
@@ -722,18 +720,4 @@ fn undecodable_payload_type_is_counted_flagged_and_warned() {
         metrics.contains("sip_recorder_rtp_packets_undecodable_total{payload_type=\"3\"} 50"),
         "{metrics}"
     );
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect HTTP");
-    s.set_read_timeout(Some(T)).expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body
 }

@@ -176,37 +176,16 @@ fn recording_ends_by_instance(got: &Arc<Mutex<Vec<String>>>) -> BTreeMap<String,
     out
 }
 
+/// The proxied Genesys pause/resume scenario through `proxy`, 8 calls a second.
 fn spawn_sipp(proxy: SocketAddr, transport: Transport, calls: usize, work: &Path) -> Child {
-    let local_port = free_port();
-    let media_port = free_port();
-    let mut cmd = Command::new("sipp");
-    cmd.arg(proxy.to_string())
-        .arg("-sf")
-        .arg(repo_path(
-            "scripts/sipp/uac_genesys_pause_resume_proxied.xml",
-        ))
-        .args(["-s", "rec", "-m", &calls.to_string(), "-r", "8", "-l", "10"])
-        .args(["-i", "127.0.0.1", "-p", &local_port.to_string()])
-        .args(["-mi", "127.0.0.1", "-mp", &media_port.to_string()])
-        .args(["-timeout", "45s", "-timeout_error", "-nostdin"])
-        .args(["-trace_stat", "-fd", "1", "-stf"])
-        .arg(work.join("stats.csv"))
-        .current_dir(work)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if transport == Transport::Tcp {
-        // One TCP connection to the proxy, as CMS keeps; the proxy reaches the recorders
-        // over UDP and record-routes twice.
-        cmd.args(["-t", "t1"]);
-    }
-    match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`sipp` is not installed: install the Debian package sip-tester (scripts/test does)"
-        ),
-        Err(e) => panic!("cannot run sipp: {e}"),
-    }
+    // Over TCP: one connection to the proxy, as CMS keeps; the proxy reaches the recorders
+    // over UDP and record-routes twice.
+    SippRun::new(proxy, "uac_genesys_pause_resume_proxied.xml", calls)
+        .rate(8, 10)
+        .timeout("45s")
+        .transport(transport)
+        .args(&["-s", "rec", "-fd", "1"])
+        .spawn(work)
 }
 
 /// Every recording of a recorder, once none is still active.
@@ -270,28 +249,12 @@ fn drain_one_recorder_behind_kamailio(transport: Transport) {
     std::thread::sleep(Duration::from_millis(1500));
     drained.sigterm();
 
-    let out = sipp.wait_with_output().expect("wait for sipp");
-    let screen = String::from_utf8_lossy(&out.stdout);
-    let context = || {
-        format!(
-            "{screen}\n{}\n--- kamailio ---\n{}\n--- drained recorder ---\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            kamailio.log(),
-            drained.log()
-        )
-    };
-    assert!(
-        out.status.success(),
-        "sipp exited with {}\n{}",
-        out.status,
-        context()
+    let context = format!(
+        "--- kamailio ---\n{}\n--- drained recorder ---\n{}",
+        kamailio.log(),
+        drained.log()
     );
-    assert_eq!(
-        final_counts(&work.path().join("stats.csv")),
-        (CALLS as u64, 0),
-        "SIPp (successful, failed) calls\n{}",
-        context()
-    );
+    SippOutcome::of(sipp, work.path()).assert_all_succeeded(CALLS, &context);
 
     // Its calls finished, so the drained recorder exits long before its grace period ends.
     let status = drained.wait_exit(Duration::from_secs(GRACE_SECS + 5));
@@ -420,29 +383,9 @@ fn kamailio_dispatcher_hunts_past_a_dead_recorder_on_timeout() {
     );
 
     let work = tempfile::tempdir().expect("tempdir");
-    let out = spawn_sipp(kamailio.addr, Transport::Udp, N, work.path())
-        .wait_with_output()
-        .expect("wait for sipp");
-    let context = || {
-        format!(
-            "{}\n{}\n--- kamailio ---\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            kamailio.log()
-        )
-    };
-    assert!(
-        out.status.success(),
-        "sipp exited with {}\n{}",
-        out.status,
-        context()
-    );
-    assert_eq!(
-        final_counts(&work.path().join("stats.csv")),
-        (N as u64, 0),
-        "SIPp (successful, failed) calls\n{}",
-        context()
-    );
+    let sipp = spawn_sipp(kamailio.addr, Transport::Udp, N, work.path());
+    let context = format!("--- kamailio ---\n{}", kamailio.log());
+    SippOutcome::of(sipp, work.path()).assert_all_succeeded(N, &context);
     // At least one INVITE went to the dead recorder and was hunted on after the timeout
     // (tm's local 408), not only skipped after a failed probe.
     let log = kamailio.log();

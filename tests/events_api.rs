@@ -40,13 +40,7 @@ fn with_users() -> Recorder {
         hash("beilder"),
         hash("s3cret-admin")
     );
-    Recorder::start_with(
-        RecorderConfig {
-            extra_toml: toml,
-            ..RecorderConfig::default()
-        },
-        &[],
-    )
+    Recorder::with_toml(&toml)
 }
 
 #[test]
@@ -98,10 +92,7 @@ fn a_client_written_to_the_events_guide_passes_every_step() {
                 rec.wait_call_state(&call.call_id, "ended", T);
             }
             "another call" => {
-                let mut other = Call::genesys(&c);
-                let invite = other.genesys_invite();
-                establish(&mut c, &mut other, &invite);
-                rec.wait_call_state(&other.call_id, "active", T);
+                genesys_call_active(&rec, &mut c);
             }
             other => panic!("unknown step {other}"),
         }

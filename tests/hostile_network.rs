@@ -18,23 +18,6 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(5);
 
-fn with_toml(extra_toml: &str) -> Recorder {
-    Recorder::start_with(
-        RecorderConfig {
-            extra_toml: extra_toml.to_string(),
-            ..RecorderConfig::default()
-        },
-        &[],
-    )
-}
-
-fn ended(rec: &Recorder, call_id: &str) -> (PathBuf, Value) {
-    rec.wait_recording(
-        |v| v["sip_call_id"] == call_id && v["state"] == "ended",
-        Duration::from_secs(10),
-    )
-}
-
 /// A Genesys two-stream PCMU call over UDP with its RTP senders (440 Hz / 880 Hz).
 struct LiveCall {
     client: SipClient,
@@ -85,7 +68,7 @@ impl LiveCall {
     /// packet counted, none lost or duplicated, one SSRC (ours).
     fn finish(mut self, rec: &Recorder, what: &str) -> (PathBuf, Value) {
         hang_up(&mut self.client, &mut self.call);
-        let (dir, v) = ended(rec, &self.call.call_id);
+        let (dir, v) = rec.wait_ended(&self.call.call_id);
         assert_eq!(v["end_reason"], "bye", "{what}: {v}");
         for (i, s) in self.senders.iter().enumerate() {
             let st = &v["streams"][i];
@@ -365,7 +348,8 @@ fn tcp_from(ip: [u8; 4], server: SocketAddr) -> std::io::Result<TcpStream> {
 #[test]
 fn thousands_of_idle_tcp_connections_do_not_stop_udp_calls() {
     const IDLE: usize = 2000;
-    let mut rec = with_toml("[sip]\nmax_connections = 4096\nmax_connections_per_source = 4096\n");
+    let mut rec =
+        Recorder::with_toml("[sip]\nmax_connections = 4096\nmax_connections_per_source = 4096\n");
     let started = Instant::now();
     let mut idle = Vec::with_capacity(IDLE);
     let mut slowest = Duration::ZERO;
@@ -404,7 +388,7 @@ fn thousands_of_idle_tcp_connections_do_not_stop_udp_calls() {
 fn per_source_connection_cap_refuses_the_excess() {
     const CAP: usize = 8;
     const TRIES: usize = 20;
-    let rec = with_toml(&format!("[sip]\nmax_connections_per_source = {CAP}\n"));
+    let rec = Recorder::with_toml(&format!("[sip]\nmax_connections_per_source = {CAP}\n"));
     let mut conns: Vec<SipClient> = (0..TRIES).map(|_| rec.tcp()).collect();
     let alive: Vec<bool> = conns.iter_mut().map(served).collect();
     let n_alive = alive.iter().filter(|a| **a).count();

@@ -19,30 +19,8 @@ fn api(rec: &Recorder, method: &str, path: &str) -> (u16, String) {
 
 /// A minimal HTTP/1.1 exchange without credentials: (status, body).
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect to the HTTP API");
-    s.set_read_timeout(Some(T)).expect("timeout");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read response");
-    let status = raw
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn metric(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+    let r = http_request(addr, method, path, "");
+    (r.status, r.body)
 }
 
 #[test]
@@ -52,16 +30,14 @@ fn health_metrics_recordings_and_stop() {
     assert_eq!((status, body.trim()), (200, "ok"));
     let (_, m) = http(rec.http_addr, "GET", "/metrics");
     assert_eq!(
-        metric(&m, "sip_recorder_active_recordings "),
+        metric_value(&m, "sip_recorder_active_recordings "),
         Some(0.0),
         "{m}"
     );
 
     let mut c = rec.udp();
-    let mut call = Call::genesys(&c);
-    let invite = call.genesys_invite();
-    establish(&mut c, &mut call, &invite);
-    let doc = rec.wait_call_state(&call.call_id, "active", T);
+    let call = genesys_call_active(&rec, &mut c);
+    let (_, doc) = rec.wait_call_state(&call.call_id, "active", T);
     let id = doc["recording_id"]
         .as_str()
         .expect("recording_id")
@@ -95,12 +71,12 @@ fn health_metrics_recordings_and_stop() {
 
     let (_, m) = http(rec.http_addr, "GET", "/metrics");
     assert_eq!(
-        metric(&m, "sip_recorder_active_recordings "),
+        metric_value(&m, "sip_recorder_active_recordings "),
         Some(1.0),
         "{m}"
     );
     assert!(
-        metric(&m, "sip_recorder_disk_free_bytes ").is_some_and(|v| v > 0.0),
+        metric_value(&m, "sip_recorder_disk_free_bytes ").is_some_and(|v| v > 0.0),
         "{m}"
     );
 
@@ -111,24 +87,25 @@ fn health_metrics_recordings_and_stop() {
     assert_eq!(status, 202);
     let bye = c.wait_request("BYE", T).expect("BYE after the API stop");
     c.respond(&bye, 200, "OK");
-    let doc = rec.wait_call_state(&call.call_id, "ended", T);
+    let (_, doc) = rec.wait_call_state(&call.call_id, "ended", T);
     assert_eq!(doc["end_reason"], "shutdown");
     assert_eq!(api(&rec, "POST", &stop).0, 404, "already ended");
 
     std::thread::sleep(Duration::from_millis(1200)); // counters are published once a second
     let (_, m) = http(rec.http_addr, "GET", "/metrics");
     assert_eq!(
-        metric(&m, "sip_recorder_active_recordings "),
+        metric_value(&m, "sip_recorder_active_recordings "),
         Some(0.0),
         "{m}"
     );
     assert_eq!(
-        metric(&m, "sip_recorder_recordings_total "),
+        metric_value(&m, "sip_recorder_recordings_total "),
         Some(1.0),
         "{m}"
     );
     assert!(
-        metric(&m, "sip_recorder_sip_responses_total{code=\"200\"} ").is_some_and(|v| v >= 1.0),
+        metric_value(&m, "sip_recorder_sip_responses_total{code=\"200\"} ")
+            .is_some_and(|v| v >= 1.0),
         "{m}"
     );
 }
@@ -137,10 +114,7 @@ fn health_metrics_recordings_and_stop() {
 fn health_is_503_while_draining() {
     let rec = Recorder::start(&[]);
     let mut c = rec.udp();
-    let mut call = Call::genesys(&c);
-    let invite = call.genesys_invite();
-    establish(&mut c, &mut call, &invite);
-    rec.wait_call_state(&call.call_id, "active", T);
+    let _call = genesys_call_active(&rec, &mut c);
     rec.sigterm();
     let deadline = std::time::Instant::now() + T;
     loop {
@@ -197,12 +171,8 @@ fn events_recordings_extension_add_update_remove() {
         assert_eq!(m["message"]["subscriptions"][0]["state"], state, "{m}");
     }
     let mut c = rec.udp();
-    let mut call = Call::genesys(&c);
-    let invite = call.genesys_invite();
-    establish(&mut c, &mut call, &invite);
-    rec.wait_call_state(&call.call_id, "active", T);
-    reoffer(&mut c, &mut call, &genesys_sdp(2, "inactive"));
-    rec.wait_call_state(&call.call_id, "paused", T);
+    let mut call = genesys_call_active(&rec, &mut c);
+    pause(&rec, &mut c, &mut call, 2);
     hang_up(&mut c, &mut call);
     let mut seen = vec![];
     while seen.last().map(|(k, _): &(String, _)| k.as_str()) != Some("remove") {
@@ -235,17 +205,11 @@ fn api_over_tls() {
     let (cp, kp) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
     std::fs::write(&cp, cert.cert.pem()).expect("cert");
     std::fs::write(&kp, cert.signing_key.serialize_pem()).expect("key");
-    let rec = Recorder::start_with(
-        RecorderConfig {
-            extra_toml: format!(
-                "[http]\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"\n",
-                cp.display(),
-                kp.display()
-            ),
-            ..RecorderConfig::default()
-        },
-        &[],
-    );
+    let rec = Recorder::with_toml(&format!(
+        "[http]\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"\n",
+        cp.display(),
+        kp.display()
+    ));
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).expect("root");

@@ -19,15 +19,9 @@ const REORDER_S: f64 = 0.060;
 /// |file duration − (ended_at − started_at)|: one packet interval (SPEC §5), plus the
 /// reorder window, plus 1 ms for the millisecond rounding of the two timestamps.
 const DURATION_TOL_S: f64 = PACKET_S + REORDER_S + 0.001;
-/// Slack at the edges of a region whose position comes from the sender's clock: the
-/// recording starts a little before the 200 OK reaches the test, packets are placed on
-/// whole packet boundaries, and the first packet after a gap re-anchors.
-const EDGE_S: f64 = 0.060;
 /// RMS of a 20 ms window that counts as silence (gaps are written as digital zero; a
 /// tone of `TONE_AMPLITUDE` has an RMS of about 5,700).
 const SILENCE_RMS: f64 = 10.0;
-/// Smallest RMS of a 20 ms window that counts as the tone being there (half the tone's).
-const TONE_RMS: f64 = TONE_AMPLITUDE / std::f64::consts::SQRT_2 / 2.0;
 
 // ---------------------------------------------------------------------------------------
 // Calls
@@ -103,14 +97,6 @@ impl MediaCall {
     }
 }
 
-/// The recording of `call_id` once it is `ended`, with its directory.
-fn ended(rec: &Recorder, call_id: &str) -> (PathBuf, Value) {
-    rec.wait_recording(
-        |v| v["sip_call_id"] == call_id && v["state"] == "ended",
-        Duration::from_secs(10),
-    )
-}
-
 fn stream_path(dir: &Path, v: &Value, i: usize) -> PathBuf {
     let file = v["streams"][i]["file"]
         .as_str()
@@ -136,43 +122,6 @@ fn wall_secs(v: &Value) -> f64 {
 
 // ---------------------------------------------------------------------------------------
 // Assertions on audio
-
-/// Over `[from, to)` seconds: every 20 ms window holds the tone (no hole), the whole region
-/// is `hz` by zero crossings (±5 %) and by Goertzel, and `other_hz` is absent.
-fn assert_tone(what: &str, s: &[i16], rate: u32, from: f64, to: f64, hz: f64, other_hz: f64) {
-    assert!(
-        to - from >= 0.1,
-        "{what}: region {from:.3}..{to:.3} too short"
-    );
-    let region = window(s, rate, from, to);
-    let expected = ((to - from) * f64::from(rate)) as usize;
-    assert!(
-        region.len() + 1 >= expected,
-        "{what}: file ends before {to:.3} s ({} samples at {rate} Hz)",
-        s.len()
-    );
-    let zc = zero_crossing_hz(region, rate);
-    assert!(
-        (zc - hz).abs() <= hz * 0.05,
-        "{what}: {from:.3}..{to:.3} s is {zc:.1} Hz by zero crossings, expected {hz} Hz"
-    );
-    let a = tone_amplitude(region, rate, hz);
-    let b = tone_amplitude(region, rate, other_hz);
-    assert!(
-        a >= TONE_AMPLITUDE * 0.6 && b <= a * 0.05,
-        "{what}: {from:.3}..{to:.3} s amplitude at {hz} Hz {a:.0} (sent {TONE_AMPLITUDE}), at {other_hz} Hz {b:.0}"
-    );
-    let weakest = windows(s, rate, from, to, hz)
-        .into_iter()
-        .min_by(|x, y| x.1.total_cmp(&y.1))
-        .expect("windows");
-    assert!(
-        weakest.1 >= TONE_RMS,
-        "{what}: hole in the tone: 20 ms window at {:.3} s has RMS {:.0} (< {TONE_RMS:.0})",
-        weakest.0,
-        weakest.1
-    );
-}
 
 /// Over `[from, to)` seconds: every 20 ms window is silent.
 fn assert_silence(what: &str, s: &[i16], rate: u32, from: f64, to: f64) {
@@ -248,7 +197,7 @@ fn two_tone_call(codec: Codec, seconds: u64) {
     let ticks = seconds * 50;
     send_tones(&pacer, 0..ticks, &mut [&mut s0, &mut s1]);
     mc.hang_up();
-    let (dir, v) = ended(&rec, &mc.call.call_id);
+    let (dir, v) = rec.wait_ended(&mc.call.call_id);
     assert_eq!(v["end_reason"], "bye");
     let wall = wall_secs(&v);
     let rate = codec.sample_rate();
@@ -343,7 +292,7 @@ fn pause_leaves_silence_exactly_where_it_was() {
     send_tones(&pacer, resume..resume + 50, &mut [&mut s0, &mut s1]);
     mc.hang_up();
 
-    let (dir, v) = ended(&rec, &mc.call.call_id);
+    let (dir, v) = rec.wait_ended(&mc.call.call_id);
     let wall = wall_secs(&v);
     let (p0, p_stop, p_resume, p_end) = (
         mc.pos(&pacer, 0),
@@ -429,7 +378,7 @@ fn spoofed_source_packets_are_absent_from_file_and_counters() {
     }
     mc.hang_up();
 
-    let (dir, v) = ended(&rec, &mc.call.call_id);
+    let (dir, v) = rec.wait_ended(&mc.call.call_id);
     let s = &v["streams"][0];
     eprintln!(
         "spoof call: legit {} packets, spoofed {} + {}; stream {s}",
@@ -474,7 +423,7 @@ fn late_stream_starts_with_silence_and_keeps_length() {
     send_tones(&pacer, late..ticks, &mut [&mut s0, &mut s1]);
     mc.hang_up();
 
-    let (dir, v) = ended(&rec, &mc.call.call_id);
+    let (dir, v) = rec.wait_ended(&mc.call.call_id);
     let wall = wall_secs(&v);
     let w0 = open(&stream_path(&dir, &v, 0));
     let w1 = open(&stream_path(&dir, &v, 1));
@@ -569,7 +518,7 @@ fn telephone_event_digit_goes_to_metadata_not_audio() {
     send_tones(&pacer, resume..ticks, &mut [&mut s0, &mut s1]);
     mc.hang_up();
 
-    let (dir, v) = ended(&rec, &mc.call.call_id);
+    let (dir, v) = rec.wait_ended(&mc.call.call_id);
     let p_event = mc.pos(&pacer, event);
     eprintln!(
         "dtmf: event sent at {p_event:.3} s; dtmf {}; stream 0 {}",
@@ -763,7 +712,7 @@ fn kill_9_leaves_valid_wavs_and_restart_recovers_them() {
 
 #[test]
 fn media_timeout_ends_silent_call_but_not_paused_one() {
-    let rec = Recorder::start_with_toml("[media]\nmedia_timeout_secs = 2\n");
+    let rec = Recorder::with_toml("[media]\nmedia_timeout_secs = 2\n");
     let mut silent = MediaCall::start(&rec, &[Codec::Pcmu, Codec::Pcmu]);
     let mut paused = MediaCall::start(&rec, &[Codec::Pcmu, Codec::Pcmu]);
     let mut a0 = silent.sender(0, 440.0);
@@ -792,7 +741,7 @@ fn media_timeout_ends_silent_call_but_not_paused_one() {
         (1.9..=4.0).contains(&after),
         "BYE {after:.2} s after the last RTP packet, media_timeout_secs = 2"
     );
-    let v = rec.wait_call_state(&silent.call.call_id, "ended", T);
+    let (_, v) = rec.wait_call_state(&silent.call.call_id, "ended", T);
     assert_eq!(v["end_reason"], "media_timeout", "{v}");
 
     // The paused call has had no RTP for longer than the timeout (and more than 3 s).
@@ -817,7 +766,7 @@ fn media_timeout_ends_silent_call_but_not_paused_one() {
         last_packet.elapsed().as_secs_f64()
     );
     paused.hang_up();
-    let v = rec.wait_call_state(&paused.call.call_id, "ended", T);
+    let (_, v) = rec.wait_call_state(&paused.call.call_id, "ended", T);
     assert_eq!(v["end_reason"], "bye");
 }
 

@@ -8,16 +8,13 @@ use common::rtp::*;
 use common::srtp::*;
 use common::*;
 use serde_json::Value;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(5);
 /// Slack at the edges of a region placed by the sender's clock (see media_e2e.rs).
 const EDGE_S: f64 = 0.080;
 const SILENCE_RMS: f64 = 10.0;
-const TONE_RMS: f64 = TONE_AMPLITUDE / std::f64::consts::SQRT_2 / 2.0;
 
 fn pcmu_line(port: u16, direction: &str, mux: bool) -> String {
     format!(
@@ -71,13 +68,6 @@ fn rtcp_dest(answer: &Sdp, i: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn ended(rec: &Recorder, call_id: &str) -> (PathBuf, Value) {
-    rec.wait_recording(
-        |v| v["sip_call_id"] == call_id && v["state"] == "ended",
-        Duration::from_secs(10),
-    )
-}
-
 fn u64_of(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
@@ -107,21 +97,6 @@ fn assert_region(what: &str, wav: &Wav, from: f64, to: f64, loud: bool) {
             );
         }
     }
-}
-
-fn metric(rec: &Recorder, name: &str) -> u64 {
-    let mut s = std::net::TcpStream::connect(rec.http_addr).expect("connect HTTP API");
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in metrics:\n{text}"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -160,7 +135,7 @@ fn sender_reports_give_packets_sent_on_separate_and_muxed_rtcp() {
     }
     std::thread::sleep(Duration::from_millis(100));
     hang_up(&mut c.client, &mut c.call);
-    let (_, v) = ended(&rec, &c.call.call_id);
+    let (_, v) = rec.wait_ended(&c.call.call_id);
     for (i, s) in senders.iter().enumerate() {
         let st = &v["streams"][i];
         assert_eq!(u64_of(&st["packets_sent"]), 150, "stream {i}: {st}");
@@ -204,7 +179,7 @@ fn two_second_gap_shows_in_loss_stats_and_makes_the_stream_incomplete() {
     }
     std::thread::sleep(Duration::from_millis(100));
     hang_up(&mut c.client, &mut c.call);
-    let (dir, v) = ended(&rec, &c.call.call_id);
+    let (dir, v) = rec.wait_ended(&c.call.call_id);
     let st = &v["streams"][0];
     assert_eq!(u64_of(&st["packets_sent"]), 300, "{st}");
     assert_eq!(u64_of(&st["packets_sent"]), s.packets_counted());
@@ -267,7 +242,7 @@ fn srtcp_sender_reports_count_srtp_packets() {
     s.rtp.send_datagram(&forged, rtcp);
     std::thread::sleep(Duration::from_millis(100));
     hang_up(&mut c.client, &mut c.call);
-    let (_, v) = ended(&rec, &c.call.call_id);
+    let (_, v) = rec.wait_ended(&c.call.call_id);
     let st = &v["streams"][0];
     assert_eq!(st["encrypted"], true, "{st}");
     assert_eq!(u64_of(&st["packets_sent"]), 100, "{st}");
@@ -299,7 +274,7 @@ fn silent_stream_is_flagged_in_recording_json_and_metrics() {
     }
     std::thread::sleep(Duration::from_millis(100));
     hang_up(&mut c.client, &mut c.call);
-    let (_, v) = ended(&rec, &c.call.call_id);
+    let (_, v) = rec.wait_ended(&c.call.call_id);
     let (talk, silent) = (&v["streams"][0], &v["streams"][1]);
     assert_eq!(talk["silent"], false, "{talk}");
     assert!(f64_of(&talk["peak_level"]) > 4000.0, "{talk}");
@@ -311,8 +286,8 @@ fn silent_stream_is_flagged_in_recording_json_and_metrics() {
         v["warnings"].to_string().contains("stream 1: silent audio"),
         "{v}"
     );
-    assert_eq!(metric(&rec, "sip_recorder_silent_streams_total"), 1);
-    assert_eq!(metric(&rec, "sip_recorder_incomplete_recordings_total"), 1);
+    assert_eq!(rec.metric("sip_recorder_silent_streams_total "), 1.0);
+    assert_eq!(rec.metric("sip_recorder_incomplete_recordings_total "), 1.0);
     assert!(
         rec.log().contains("stream is silent throughout"),
         "warning in the log"
@@ -364,7 +339,7 @@ fn c_0000_hold_pauses_and_the_next_real_address_resumes() {
     );
     std::thread::sleep(Duration::from_millis(100));
     hang_up(&mut c.client, &mut c.call);
-    let (dir, v) = ended(&rec, &c.call.call_id);
+    let (dir, v) = rec.wait_ended(&c.call.call_id);
     let pauses = v["pauses"].as_array().expect("pauses");
     assert_eq!(pauses.len(), 1, "{v}");
     assert!(pauses[0]["ended_at"].is_string(), "{v}");
@@ -422,7 +397,7 @@ fn three_streams_get_mixed_wav_at_the_end_and_after_a_crash() {
     send_tones(&pacer, 0..50, &mut senders.iter_mut().collect::<Vec<_>>());
     std::thread::sleep(Duration::from_millis(100));
     hang_up(&mut c.client, &mut c.call);
-    let (dir, v) = ended(&rec, &c.call.call_id);
+    let (dir, v) = rec.wait_ended(&c.call.call_id);
     let at = |tick| pacer.secs_since(c.t0, tick);
     assert_mixed_has_all(&dir, &v, at(0) + EDGE_S, at(50) - EDGE_S);
 
@@ -432,7 +407,7 @@ fn three_streams_get_mixed_wav_at_the_end_and_after_a_crash() {
     std::thread::sleep(Duration::from_millis(1200)); // past the writer's flush interval
     rec.kill9();
     rec.restart();
-    let (dir, v) = ended(&rec, &c.call.call_id);
+    let (dir, v) = rec.wait_ended(&c.call.call_id);
     assert_eq!(v["end_reason"], "recovered", "{v}");
     let at = |tick| pacer.secs_since(c.t0, tick);
     assert_mixed_has_all(&dir, &v, at(0) + EDGE_S, at(75) - 0.5);
@@ -465,7 +440,7 @@ fn second_party_added_by_reinvite_gets_its_file_and_a_stereo_file() {
     send_tones(&pacer, join..join + 50, &mut [&mut a, &mut b]);
     std::thread::sleep(Duration::from_millis(100));
     hang_up(&mut c.client, &mut c.call);
-    let (dir, v) = ended(&rec, &c.call.call_id);
+    let (dir, v) = rec.wait_ended(&c.call.call_id);
     let streams = v["streams"].as_array().expect("streams");
     assert_eq!(streams.len(), 2, "{v}");
     let at = |tick| pacer.secs_since(c.t0, tick);

@@ -733,7 +733,7 @@ fn torture_against_recorder(transport: ClientTransport) {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let sent = media.join().expect("RTP sender");
     common::hang_up(&mut client, &mut call);
-    let doc = rec.wait_call_state(&call.call_id, "ended", Duration::from_secs(5));
+    let (_, doc) = rec.wait_call_state(&call.call_id, "ended", Duration::from_secs(5));
     let stream = &doc["streams"][0];
     assert!(
         wrong.is_empty(),

@@ -9,75 +9,15 @@ mod common;
 use common::codec_ref;
 use common::rtp::{read_wav, rms, tone_amplitude, windows, zero_crossing_hz};
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const CALLS: usize = 4;
 const TONE_HZ: f64 = 1000.0;
 
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts/sipp")
-        .join(name)
-}
-
-/// Runs `scenario_file` from `work` (where its audio file lies) for `CALLS` calls.
-fn run_sipp(rec: &Recorder, scenario_file: &str, work: &Path) {
-    let stat_file = work.join("stats.csv");
-    let mut child = Command::new("sipp")
-        .arg(rec.sip_addr.to_string())
-        .arg("-sf")
-        .arg(scenario(scenario_file))
-        .args(["-m", &CALLS.to_string(), "-r", "4", "-l", "4"])
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-mi", "127.0.0.1", "-mp", &free_port().to_string()])
-        .args([
-            "-timeout",
-            "60s",
-            "-timeout_error",
-            "-nostdin",
-            "-trace_stat",
-        ])
-        .arg("-stf")
-        .arg(&stat_file)
-        .current_dir(work)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("sipp (Debian sip-tester, installed by scripts/test): {e}"));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait sipp") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("sipp did not finish within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "sipp exited with {status}");
-    assert_eq!(
-        final_counts(&stat_file),
-        (CALLS as u64, 0),
-        "SIPp (successful, failed) calls"
-    );
-}
-
 /// Every recording: ended, `codec` the one sent, 150 packets (3 s of 20 ms), none
 /// lost or undecodable, and a 1 kHz tone without a hole over the stream.
 fn assert_recordings(rec: &Recorder, sent_codec: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let all = loop {
-        let all = rec.recordings();
-        if all.len() == CALLS && all.iter().all(|(_, v)| v["state"] == "ended") {
-            break all;
-        }
-        assert!(Instant::now() < deadline, "recordings: {all:#?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let all = rec.wait_all_ended(CALLS);
     for (dir, v) in all {
         let s = &v["streams"][0];
         assert_eq!(s["codec"], sent_codec, "{s}");
@@ -134,7 +74,10 @@ fn sipp_offer_0_8_18_sending_pcma_is_recorded() {
         .status()
         .expect("sox (installed by scripts/test)");
     assert!(made.success(), "sox");
-    run_sipp(&rec, "uac_offer_0_8_18_sends_pcma.xml", work.path());
+    SippRun::new(rec.sip_addr, "uac_offer_0_8_18_sends_pcma.xml", CALLS)
+        .rate(4, 4)
+        .run_in(work.path())
+        .assert_all_succeeded(CALLS, "");
     // The answer lists PCMU first; the packets are PCMA, decoded as such, and recording.json
     // names the codec that came.
     assert_recordings(&rec, "PCMA");
@@ -148,6 +91,9 @@ fn sipp_g729_first_offer_is_recorded() {
     let raw: Vec<u8> = packets.concat();
     assert_eq!(raw.len(), 3 * 8000 / 8, "3 s of 8 kbit/s");
     std::fs::write(work.path().join("tone1k.g729"), raw).expect("write");
-    run_sipp(&rec, "uac_g729_first.xml", work.path());
+    SippRun::new(rec.sip_addr, "uac_g729_first.xml", CALLS)
+        .rate(4, 4)
+        .run_in(work.path())
+        .assert_all_succeeded(CALLS, "");
     assert_recordings(&rec, "G729");
 }

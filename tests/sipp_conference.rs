@@ -12,7 +12,6 @@ use common::*;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FIRST_HZ: f64 = 440.0; // tone440.wav, sent by SIPp
@@ -21,31 +20,6 @@ const THIRD_HZ: f64 = 880.0;
 /// A tone is "there" above this Goertzel amplitude and "absent" below the other.
 const PRESENT: f64 = 2000.0;
 const ABSENT: f64 = 300.0;
-
-fn start_sipp(rec: &Recorder, work: &Path) -> Child {
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sipp");
-    // rtp_stream reads its audio relative to SIPp's working directory.
-    std::fs::copy(scripts.join("tone440.wav"), work.join("tone440.wav")).expect("copy audio");
-    let spawned = Command::new("sipp")
-        .arg(rec.sip_addr.to_string())
-        .arg("-sf")
-        .arg(scripts.join("uac_conference_add_party.xml"))
-        .args(["-m", "1", "-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-mi", "127.0.0.1", "-mp", &free_port().to_string()])
-        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
-        .current_dir(work)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    match spawned {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`sipp` is not installed: install the Debian package sip-tester (scripts/test does)"
-        ),
-        Err(e) => panic!("cannot run sipp: {e}"),
-    }
-}
 
 /// The only recording of the recorder, if it exists yet.
 fn the_recording(rec: &Recorder) -> Option<(PathBuf, Value)> {
@@ -87,7 +61,9 @@ fn assert_tone(what: &str, s: &[i16], rate: u32, from: f64, to: f64, hz: f64, pr
 fn sipp_conference_party_joins_and_leaves_three_files_and_mixed_wav() {
     let rec = Recorder::start(&[]);
     let work = tempfile::tempdir().expect("tempdir");
-    let mut sipp = start_sipp(&rec, work.path());
+    let mut sipp = SippRun::new(rec.sip_addr, "uac_conference_add_party.xml", 1)
+        .timeout("30s")
+        .spawn(work.path());
 
     // Feed the second party from the start and the third while recording.json lists it open.
     let mut second: Option<RtpSender> = None;

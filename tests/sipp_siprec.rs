@@ -9,96 +9,7 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn sipp_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sipp")
-}
-
-/// Runs a SIPp UAC scenario against the recorder and asserts that all `calls` succeeded.
-fn run_sipp(rec: &Recorder, scenario: &str, calls: usize, extra: &[&str]) {
-    let work = tempfile::tempdir().expect("tempdir");
-    // rtp_stream reads its audio relative to SIPp's working directory.
-    std::fs::copy(
-        sipp_dir().join("tone440.wav"),
-        work.path().join("tone440.wav"),
-    )
-    .expect("copy audio");
-    let stat_file = work.path().join("stats.csv");
-    let mut cmd = Command::new("sipp");
-    cmd.arg(rec.sip_addr.to_string())
-        .arg("-sf")
-        .arg(sipp_dir().join(scenario))
-        .args(["-m", &calls.to_string(), "-r", "10", "-l", "10"])
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-mi", "127.0.0.1", "-mp", &free_port().to_string()])
-        .args(["-timeout", "60s", "-timeout_error", "-nostdin"])
-        .arg("-trace_stat")
-        .arg("-stf")
-        .arg(&stat_file)
-        .args(extra)
-        .current_dir(work.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`sipp` is not installed: install the Debian package sip-tester (scripts/test does)"
-        ),
-        Err(e) => panic!("cannot run sipp: {e}"),
-    };
-    let pid = child.id();
-    // SIPp's own -timeout bounds the run; this is the backstop should SIPp hang.
-    let watchdog = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while Instant::now() < deadline {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-    });
-    let out = child.wait_with_output().expect("wait for sipp");
-    let _ = watchdog.join();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = screen.lines().collect();
-    let tail = lines[lines.len().saturating_sub(60)..].join("\n");
-    assert!(
-        out.status.success(),
-        "sipp exited with {}\n{tail}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        final_counts(&stat_file),
-        (calls as u64, 0),
-        "SIPp calls (successful, failed)\n{tail}"
-    );
-}
-
-/// Waits until `n` recordings exist and all are ended.
-fn wait_all_ended(rec: &Recorder, n: usize) -> Vec<(PathBuf, Value)> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let all = rec.recordings();
-        let ended = all.iter().filter(|(_, v)| v["state"] == "ended").count();
-        if all.len() == n && ended == n {
-            return all;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} recordings, {ended} ended; expected {n} ended\n{}",
-            all.len(),
-            rec.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn samples(dir: &Path, file: &str) -> Vec<i16> {
     let mut wav = hound::WavReader::open(dir.join(file)).expect("valid WAV");
@@ -194,8 +105,8 @@ fn recording_start_cdr(rec: &Recorder, recording_id: &str) -> String {
 #[test]
 fn broadworks_siprec_with_pause_resume_and_three_way_metadata() {
     let rec = Recorder::start(&[]);
-    run_sipp(&rec, "uac_broadworks_siprec.xml", 2, &[]);
-    for (dir, v) in wait_all_ended(&rec, 2) {
+    SippRun::new(rec.sip_addr, "uac_broadworks_siprec.xml", 2).run_ok();
+    for (dir, v) in rec.wait_all_ended(2) {
         assert_ended_by_bye(&v);
         assert_ungrouped(&v);
         assert_eq!(v["kind"], "siprec", "{v}");
@@ -271,8 +182,8 @@ fn broadworks_siprec_with_pause_resume_and_three_way_metadata() {
 #[test]
 fn metadata_only_update_adds_a_participant() {
     let rec = Recorder::start(&[]);
-    run_sipp(&rec, "uac_siprec_metadata_update.xml", 2, &[]);
-    for (dir, v) in wait_all_ended(&rec, 2) {
+    SippRun::new(rec.sip_addr, "uac_siprec_metadata_update.xml", 2).run_ok();
+    for (dir, v) in rec.wait_all_ended(2) {
         assert_ended_by_bye(&v);
         assert_ungrouped(&v);
         assert_tone(&dir, "stream-0.wav", 0.2, 2.8);
@@ -329,8 +240,8 @@ fn metadata_only_update_adds_a_participant() {
 #[test]
 fn reinvite_with_metadata_and_no_sdp_gets_an_offer_and_applies_the_metadata() {
     let rec = Recorder::start(&[]);
-    run_sipp(&rec, "uac_siprec_reinvite_metadata_only.xml", 2, &[]);
-    for (dir, v) in wait_all_ended(&rec, 2) {
+    SippRun::new(rec.sip_addr, "uac_siprec_reinvite_metadata_only.xml", 2).run_ok();
+    for (dir, v) in rec.wait_all_ended(2) {
         assert_ended_by_bye(&v);
         assert_ungrouped(&v);
         // The offer/answer through 200 and ACK kept the media running.
@@ -367,8 +278,8 @@ fn reinvite_with_metadata_and_no_sdp_gets_an_offer_and_applies_the_metadata() {
 #[test]
 fn cube_recording_participant_headers_name_the_parties() {
     let rec = Recorder::start(&[]);
-    run_sipp(&rec, "uac_cube_recording.xml", 2, &[]);
-    for (dir, v) in wait_all_ended(&rec, 2) {
+    SippRun::new(rec.sip_addr, "uac_cube_recording.xml", 2).run_ok();
+    for (dir, v) in rec.wait_all_ended(2) {
         assert_ended_by_bye(&v);
         assert_ungrouped(&v);
         assert_eq!(v["kind"], "cms", "{v}");
@@ -440,14 +351,11 @@ fn assert_pairs(
 #[test]
 fn cisco_bib_near_and_far_end_dialogs_form_one_group() {
     let rec = Recorder::start(&[]);
-    let pairs = sipp_dir().join("cisco_bib_pairs.csv");
-    run_sipp(
-        &rec,
-        "uac_cisco_bib.xml",
-        4,
-        &["-inf", pairs.to_str().expect("utf-8 path")],
-    );
-    let all = wait_all_ended(&rec, 4);
+    let pairs = sipp_file("cisco_bib_pairs.csv");
+    SippRun::new(rec.sip_addr, "uac_cisco_bib.xml", 4)
+        .args(&["-inf", pairs.to_str().expect("utf-8 path")])
+        .run_ok();
+    let all = rec.wait_all_ended(4);
     assert_pairs(&rec, &all, |v| {
         let correlation = v["correlation_id"].as_str().unwrap_or("").to_string();
         (
@@ -482,14 +390,11 @@ fn cisco_bib_near_and_far_end_dialogs_form_one_group() {
 #[test]
 fn genesys_one_session_per_party_forms_one_group_per_call() {
     let rec = Recorder::start(&[]);
-    let pairs = sipp_dir().join("genesys_per_party.csv");
-    run_sipp(
-        &rec,
-        "uac_genesys_per_party.xml",
-        4,
-        &["-inf", pairs.to_str().expect("utf-8 path")],
-    );
-    let all = wait_all_ended(&rec, 4);
+    let pairs = sipp_file("genesys_per_party.csv");
+    SippRun::new(rec.sip_addr, "uac_genesys_per_party.xml", 4)
+        .args(&["-inf", pairs.to_str().expect("utf-8 path")])
+        .run_ok();
+    let all = rec.wait_all_ended(4);
     assert_pairs(&rec, &all, |v| {
         assert_eq!(v["kind"], "genesys", "{v}");
         assert_eq!(parties(v), vec![v["dn"].as_str().unwrap_or("").to_string()]);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::rtp::Pacer;
+use common::rtp::{EDGE_S, Pacer, assert_tone};
 use common::srtp::*;
 use common::tls::*;
 use common::*;
@@ -48,36 +48,13 @@ fn start_tls(client_ca: Option<&TestCa>, extra_toml: &str) -> TlsRecorder {
     toml.push_str(extra_toml);
     let port = free_port();
     let listen = format!("tls:127.0.0.1:{port}");
-    let rec = Recorder::start_with(
-        RecorderConfig {
-            extra_toml: toml,
-            ..RecorderConfig::default()
-        },
-        &["--sip-listen", &listen],
-    );
+    let rec = Recorder::with_toml_args(&toml, &["--sip-listen", &listen]);
     TlsRecorder {
         rec,
         tls_addr: SocketAddr::from(([127, 0, 0, 1], port)),
         ca,
         _pki: pki,
     }
-}
-
-fn with_toml(extra_toml: &str) -> Recorder {
-    Recorder::start_with(
-        RecorderConfig {
-            extra_toml: extra_toml.to_string(),
-            ..RecorderConfig::default()
-        },
-        &[],
-    )
-}
-
-fn ended(rec: &Recorder, call_id: &str) -> (PathBuf, Value) {
-    rec.wait_recording(
-        |v| v["sip_call_id"] == call_id && v["state"] == "ended",
-        Duration::from_secs(10),
-    )
 }
 
 /// Checks an answer m= line against the offer: SAVP, PCMU, the same tag and suite, and a
@@ -198,7 +175,7 @@ fn tls_genesys_two_streams_srtp_aes_cm_80() {
     c.send(&bye);
     c.expect_reply(&bye, 200, T);
 
-    let (dir, v) = ended(rec, &call.call_id);
+    let (dir, v) = rec.wait_ended(&call.call_id);
     assert_eq!(v["end_reason"], "bye", "{v}");
     let (from, to) = (
         pacer.secs_since(t0, 0) + EDGE_S,
@@ -249,7 +226,7 @@ fn one_stream_call(
     }
     std::thread::sleep(Duration::from_millis(100));
     hang_up(&mut c, &mut call);
-    let (dir, v) = ended(rec, &call.call_id);
+    let (dir, v) = rec.wait_ended(&call.call_id);
     assert_eq!(v["end_reason"], "bye", "{v}");
     assert_no_keys(rec, &[key, answer_key]);
     let from = pacer.secs_since(t0, 0) + EDGE_S;
@@ -380,7 +357,7 @@ fn srtp_rekey_on_reinvite_keeps_audio() {
     }
     std::thread::sleep(Duration::from_millis(100));
     hang_up(&mut c, &mut call);
-    let (dir, v) = ended(&rec, &call.call_id);
+    let (dir, v) = rec.wait_ended(&call.call_id);
     check_stream("re-key", &v["streams"][0], &s, Suite::Cm80);
     let (_, wav) = stream_wav(&dir, &v, 0);
     let rate = wav.sample_rate;
@@ -450,7 +427,7 @@ fn srtp_policy_required_and_off() {
     let savp = savp_sdp(1, &[(Suite::Cm80, &key)], "sendonly");
     let plain = single_audio_sdp(1, "sendonly");
 
-    let required = with_toml("[media]\nsrtp = \"required\"\n");
+    let required = Recorder::with_toml("[media]\nsrtp = \"required\"\n");
     let r = offer_status(&required, &plain);
     assert_488_with_warning("srtp = required, plain RTP offer", &r);
     eprintln!("required/plain: Warning: {:?}", r.header("warning"));
@@ -458,7 +435,7 @@ fn srtp_policy_required_and_off() {
     assert_eq!(r.status(), Some(200), "srtp = required, SRTP offer");
     assert_eq!(sdp_of(&r).audio()[0].proto, "RTP/SAVP");
 
-    let off = with_toml("[media]\nsrtp = \"off\"\n");
+    let off = Recorder::with_toml("[media]\nsrtp = \"off\"\n");
     let r = offer_status(&off, &savp);
     assert_488_with_warning("srtp = off, SRTP-only offer", &r);
     eprintln!("off/SAVP: Warning: {:?}", r.header("warning"));
@@ -500,16 +477,7 @@ fn assert_refused(what: &str, result: Result<TlsSipClient, String>) {
 
 fn options_request_tls(c: &TlsSipClient) -> String {
     let call = tls_call(c, &format!("sip:recorder@{}", c.server));
-    over_tls(&call.build(
-        "OPTIONS",
-        &call.request_uri,
-        &new_branch(),
-        1,
-        false,
-        "",
-        None,
-        "",
-    ))
+    over_tls(&call.request("OPTIONS", &call.request_uri).build())
 }
 
 #[test]
@@ -540,7 +508,7 @@ fn tls_client_certificate_required_when_client_ca_set() {
     let bye = over_tls(&call.bye());
     c.send(&bye);
     c.expect_reply(&bye, 200, T);
-    let (_, v) = ended(&tr.rec, &call.call_id);
+    let (_, v) = tr.rec.wait_ended(&call.call_id);
     assert_eq!(v["end_reason"], "bye", "{v}");
     // Only the accepted client's call was recorded.
     assert_eq!(

@@ -68,3 +68,37 @@ impl Recorder {
         http_request(self.http_addr, method, path, &auth)
     }
 }
+
+/// The value of the first `/metrics` line that starts with `series` (name and labels).
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
+/// `GET /metrics` (open, no credentials): the exposition text.
+pub fn metrics_text(addr: SocketAddr) -> String {
+    http_request(addr, "GET", "/metrics", "").body
+}
+
+impl Recorder {
+    /// The current value of a `/metrics` series; panics with the page when it is absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let text = metrics_text(self.http_addr);
+        metric_value(&text, series).unwrap_or_else(|| panic!("no {series} in metrics:\n{text}"))
+    }
+
+    /// Polls a `/metrics` series until it reads `want` (the SIP core publishes its counters
+    /// once a second); panics after 5 s.
+    pub fn wait_metric(&self, series: &str, want: f64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.metric(series) != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{series} = {}, want {want}",
+                self.metric(series)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

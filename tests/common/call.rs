@@ -162,10 +162,20 @@ pub struct Call {
 
 impl Call {
     pub fn new(client: &SipClient, request_uri: &str) -> Call {
+        Call::between(client.transport, client.local, client.server, request_uri)
+    }
+
+    /// A dialog from `local` to `server` (a TLS client builds its requests for TCP).
+    pub fn between(
+        transport: Transport,
+        local: SocketAddr,
+        server: SocketAddr,
+        request_uri: &str,
+    ) -> Call {
         Call {
-            transport: client.transport,
-            local: client.local,
-            server: client.server,
+            transport,
+            local,
+            server,
             call_id: format!("{}@127.0.0.1", random_token()),
             from_tag: random_token()[..10].to_string(),
             to_tag: None,
@@ -214,37 +224,20 @@ impl Call {
         }
     }
 
-    /// A complete request. `extra` is raw header lines, each ending in CRLF.
-    #[allow(clippy::too_many_arguments)]
-    pub fn build(
-        &self,
-        method: &str,
-        uri: &str,
-        branch: &str,
-        cseq: u32,
-        to_tag: bool,
-        extra: &str,
-        content_type: Option<&str>,
-        body: &str,
-    ) -> String {
-        let mut m = format!(
-            "{method} {uri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: \"Client\" <sip:client@{}>;tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n",
-            self.via(branch),
-            self.local,
-            self.from_tag,
-            self.to_header(to_tag),
-            self.call_id,
-        );
-        if method != "CANCEL" && method != "ACK" && method != "BYE" {
-            m.push_str(&format!("Contact: {}\r\n", self.contact()));
+    /// A request of this dialog, `method` to `uri`: by default on a new branch, CSeq 1,
+    /// without the To tag, without extra headers or body.
+    pub fn request<'a>(&'a self, method: &'a str, uri: &str) -> Request<'a> {
+        Request {
+            call: self,
+            method,
+            uri: uri.to_string(),
+            branch: new_branch(),
+            cseq: 1,
+            to_tag: false,
+            headers: "",
+            content_type: None,
+            body: "",
         }
-        m.push_str("User-Agent: sip-recorder-tests\r\n");
-        m.push_str(extra);
-        if let Some(ct) = content_type {
-            m.push_str(&format!("Content-Type: {ct}\r\n"));
-        }
-        m.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-        m
     }
 
     /// Initial INVITE (or any out-of-dialog INVITE) with the given body.
@@ -254,16 +247,13 @@ impl Call {
         self.invite_branch = new_branch();
         let uri = self.request_uri.clone();
         self.invite_uri = uri.clone();
-        let msg = self.build(
-            "INVITE",
-            &uri,
-            &self.invite_branch,
-            self.cseq,
-            false,
-            extra,
-            content_type,
-            body,
-        );
+        let msg = self
+            .request("INVITE", &uri)
+            .branch(&self.invite_branch)
+            .cseq(self.cseq)
+            .headers(extra)
+            .body(content_type, body)
+            .build();
         self.last_invite = msg.clone();
         msg
     }
@@ -315,16 +305,10 @@ impl Call {
     pub fn ack_2xx(&mut self, resp: &Msg) -> String {
         self.learn(resp);
         let target = self.target();
-        self.build(
-            "ACK",
-            &target,
-            &new_branch(),
-            resp.cseq().0,
-            true,
-            "",
-            None,
-            "",
-        )
+        self.request("ACK", &target)
+            .cseq(resp.cseq().0)
+            .with_to_tag()
+            .build()
     }
 
     /// ACK for a non-2xx final response: part of the INVITE transaction (same branch and
@@ -332,30 +316,19 @@ impl Call {
     pub fn ack_non2xx(&self, resp: &Msg) -> String {
         let mut c = self.clone();
         c.to_tag = resp.tag_of_to();
-        c.build(
-            "ACK",
-            &self.invite_uri,
-            &self.invite_branch,
-            resp.cseq().0,
-            true,
-            "",
-            None,
-            "",
-        )
+        c.request("ACK", &self.invite_uri)
+            .branch(&self.invite_branch)
+            .cseq(resp.cseq().0)
+            .with_to_tag()
+            .build()
     }
 
     /// CANCEL of the pending INVITE (same branch, same CSeq number).
     pub fn cancel(&self) -> String {
-        self.build(
-            "CANCEL",
-            &self.invite_uri,
-            &self.invite_branch,
-            self.invite_cseq,
-            false,
-            "",
-            None,
-            "",
-        )
+        self.request("CANCEL", &self.invite_uri)
+            .branch(&self.invite_branch)
+            .cseq(self.invite_cseq)
+            .build()
     }
 
     /// Any in-dialog request with a new CSeq and branch.
@@ -369,16 +342,14 @@ impl Call {
         self.cseq += 1;
         let target = self.target();
         let branch = new_branch();
-        let msg = self.build(
-            method,
-            &target,
-            &branch,
-            self.cseq,
-            true,
-            extra,
-            content_type,
-            body,
-        );
+        let msg = self
+            .request(method, &target)
+            .branch(&branch)
+            .cseq(self.cseq)
+            .with_to_tag()
+            .headers(extra)
+            .body(content_type, body)
+            .build();
         if method == "INVITE" {
             self.invite_cseq = self.cseq;
             self.invite_branch = branch;
@@ -402,16 +373,13 @@ impl Call {
     pub fn reinvite_with_cseq(&mut self, cseq: u32, sdp: &str) -> String {
         let target = self.target();
         let branch = new_branch();
-        let msg = self.build(
-            "INVITE",
-            &target,
-            &branch,
-            cseq,
-            true,
-            "",
-            Some("application/sdp"),
-            sdp,
-        );
+        let msg = self
+            .request("INVITE", &target)
+            .branch(&branch)
+            .cseq(cseq)
+            .with_to_tag()
+            .body(Some("application/sdp"), sdp)
+            .build();
         self.invite_cseq = cseq;
         self.invite_branch = branch;
         self.invite_uri = target;
@@ -422,14 +390,79 @@ impl Call {
 /// An out-of-dialog OPTIONS.
 pub fn options_request(client: &SipClient) -> String {
     let call = Call::new(client, &format!("sip:recorder@{}", client.server));
-    call.build(
-        "OPTIONS",
-        &call.request_uri,
-        &new_branch(),
-        1,
-        false,
-        "Accept: application/sdp\r\n",
-        None,
-        "",
-    )
+    call.request("OPTIONS", &call.request_uri)
+        .headers("Accept: application/sdp\r\n")
+        .build()
+}
+
+/// A request of a `Call` being put together (`Call::request`); `build` writes it out.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    call: &'a Call,
+    method: &'a str,
+    uri: String,
+    branch: String,
+    cseq: u32,
+    to_tag: bool,
+    headers: &'a str,
+    content_type: Option<&'a str>,
+    body: &'a str,
+}
+
+impl<'a> Request<'a> {
+    pub fn branch(mut self, branch: &str) -> Request<'a> {
+        self.branch = branch.to_string();
+        self
+    }
+
+    pub fn cseq(mut self, cseq: u32) -> Request<'a> {
+        self.cseq = cseq;
+        self
+    }
+
+    /// The To header carries the tag the recorder gave the dialog.
+    pub fn with_to_tag(mut self) -> Request<'a> {
+        self.to_tag = true;
+        self
+    }
+
+    /// Raw header lines, each ending in CRLF.
+    pub fn headers(mut self, extra: &'a str) -> Request<'a> {
+        self.headers = extra;
+        self
+    }
+
+    pub fn body(mut self, content_type: Option<&'a str>, body: &'a str) -> Request<'a> {
+        self.content_type = content_type;
+        self.body = body;
+        self
+    }
+
+    /// The complete request text.
+    pub fn build(self) -> String {
+        let (call, method, cseq) = (self.call, self.method, self.cseq);
+        let mut m = format!(
+            "{method} {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: \"Client\" <sip:client@{}>;tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n",
+            self.uri,
+            call.via(&self.branch),
+            call.local,
+            call.from_tag,
+            call.to_header(self.to_tag),
+            call.call_id,
+        );
+        if method != "CANCEL" && method != "ACK" && method != "BYE" {
+            m.push_str(&format!("Contact: {}\r\n", call.contact()));
+        }
+        m.push_str("User-Agent: sip-recorder-tests\r\n");
+        m.push_str(self.headers);
+        if let Some(ct) = self.content_type {
+            m.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        m.push_str(&format!(
+            "Content-Length: {}\r\n\r\n{}",
+            self.body.len(),
+            self.body
+        ));
+        m
+    }
 }

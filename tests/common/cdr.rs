@@ -1,11 +1,19 @@
 //! A CDR receiver for the black-box tests: axum on 127.0.0.1:0 keeping every POSTed body.
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::post;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// A CDR receiver on 127.0.0.1:0 in its own thread; returns its URL and what it got.
 pub fn cdr_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    cdr_receiver_refusing_until(Instant::now())
+}
+
+/// A CDR receiver that answers 404 (and keeps nothing) until `until`, then 200 (a wrong
+/// path behind a proxy, say, that gets fixed).
+pub fn cdr_receiver_refusing_until(until: Instant) -> (String, Arc<Mutex<Vec<String>>>) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = got.clone();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -25,8 +33,11 @@ pub fn cdr_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
                 post(move |body: String| {
                     let sink = sink.clone();
                     async move {
+                        if Instant::now() < until {
+                            return (StatusCode::NOT_FOUND, "not yet");
+                        }
                         sink.lock().expect("lock").push(body);
-                        "ok"
+                        (StatusCode::OK, "ok")
                     }
                 }),
             );

@@ -1,6 +1,6 @@
 //! Raw SIP client over UDP or TCP: sends text, reads and frames what comes back.
 
-use super::msg::{Msg, content_length_of_head, find_head_end};
+use super::msg::{Msg, frame_stream};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
@@ -182,51 +182,14 @@ impl SipClient {
 
     /// Frames one message out of `rx`, consuming keep-alive CRLFs in front of it.
     fn frame_tcp(&mut self) -> Option<Msg> {
-        while self.rx.starts_with(b"\r\n") {
-            self.rx.drain(..2);
-            self.pongs += 1;
-        }
-        let (head_len, body_start) = find_head_end(&self.rx)?;
-        let head = String::from_utf8_lossy(&self.rx[..head_len]).into_owned();
-        let cl = content_length_of_head(&head).unwrap_or(0);
-        if self.rx.len() < body_start + cl {
-            return None;
-        }
-        let bytes: Vec<u8> = self.rx.drain(..body_start + cl).collect();
-        Msg::parse(&bytes)
+        let (crlfs, msg) = frame_stream(&mut self.rx);
+        self.pongs += crlfs;
+        msg
     }
 
     fn read_tcp(&mut self, deadline: Instant) -> Option<Msg> {
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            if let Some(m) = self.frame_tcp() {
-                return Some(m);
-            }
-            let now = Instant::now();
-            if self.closed || now >= deadline {
-                return None;
-            }
-            let stream = self.tcp.as_mut()?;
-            stream
-                .set_read_timeout(Some(at_least_1ms(deadline - now)))
-                .expect("set TCP timeout");
-            match stream.read(&mut buf) {
-                Ok(0) => self.closed = true,
-                Ok(n) => self.rx.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    self.closed = true
-                }
-                Err(e) => panic!("TCP read: {e}"),
-            }
-        }
+        self.read_tcp_frames(deadline, false)
     }
-
     /// Waits for a keep-alive CRLF answer; true when one arrived in time.
     pub fn wait_pong(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -241,6 +204,12 @@ impl SipClient {
 
     /// Reads whatever arrives until the deadline or the first framed message.
     fn read_tcp_until(&mut self, deadline: Instant) -> Option<Msg> {
+        self.read_tcp_frames(deadline, true)
+    }
+
+    /// The next framed message before `deadline`; with `until_pong`, also stops at a
+    /// keep-alive answer and takes a failed read for a closed connection.
+    fn read_tcp_frames(&mut self, deadline: Instant, until_pong: bool) -> Option<Msg> {
         let before = self.pongs;
         let mut buf = vec![0u8; 65_536];
         loop {
@@ -248,7 +217,7 @@ impl SipClient {
                 return Some(m);
             }
             let now = Instant::now();
-            if self.pongs != before || self.closed || now >= deadline {
+            if (until_pong && self.pongs != before) || self.closed || now >= deadline {
                 return None;
             }
             let stream = self.tcp.as_mut()?;
@@ -259,11 +228,19 @@ impl SipClient {
                 Ok(0) => self.closed = true,
                 Ok(n) => self.rx.extend_from_slice(&buf[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(_) => self.closed = true,
+                Err(e)
+                    if until_pong
+                        || matches!(
+                            e.kind(),
+                            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                        ) =>
+                {
+                    self.closed = true
+                }
+                Err(e) => panic!("TCP read: {e}"),
             }
         }
     }
-
     /// Waits until the TCP peer closes the connection; true when it did in time.
     pub fn wait_closed(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

@@ -15,6 +15,7 @@ pub mod sdp;
 pub mod sipp;
 pub mod srtp;
 pub mod tls;
+pub mod uas;
 
 // Re-exported for the test files; each uses a different subset.
 #[allow(unused_imports)]
@@ -201,6 +202,22 @@ impl Recorder {
         Recorder::start_with(RecorderConfig::default(), extra_args)
     }
 
+    /// A recorder whose configuration file also holds `extra_toml` (e.g. a `[media]` table).
+    pub fn with_toml(extra_toml: &str) -> Recorder {
+        Recorder::with_toml_args(extra_toml, &[])
+    }
+
+    /// `with_toml`, started with extra flags.
+    pub fn with_toml_args(extra_toml: &str, extra_args: &[&str]) -> Recorder {
+        Recorder::start_with(
+            RecorderConfig {
+                extra_toml: extra_toml.to_string(),
+                ..RecorderConfig::default()
+            },
+            extra_args,
+        )
+    }
+
     pub fn start_with(config: RecorderConfig, extra_args: &[&str]) -> Recorder {
         let dir = tempfile::Builder::new()
             .prefix("sip-recorder-test")
@@ -218,49 +235,32 @@ impl Recorder {
         let log = fs::File::create(&log_path).expect("create log file");
         let log2 = log.try_clone().expect("clone log file");
 
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sip-recorder"));
-        cmd.arg("--config")
-            .arg(&config_path)
-            .arg("--sip-listen")
-            .arg(format!("udp:127.0.0.1:{sip_port}"))
-            .arg("--sip-listen")
-            .arg(format!("tcp:127.0.0.1:{sip_port}"))
-            .arg("--rtp-ports")
-            .arg(format!("{}-{}", rtp.min, rtp.max))
-            .arg("--media-ip")
-            .arg("127.0.0.1")
-            .arg("--recordings-dir")
-            .arg(&recordings_dir)
-            .arg("--spool-dir")
-            .arg(&spool_dir)
-            .arg("--http-listen")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .arg("--log-format")
-            .arg("text")
-            // SIP_RECORDER_TEST_LOG=debug makes a failing test's recorder log verbose.
-            .args(
-                std::env::var("SIP_RECORDER_TEST_LOG")
-                    .map(|l| vec!["--log-level".to_string(), l])
-                    .unwrap_or_default(),
-            )
-            .args(extra_args)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2));
-        let child = cmd.spawn().expect("spawn sip-recorder");
+        let sip_addr = SocketAddr::from(([127, 0, 0, 1], sip_port));
+        let http_addr = SocketAddr::from(([127, 0, 0, 1], http_port));
+        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let child = recorder_command(
+            dir.path(),
+            sip_addr,
+            (rtp.min, rtp.max),
+            http_addr,
+            &extra_args,
+        )
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2))
+        .spawn()
+        .expect("spawn sip-recorder");
         let mut rec = Recorder {
             child,
             exit: None,
-            sip_addr: SocketAddr::from(([127, 0, 0, 1], sip_port)),
-            http_addr: SocketAddr::from(([127, 0, 0, 1], http_port)),
+            sip_addr,
+            http_addr,
             rtp_min: rtp.min,
             rtp_max: rtp.max,
             config,
             recordings_dir,
             spool_dir,
             log_path,
-            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            extra_args,
             _rtp: rtp,
             dir,
         };
@@ -401,13 +401,42 @@ impl Recorder {
         }
     }
 
-    /// The recording of a SIP Call-ID once it is in `state`.
-    pub fn wait_call_state(&self, call_id: &str, state: &str, timeout: Duration) -> Value {
+    /// The recording of a SIP Call-ID once it is in `state`: its directory and document.
+    pub fn wait_call_state(
+        &self,
+        call_id: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> (PathBuf, Value) {
         self.wait_recording(
             |v| v["sip_call_id"] == call_id && v["state"] == state,
             timeout,
         )
-        .1
+    }
+
+    /// The recording of a SIP Call-ID once it is `ended` (finalizing the files may take a
+    /// moment after the BYE's 200), with its directory.
+    pub fn wait_ended(&self, call_id: &str) -> (PathBuf, Value) {
+        self.wait_call_state(call_id, "ended", Duration::from_secs(10))
+    }
+
+    /// Waits (10 s) until exactly `n` recordings exist and all are ended; returns them.
+    pub fn wait_all_ended(&self, n: usize) -> Vec<(PathBuf, Value)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let all = self.recordings();
+            let ended = all.iter().filter(|(_, v)| v["state"] == "ended").count();
+            if all.len() == n && ended == n {
+                return all;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} recordings, {ended} ended; expected {n} ended: {all:#?}\n{}",
+                all.len(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn recordings_of_call(&self, call_id: &str) -> Vec<Value> {
@@ -440,6 +469,47 @@ impl Drop for Recorder {
         }
         let _ = &self.dir;
     }
+}
+
+/// The `sip-recorder` command line of a test recorder living in `dir` (its config file,
+/// recordings and spool), listening on UDP and TCP at `sip_addr`; stdout/stderr are the
+/// caller's.
+fn recorder_command(
+    dir: &Path,
+    sip_addr: SocketAddr,
+    (rtp_min, rtp_max): (u16, u16),
+    http_addr: SocketAddr,
+    extra_args: &[String],
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sip-recorder"));
+    cmd.arg("--config")
+        .arg(dir.join("recorder.toml"))
+        .arg("--sip-listen")
+        .arg(format!("udp:{sip_addr}"))
+        .arg("--sip-listen")
+        .arg(format!("tcp:{sip_addr}"))
+        .arg("--rtp-ports")
+        .arg(format!("{rtp_min}-{rtp_max}"))
+        .arg("--media-ip")
+        .arg("127.0.0.1")
+        .arg("--recordings-dir")
+        .arg(dir.join("recordings"))
+        .arg("--spool-dir")
+        .arg(dir.join("spool"))
+        .arg("--http-listen")
+        .arg(http_addr.to_string())
+        .arg("--log-format")
+        .arg("text")
+        // SIP_RECORDER_TEST_LOG=debug makes a failing test's recorder log verbose.
+        .args(
+            std::env::var("SIP_RECORDER_TEST_LOG")
+                .map(|l| vec!["--log-level".to_string(), l])
+                .unwrap_or_default(),
+        )
+        .args(extra_args)
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    cmd
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
@@ -503,6 +573,28 @@ pub fn reoffer(client: &mut SipClient, call: &mut Call, sdp: &str) -> Msg {
     let ok = client.expect_reply(&reinvite, 200, Duration::from_secs(5));
     client.send(&call.ack_2xx(&ok));
     ok
+}
+
+/// A Genesys call on `client` (INVITE → 200 → ACK), waited until its recording is active.
+pub fn genesys_call_active(rec: &Recorder, client: &mut SipClient) -> Call {
+    let mut call = Call::genesys(client);
+    let invite = call.genesys_invite();
+    establish(client, &mut call, &invite);
+    rec.wait_call_state(&call.call_id, "active", Duration::from_secs(5));
+    call
+}
+
+/// A Genesys pause (re-INVITE `a=inactive`, o= version `version`), waited until the
+/// recording is paused.
+pub fn pause(rec: &Recorder, client: &mut SipClient, call: &mut Call, version: u64) {
+    reoffer(client, call, &genesys_sdp(version, "inactive"));
+    rec.wait_call_state(&call.call_id, "paused", Duration::from_secs(5));
+}
+
+/// A Genesys resume (re-INVITE `a=sendonly`), waited until the recording is active again.
+pub fn resume(rec: &Recorder, client: &mut SipClient, call: &mut Call, version: u64) {
+    reoffer(client, call, &genesys_sdp(version, "sendonly"));
+    rec.wait_call_state(&call.call_id, "active", Duration::from_secs(5));
 }
 
 /// Sends BYE and expects 200.

@@ -218,3 +218,23 @@ pub fn header_param(value: &str, name: &str) -> Option<String> {
         }
     })
 }
+
+/// Frames one message from the front of a stream buffer: (keep-alive CRLFs consumed in
+/// front of it, the message once it is all there).
+pub fn frame_stream(rx: &mut Vec<u8>) -> (usize, Option<Msg>) {
+    let mut crlfs = 0;
+    while rx.starts_with(b"\r\n") {
+        rx.drain(..2);
+        crlfs += 1;
+    }
+    let Some((head_len, body_start)) = find_head_end(rx) else {
+        return (crlfs, None);
+    };
+    let head = String::from_utf8_lossy(&rx[..head_len]).into_owned();
+    let cl = content_length_of_head(&head).unwrap_or(0);
+    if rx.len() < body_start + cl {
+        return (crlfs, None);
+    }
+    let bytes: Vec<u8> = rx.drain(..body_start + cl).collect();
+    (crlfs, Msg::parse(&bytes))
+}

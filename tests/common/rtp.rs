@@ -9,7 +9,7 @@ use std::f64::consts::PI;
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// One packet interval (ptime 20).
@@ -512,6 +512,53 @@ pub fn windows(s: &[i16], rate: u32, from: f64, to: f64, hz: f64) -> Vec<(f64, f
     out
 }
 
+/// Smallest RMS of a 20 ms window that counts as the sent tone being there (half the
+/// tone's: a missing or garbled packet shows as a weak window).
+pub const TONE_RMS: f64 = TONE_AMPLITUDE / std::f64::consts::SQRT_2 / 2.0;
+
+/// Slack at the edges of a region whose position comes from the sender's clock: the
+/// recording starts a little before the 200 OK reaches the test, packets are placed on
+/// whole packet boundaries, and the first packet after a gap re-anchors.
+pub const EDGE_S: f64 = 0.060;
+
+/// Over `[from, to)` seconds: every 20 ms window holds the tone (no hole), the whole region
+/// is `hz` by zero crossings (±5 %) and by Goertzel (near the sent amplitude), and
+/// `other_hz` is absent.
+pub fn assert_tone(what: &str, s: &[i16], rate: u32, from: f64, to: f64, hz: f64, other_hz: f64) {
+    assert!(
+        to - from >= 0.1,
+        "{what}: region {from:.3}..{to:.3} too short"
+    );
+    let region = window(s, rate, from, to);
+    let expected = ((to - from) * f64::from(rate)) as usize;
+    assert!(
+        region.len() + 1 >= expected,
+        "{what}: file ends before {to:.3} s ({} samples at {rate} Hz)",
+        s.len()
+    );
+    let zc = zero_crossing_hz(region, rate);
+    assert!(
+        (zc - hz).abs() <= hz * 0.05,
+        "{what}: {from:.3}..{to:.3} s is {zc:.1} Hz by zero crossings, expected {hz} Hz"
+    );
+    let a = tone_amplitude(region, rate, hz);
+    let b = tone_amplitude(region, rate, other_hz);
+    assert!(
+        a >= TONE_AMPLITUDE * 0.6 && b <= a * 0.05,
+        "{what}: {from:.3}..{to:.3} s amplitude at {hz} Hz {a:.0} (sent {TONE_AMPLITUDE}), at {other_hz} Hz {b:.0}"
+    );
+    let weakest = windows(s, rate, from, to, hz)
+        .into_iter()
+        .min_by(|x, y| x.1.total_cmp(&y.1))
+        .expect("windows");
+    assert!(
+        weakest.1 >= TONE_RMS,
+        "{what}: hole in the tone: 20 ms window at {:.3} s has RMS {:.0} (< {TONE_RMS:.0})",
+        weakest.0,
+        weakest.1
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Recorder process control beyond the harness: SIGKILL, restart on the same directories,
 // extra configuration.
@@ -533,53 +580,18 @@ impl Recorder {
             .open(&self.log_path)
             .expect("open log file");
         let log2 = log.try_clone().expect("clone log file");
-        let sip_port = self.sip_addr.port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sip-recorder"));
-        cmd.arg("--config")
-            .arg(self.dir.path().join("recorder.toml"))
-            .arg("--sip-listen")
-            .arg(format!("udp:127.0.0.1:{sip_port}"))
-            .arg("--sip-listen")
-            .arg(format!("tcp:127.0.0.1:{sip_port}"))
-            .arg("--rtp-ports")
-            .arg(format!("{}-{}", self.rtp_min, self.rtp_max))
-            .arg("--media-ip")
-            .arg("127.0.0.1")
-            .arg("--recordings-dir")
-            .arg(&self.recordings_dir)
-            .arg("--spool-dir")
-            .arg(&self.spool_dir)
-            .arg("--http-listen")
-            .arg(self.http_addr.to_string())
-            .arg("--log-format")
-            .arg("text")
-            .args(
-                std::env::var("SIP_RECORDER_TEST_LOG")
-                    .map(|l| vec!["--log-level".to_string(), l])
-                    .unwrap_or_default(),
-            )
-            .args(&self.extra_args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2));
-        self.child = cmd.spawn().expect("respawn sip-recorder");
+        self.child = super::recorder_command(
+            self.dir.path(),
+            self.sip_addr,
+            (self.rtp_min, self.rtp_max),
+            self.http_addr,
+            &self.extra_args,
+        )
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2))
+        .spawn()
+        .expect("respawn sip-recorder");
         self.exit = None;
         self.wait_ready();
-    }
-
-    /// A recorder whose configuration file also holds `extra_toml` (e.g. a `[media]`
-    /// table). The harness writes its file from fixed fields, so this starts one, stops
-    /// it before it has any call, appends to the file and starts it again.
-    pub fn start_with_toml(extra_toml: &str) -> Recorder {
-        let mut rec = Recorder::start(&[]);
-        rec.kill9();
-        let path = rec.dir.path().join("recorder.toml");
-        let mut text = fs::read_to_string(&path).expect("read config");
-        text.push('\n');
-        text.push_str(extra_toml);
-        fs::write(&path, text).expect("write config");
-        rec.restart();
-        rec
     }
 }

@@ -2,10 +2,7 @@
 //! sender built on the plain RTP sender (encryption by `webrtc-srtp`, independent of the
 //! recorder's receive path), and checks on the written audio.
 
-use super::rtp::{
-    Codec, RtpSender, TONE_AMPLITUDE, Wav, read_wav, tone_amplitude, window, windows,
-    zero_crossing_hz,
-};
+use super::rtp::{Codec, RtpSender, Wav, read_wav};
 use super::sdp::Media;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -206,49 +203,6 @@ pub fn stream_wav(dir: &Path, v: &Value, i: usize) -> (PathBuf, Wav) {
     let wav = read_wav(&path).unwrap_or_else(|e| panic!("not a readable WAV: {e}"));
     (path, wav)
 }
-
-/// Over `[from, to)` seconds: the signal is `hz` (zero crossings within 5 %, Goertzel
-/// amplitude near the sent one, `other_hz` absent) and no 20 ms window lacks the tone.
-pub fn assert_tone(what: &str, s: &[i16], rate: u32, from: f64, to: f64, hz: f64, other_hz: f64) {
-    assert!(
-        to - from >= 0.1,
-        "{what}: region {from:.3}..{to:.3} too short"
-    );
-    let region = window(s, rate, from, to);
-    let expected = ((to - from) * f64::from(rate)) as usize;
-    assert!(
-        region.len() + 1 >= expected,
-        "{what}: file ends before {to:.3} s ({} samples at {rate} Hz)",
-        s.len()
-    );
-    let zc = zero_crossing_hz(region, rate);
-    assert!(
-        (zc - hz).abs() <= hz * 0.05,
-        "{what}: {from:.3}..{to:.3} s is {zc:.1} Hz by zero crossings, expected {hz} Hz"
-    );
-    let a = tone_amplitude(region, rate, hz);
-    let b = tone_amplitude(region, rate, other_hz);
-    assert!(
-        a >= TONE_AMPLITUDE * 0.6 && b <= a * 0.05,
-        "{what}: {from:.3}..{to:.3} s amplitude at {hz} Hz {a:.0} (sent {TONE_AMPLITUDE}), at {other_hz} Hz {b:.0}"
-    );
-    // Half the RMS of the sent tone: a missing or garbled packet shows as a weak window.
-    let min_rms = TONE_AMPLITUDE / std::f64::consts::SQRT_2 / 2.0;
-    let weakest = windows(s, rate, from, to, hz)
-        .into_iter()
-        .min_by(|x, y| x.1.total_cmp(&y.1))
-        .expect("windows");
-    assert!(
-        weakest.1 >= min_rms,
-        "{what}: hole in the tone: 20 ms window at {:.3} s has RMS {:.0} (< {min_rms:.0})",
-        weakest.0,
-        weakest.1
-    );
-}
-
-/// Where the tone of every packet is in the file: the recording starts a little before the
-/// 200 OK reaches the test, so allow this much at the edges of the sent region.
-pub const EDGE_S: f64 = 0.060;
 
 /// Every file under `dir` whose text contains one of `needles`, with the needle.
 pub fn files_containing(dir: &Path, needles: &[String]) -> Vec<(PathBuf, String)> {

@@ -3,7 +3,7 @@
 
 use super::call::Call;
 use super::client::Transport;
-use super::msg::{Msg, content_length_of_head, find_head_end};
+use super::msg::{Msg, frame_stream};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -166,17 +166,7 @@ impl TlsSipClient {
     }
 
     fn frame(&mut self) -> Option<Msg> {
-        while self.rx.starts_with(b"\r\n") {
-            self.rx.drain(..2);
-        }
-        let (head_len, body_start) = find_head_end(&self.rx)?;
-        let head = String::from_utf8_lossy(&self.rx[..head_len]).into_owned();
-        let cl = content_length_of_head(&head).unwrap_or(0);
-        if self.rx.len() < body_start + cl {
-            return None;
-        }
-        let bytes: Vec<u8> = self.rx.drain(..body_start + cl).collect();
-        Msg::parse(&bytes)
+        frame_stream(&mut self.rx).1
     }
 
     /// Next message, or `None` after `timeout` or when the connection ended.
@@ -261,28 +251,7 @@ impl TlsSipClient {
 
 /// A dialog for a TLS client: the TCP request builders with TLS in Via and Contact.
 pub fn tls_call(client: &TlsSipClient, request_uri: &str) -> Call {
-    let token = super::call::random_token();
-    Call {
-        transport: Transport::Tcp,
-        local: client.local,
-        server: client.server,
-        call_id: format!("{token}@127.0.0.1"),
-        from_tag: token[..10].to_string(),
-        to_tag: None,
-        request_uri: request_uri.to_string(),
-        to_uri: request_uri
-            .split(';')
-            .next()
-            .unwrap_or(request_uri)
-            .to_string(),
-        cseq: 0,
-        invite_cseq: 0,
-        invite_branch: String::new(),
-        invite_uri: String::new(),
-        last_invite: String::new(),
-        remote_target: None,
-        contact_params: String::new(),
-    }
+    Call::between(Transport::Tcp, client.local, client.server, request_uri)
 }
 
 /// Rewrites a request built for TCP into its TLS form (Via transport, Contact parameter).
