@@ -10,6 +10,7 @@ use super::model::{
 use crate::media::accounting::PeriodStats;
 use crate::recording::EndReason;
 use crate::recording::session::{RecordingDocument, StreamEntry};
+use crate::recording::startup::{KeptPeriod, RecoveredDocument, RecoveredStream};
 
 /// CMS codec names (guide §4.4 `rxAudio`/`codec`) for the SDP encoding names we record.
 /// Names the guide does not list are passed through lower-cased.
@@ -90,14 +91,14 @@ fn rx_audio(s: &StreamEntry) -> RxAudio {
 
 /// A recovered stream's burst/gap pair: the accounting its recording.json kept, else the
 /// loss counts alone.
-fn recovered_loss(s: &serde_json::Value, loss: StreamLoss) -> (BurstStats, BurstStats) {
-    let kept = |k: &str| {
-        Some(BurstStats {
-            duration_seconds: s[k]["duration_seconds"].as_f64()?,
-            density_percent: s[k]["density_percent"].as_f64()?,
+fn recovered_loss(s: &RecoveredStream, loss: StreamLoss) -> (BurstStats, BurstStats) {
+    let kept = |p: Option<KeptPeriod>| {
+        p.map(|p| BurstStats {
+            duration_seconds: p.duration_seconds,
+            density_percent: p.density_percent,
         })
     };
-    match (kept("packet_loss_bursts"), kept("packet_gap")) {
+    match (kept(s.packet_loss_bursts), kept(s.packet_gap)) {
         (Some(b), Some(g)) => (b, g),
         _ => loss_statistics(loss),
     }
@@ -191,67 +192,66 @@ pub fn call_leg_end(
     })
 }
 
-/// The records that close a recording startup recovery finalized (its `recording.json` as
-/// JSON): `callLegEnd` with reason `error` and `recordingEnd` with `recovered`, stamped with
-/// the recording's `ended_at`.
-pub fn recovered(doc: &serde_json::Value) -> (OffsetDateTime, Vec<CdrEvent>) {
-    let text = |k: &str| doc[k].as_str().unwrap_or_default().to_string();
-    let at = OffsetDateTime::parse(&text("ended_at"), &Rfc3339)
+/// The records that close a recording startup recovery finalized: `callLegEnd` with
+/// reason `error` and `recordingEnd` with `recovered`, stamped with the recording's
+/// `ended_at`.
+pub fn recovered(doc: &RecoveredDocument) -> (OffsetDateTime, Vec<CdrEvent>) {
+    let at = OffsetDateTime::parse(&doc.ended_at, &Rfc3339)
         .unwrap_or_else(|_| OffsetDateTime::now_utc());
-    let started = OffsetDateTime::parse(&text("started_at"), &Rfc3339).ok();
+    let started = OffsetDateTime::parse(&doc.started_at, &Rfc3339).ok();
     let duration_seconds = started.map_or(0, |s| (at - s).whole_seconds().max(0) as u64);
-    let streams = doc["streams"].as_array().cloned().unwrap_or_default();
-    let files: Vec<String> = streams
+    let files: Vec<String> = doc
+        .streams
         .iter()
-        .filter_map(|s| s["file"].as_str().map(str::to_string))
-        .chain(doc["mixed_file"].as_str().map(str::to_string))
+        .filter_map(|s| s.file.clone())
+        .chain(doc.mixed_file.clone())
         .collect();
     let mut records = Vec::new();
-    if !text("call_leg_id").is_empty() {
-        let rx_audio = streams
-            .iter()
-            .map(|s| {
-                let received = s["packets_received"].as_u64().unwrap_or(0);
-                let lost = s["packets_lost"].as_u64().unwrap_or(0);
-                let (bursts, gap) = recovered_loss(
-                    s,
-                    StreamLoss {
-                        packets_received: received,
-                        packets_lost: lost,
-                        duration_seconds: s["duration_seconds"]
-                            .as_f64()
-                            .unwrap_or(duration_seconds as f64),
-                    },
-                );
-                RxAudio {
-                    codec: cms_codec(s["codec"].as_str().unwrap_or_default()),
-                    packets_received: received,
-                    packets_lost: lost,
-                    packet_loss_bursts: Some(bursts),
-                    packet_gap: Some(gap),
-                    jitter_ms: s["jitter_ms"].as_f64(),
-                }
-            })
-            .collect();
+    if !doc.call_leg_id.is_empty() {
         records.push(CdrEvent::CallLegEnd(CallLegEnd {
-            call_leg: text("call_leg_id"),
+            call_leg: doc.call_leg_id.clone(),
             reason: CallLegEndReason::Error,
             remote_teardown: false,
-            encrypted_media: streams.iter().any(|s| s["encrypted"] == true),
-            unencrypted_media: streams.iter().any(|s| s["encrypted"] != true),
+            encrypted_media: doc.streams.iter().any(|s| s.encrypted),
+            unencrypted_media: doc.streams.iter().any(|s| !s.encrypted),
             duration_seconds,
             activated_seconds: None,
-            sip_call_id: text("sip_call_id"),
-            rx_audio,
+            sip_call_id: doc.sip_call_id.clone(),
+            rx_audio: doc
+                .streams
+                .iter()
+                .map(|s| recovered_rx_audio(s, duration_seconds))
+                .collect(),
         }));
     }
     records.push(CdrEvent::RecordingEnd(super::model::RecordingEnd {
-        recording_id: text("recording_id"),
+        recording_id: doc.recording_id.clone(),
         end_reason: "recovered".to_string(),
         files,
         duration_seconds,
     }));
     (at, records)
+}
+
+/// `rxAudio` of a recovered stream; a stream without a repaired duration is taken to have
+/// lasted the whole recording.
+fn recovered_rx_audio(s: &RecoveredStream, recording_seconds: u64) -> RxAudio {
+    let (bursts, gap) = recovered_loss(
+        s,
+        StreamLoss {
+            packets_received: s.packets_received,
+            packets_lost: s.packets_lost,
+            duration_seconds: s.duration_seconds.unwrap_or(recording_seconds as f64),
+        },
+    );
+    RxAudio {
+        codec: cms_codec(s.codec.as_deref().unwrap_or_default()),
+        packets_received: s.packets_received,
+        packets_lost: s.packets_lost,
+        packet_loss_bursts: Some(bursts),
+        packet_gap: Some(gap),
+        jitter_ms: s.jitter_ms,
+    }
 }
 
 #[cfg(test)]
@@ -296,5 +296,90 @@ mod tests {
         assert!((gap.density_percent - 1.0).abs() < 1e-9);
         let (_, empty) = loss_statistics(StreamLoss::default());
         assert_eq!(empty.density_percent, 0.0);
+    }
+
+    fn recovered_of(doc: serde_json::Value) -> Vec<CdrEvent> {
+        recovered(&RecoveredDocument::read(&doc)).1
+    }
+
+    #[test]
+    fn recovered_documents_from_newer_and_older_recorders_give_their_cdrs() {
+        // Newer: fields this recorder does not know, at the top and in a stream, and a
+        // burst figure with more keys than it reads.
+        let newer = recovered_of(serde_json::json!({
+            "recording_id": "r1", "call_leg_id": "leg1", "sip_call_id": "c1",
+            "started_at": "2026-01-01T10:00:00.000Z", "ended_at": "2026-01-01T10:00:30.000Z",
+            "mixed_file": "stereo.wav", "storage": {"bucket": "b"},
+            "streams": [{
+                "file": "stream-0.wav", "codec": "PCMA", "packets_received": 1500,
+                "packets_lost": 3, "duration_seconds": 30.0, "jitter_ms": 2.5,
+                "encrypted": true, "uploaded": true,
+                "packet_loss_bursts": {"count": 1, "duration_seconds": 0.06, "density_percent": 50.0},
+                "packet_gap": {"count": 2, "duration_seconds": 14.9, "density_percent": 0.1},
+            }],
+        }));
+        let [CdrEvent::CallLegEnd(end), CdrEvent::RecordingEnd(rec)] = newer.as_slice() else {
+            panic!("callLegEnd and recordingEnd: {newer:?}");
+        };
+        assert_eq!(
+            (end.call_leg.as_str(), end.sip_call_id.as_str()),
+            ("leg1", "c1")
+        );
+        assert_eq!(end.reason, CallLegEndReason::Error);
+        assert_eq!(end.duration_seconds, 30);
+        assert!(end.encrypted_media && !end.unencrypted_media);
+        let rx = &end.rx_audio[0];
+        assert_eq!(
+            (rx.codec.as_str(), rx.packets_received, rx.packets_lost),
+            ("g711a", 1500, 3)
+        );
+        assert_eq!(rx.jitter_ms, Some(2.5));
+        assert_eq!(
+            rx.packet_loss_bursts,
+            Some(BurstStats {
+                duration_seconds: 0.06,
+                density_percent: 50.0
+            })
+        );
+        assert_eq!(
+            rx.packet_gap,
+            Some(BurstStats {
+                duration_seconds: 14.9,
+                density_percent: 0.1
+            })
+        );
+        assert_eq!(rec.recording_id, "r1");
+        assert_eq!(rec.end_reason, "recovered");
+        assert_eq!(rec.files, ["stream-0.wav", "stereo.wav"]);
+
+        // Older: no RFC 3611 accounting, no duration, no jitter, and one field in a shape
+        // this recorder would not write: the loss counts alone give the figures.
+        let older = recovered_of(serde_json::json!({
+            "recording_id": "r2", "call_leg_id": "leg2", "sip_call_id": "c2",
+            "started_at": "2026-01-01T10:00:00.000Z", "ended_at": "2026-01-01T10:00:20.000Z",
+            "streams": [{"file": "stream-0.wav", "codec": "PCMU", "packets_received": 990,
+                         "packets_lost": 10, "encrypted": "no"}],
+        }));
+        let [CdrEvent::CallLegEnd(end), CdrEvent::RecordingEnd(rec)] = older.as_slice() else {
+            panic!("callLegEnd and recordingEnd: {older:?}");
+        };
+        assert!(!end.encrypted_media && end.unencrypted_media);
+        let rx = &end.rx_audio[0];
+        assert_eq!(rx.jitter_ms, None);
+        assert_eq!(rx.packet_loss_bursts, Some(BurstStats::default()));
+        let gap = rx.packet_gap.expect("gap");
+        assert_eq!(gap.duration_seconds, 20.0, "the whole recording");
+        assert!((gap.density_percent - 1.0).abs() < 1e-9);
+        assert_eq!(rec.files, ["stream-0.wav"]);
+    }
+
+    #[test]
+    fn recovered_document_without_a_call_leg_gets_only_its_recording_end() {
+        let records = recovered_of(serde_json::json!({"recording_id": "r3", "streams": 7}));
+        let [CdrEvent::RecordingEnd(rec)] = records.as_slice() else {
+            panic!("recordingEnd alone: {records:?}");
+        };
+        assert_eq!((rec.recording_id.as_str(), rec.duration_seconds), ("r3", 0));
+        assert!(rec.files.is_empty());
     }
 }

@@ -6,6 +6,8 @@ use super::mix::{MIXED_FILE, mix_files};
 use super::recovery::repair_wav;
 use super::session::rfc3339;
 use super::task::write_atomic;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
@@ -14,7 +16,79 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone)]
 pub struct Recovered {
     pub dir: PathBuf,
-    pub document: Value,
+    pub document: RecoveredDocument,
+}
+
+/// What the closing CDRs of a recovered recording read from its `recording.json`. The
+/// document may come from an older or newer recorder: fields it lacks, or holds in another
+/// shape, read as their default, and fields not named here are ignored. (Recovery itself
+/// edits the document as JSON, so that a rewrite keeps every field it does not know.)
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct RecoveredDocument {
+    #[serde(default, deserialize_with = "lenient")]
+    pub recording_id: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub call_leg_id: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub sip_call_id: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub started_at: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub ended_at: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub mixed_file: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub streams: Vec<RecoveredStream>,
+}
+
+/// One entry of `streams` as `RecoveredDocument` reads it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct RecoveredStream {
+    #[serde(default, deserialize_with = "lenient")]
+    pub file: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub codec: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub packets_received: u64,
+    #[serde(default, deserialize_with = "lenient")]
+    pub packets_lost: u64,
+    /// Set by recovery from the repaired file.
+    #[serde(default, deserialize_with = "lenient")]
+    pub duration_seconds: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub jitter_ms: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub encrypted: bool,
+    /// RFC 3611 accounting; absent in documents older than it.
+    #[serde(default, deserialize_with = "lenient")]
+    pub packet_loss_bursts: Option<KeptPeriod>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub packet_gap: Option<KeptPeriod>,
+}
+
+/// A burst or gap figure a stream's recording.json kept (`media::accounting::PeriodStats`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct KeptPeriod {
+    pub duration_seconds: f64,
+    pub density_percent: f64,
+}
+
+impl RecoveredDocument {
+    /// Reads the fields the CDRs need; never fails (see the type's comment).
+    pub fn read(doc: &Value) -> RecoveredDocument {
+        serde_json::from_value(doc.clone()).unwrap_or_default()
+    }
+}
+
+/// A field whose value does not have the expected shape reads as its default, as the
+/// field's absence does: one odd field costs only itself, not the recording's CDRs.
+fn lenient<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned + Default,
+{
+    let v = Value::deserialize(de)?;
+    Ok(serde_json::from_value(v).unwrap_or_default())
 }
 
 /// Directory depth searched below the recordings root (the default layout uses 4).
@@ -122,7 +196,7 @@ fn finalize(dir: &Path) -> Option<Recovered> {
     tracing::info!(dir = %dir.display(), files = wavs.len(), "recording recovered after an unclean stop");
     Some(Recovered {
         dir: dir.to_path_buf(),
-        document: doc,
+        document: RecoveredDocument::read(&doc),
     })
 }
 
