@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use sip_recorder::config::Transport;
+use sip_recorder::sip::Transport;
 use sip_recorder::sdp::{AnswerConfig, PortPool};
 use sip_recorder::sip::Flow;
 use sip_recorder::sip::message::Limits;

@@ -1,13 +1,14 @@
 //! Wiring: listeners, the SIP core task, recording tasks, signals and graceful shutdown.
 
 use crate::api::{ApiCommand, ApiState};
-use crate::config::{Config, ListenAddr, Transport};
+use crate::config::{Config, ListenAddr};
 use crate::net::stream::{StreamSettings, StreamState, serve_tcp};
 use crate::net::{Inbound, Transmitter, udp};
 use crate::recording::EndReason;
 use crate::recording::task::{RecordingReport, RecordingSettings, RecordingTasks};
 use crate::recording::writer::{WavWriterPool, WriterConfig};
 use crate::sdp::{AnswerConfig, PortPool};
+use crate::sip::Transport;
 use crate::sip::message::Limits;
 use crate::sip::uas::{Output, Uas, UasConfig};
 use crate::telemetry::Telemetry;

@@ -13,7 +13,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use sip_recorder::config::Transport;
+use sip_recorder::sip::Transport;
 use sip_recorder::recording::EndReason;
 use sip_recorder::sdp::{AnswerConfig, PortPool};
 use sip_recorder::sip::Flow;

@@ -18,34 +18,8 @@ macro_rules! merge {
 mod file;
 mod validate;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-}
-
-impl Transport {
-    pub const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
-
-    /// The one name of each transport: the Via token (`SIP/2.0/UDP`), the EDR field; written
-    /// in lower case in `udp:IP:PORT` listen addresses, matched without case.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-            Transport::Tls => "TLS",
-        }
-    }
-
-    /// `udp`, `TCP`, `Tls`…: the transport of that name.
-    pub fn from_name(name: &str) -> Option<Transport> {
-        Transport::ALL
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(name))
-    }
-}
+// A listener's transport is the SIP core's notion; the configuration names it.
+pub use crate::sip::Transport;
 
 /// `udp:IP:PORT` | `tcp:IP:PORT` | `tls:IP:PORT` (IPv6 as `[::1]:5060`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 //! connection caps taken before `accept`.
 
 use super::{Connections, Inbound};
-use crate::config::Transport;
 use crate::sip::Flow;
+use crate::sip::Transport;
 use crate::sip::framing::{Frame, FrameError, StreamFramer};
 use bytes::Bytes;
 use dashmap::DashMap;

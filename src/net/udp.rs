@@ -1,8 +1,8 @@
 //! SIP over UDP: one receive loop per socket.
 
 use super::Inbound;
-use crate::config::Transport;
 use crate::sip::Flow;
+use crate::sip::Transport;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;

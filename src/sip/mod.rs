@@ -8,11 +8,12 @@ pub mod session_timer;
 pub mod source_policy;
 pub mod timers;
 pub mod transaction_log;
+pub mod transport;
 pub mod uas;
 pub mod uri;
 
-use crate::config::Transport;
 use std::net::SocketAddr;
+pub use transport::Transport;
 
 /// Where a message came from and how to answer it: the transport, our advertised address
 /// on it, the peer, and (for TCP/TLS) the connection it arrived on.

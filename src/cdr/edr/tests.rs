@@ -212,7 +212,7 @@ fn out_bye_unanswered_has_timeout_and_retry_not_a_code() {
     use crate::sip::transaction_log::{TransactionEvent, TransactionRecord};
     let t0 = std::time::Instant::now();
     let flow = crate::sip::Flow {
-        transport: crate::config::Transport::Udp,
+        transport: crate::sip::Transport::Udp,
         local: "127.0.0.1:5060".parse().expect("addr"),
         remote: "192.0.2.7:5064".parse().expect("addr"),
         listener: 0,
@@ -281,7 +281,7 @@ fn an_invite_answered_500_ends_its_instance_with_shutdown() {
         from_uri: "sip:a@h".into(),
         to_uri: "sip:b@h".into(),
         flow: crate::sip::Flow {
-            transport: crate::config::Transport::Udp,
+            transport: crate::sip::Transport::Udp,
             local: "127.0.0.1:5060".parse().expect("addr"),
             remote: "192.0.2.7:5064".parse().expect("addr"),
             listener: 0,

@@ -292,9 +292,9 @@ impl Uas {
     ) -> OutgoingResponse {
         let dialog = &self.dialogs[&dialog_id];
         let transport_param = match dialog.flow.transport {
-            crate::config::Transport::Udp => "",
-            crate::config::Transport::Tcp => ";transport=tcp",
-            crate::config::Transport::Tls => ";transport=tls",
+            crate::sip::Transport::Udp => "",
+            crate::sip::Transport::Tcp => ";transport=tcp",
+            crate::sip::Transport::Tls => ";transport=tls",
         };
         // Mirror the Request-URI's scheme: answering a `sip:` request with a `sips:` Contact
         // makes some UAs drop the call (RFC 5630 §3.1.3); `;transport=tls` keeps TLS.

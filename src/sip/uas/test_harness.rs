@@ -2,7 +2,7 @@
 //! its outputs collected, time advanced deadline by deadline.
 
 use super::*;
-use crate::config::Transport;
+use crate::sip::Transport;
 use crate::sip::message::{SipMessage, SipResponse, parse_message};
 use crate::sip::source_policy::SourcePolicyConfig;
 use crate::sip::transaction_log::TransactionRecord;

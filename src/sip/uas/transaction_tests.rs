@@ -3,7 +3,7 @@
 
 use super::test_harness::{Call, Harness, T1, header, sdp};
 use super::*;
-use crate::config::Transport;
+use crate::sip::Transport;
 
 /// `msg` with its top Via replaced.
 fn via(msg: &str, value: &str) -> String {
