@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use sip_recorder::sip::Transport;
 use sip_recorder::sdp::{AnswerConfig, PortPool};
 use sip_recorder::sip::Flow;
+use sip_recorder::sip::Transport;
 use sip_recorder::sip::message::Limits;
 use sip_recorder::sip::source_policy::SourcePolicyConfig;
 use sip_recorder::sip::uas::{Output, RecordingEvent, Uas, UasConfig};
@@ -21,6 +21,7 @@ fn config() -> UasConfig {
         max_sessions: 1_000_000,
         retry_after_secs: 5,
         server_header: Some("sip-recorder".into()),
+        report_acks: true,
         sources: SourcePolicyConfig {
             allow: vec![],
             reply_to_refused: true,

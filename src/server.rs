@@ -507,6 +507,7 @@ fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
         max_sessions: config.limits.max_sessions,
         retry_after_secs: config.limits.retry_after_secs,
         server_header: config.sip.server_header.clone(),
+        report_acks: config.cdr.edr_log_ack,
         sources: crate::sip::source_policy::SourcePolicyConfig {
             // Validated by Config::validate.
             allow: config

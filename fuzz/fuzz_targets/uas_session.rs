@@ -226,6 +226,7 @@ impl Harness {
             max_sessions: 2,
             retry_after_secs: 5,
             server_header: Some("sip-recorder".into()),
+            report_acks: true,
             answer: AnswerConfig {
                 media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 accept_video: false,

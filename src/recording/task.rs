@@ -92,16 +92,15 @@ impl RecordingTasks {
             RecordingEvent::Prepare {
                 recording_id,
                 call_leg_id,
+                new_group_id,
                 request,
                 media,
                 flow,
             } => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.senders.insert(recording_id.clone(), tx);
-                let group = crate::sip::correlation::correlation_id(&request).map(|c| {
-                    self.groups
-                        .join(&c, &recording_id, || uuid::Uuid::new_v4().to_string())
-                });
+                let group = crate::sip::correlation::correlation_id(&request)
+                    .map(|c| self.groups.join(&c, &recording_id, || new_group_id));
                 let settings = self.settings.clone();
                 let mut task =
                     RecordingTask::new(settings, recording_id, call_leg_id, *request, media, flow);

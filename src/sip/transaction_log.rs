@@ -26,6 +26,25 @@ pub enum TransactionEvent {
     OutBye,
 }
 
+impl TransactionEvent {
+    /// Whether the EDR log has a line for this event (SPEC §6): none for OPTIONS, UPDATE or
+    /// refused methods, and ACK only when `log_ack`. The UAS builds a record only then.
+    pub fn is_logged(self, log_ack: bool) -> bool {
+        match self {
+            TransactionEvent::InAck => log_ack,
+            TransactionEvent::InUpdate
+            | TransactionEvent::InOptions
+            | TransactionEvent::InOther => false,
+            TransactionEvent::InInvite
+            | TransactionEvent::InReinvite
+            | TransactionEvent::InCancel
+            | TransactionEvent::InBye
+            | TransactionEvent::InByeUnknown
+            | TransactionEvent::OutBye => true,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TransactionRecord {
     pub event: TransactionEvent,

@@ -43,6 +43,7 @@ impl Uas {
         let request = classify(&req, &body);
         let recording_id = self.new_uuid();
         let call_leg_id = self.new_uuid();
+        let new_group_id = self.new_uuid();
         let local_tag = self.new_tag();
         let dialog_id = DialogId(self.next_dialog);
         self.next_dialog += 1;
@@ -95,6 +96,7 @@ impl Uas {
         self.emit(RecordingEvent::Prepare {
             recording_id,
             call_leg_id,
+            new_group_id,
             request: Box::new(request),
             media,
             flow,
@@ -417,8 +419,10 @@ impl Uas {
         let dialog_flow = dialog.flow;
         let expect_answer = std::mem::take(&mut dialog.expect_answer_in_ack);
         let offerless = std::mem::take(&mut dialog.offerless);
-        let log = TransactionRecord::incoming(&req, TransactionEvent::InAck, dialog_flow, now);
-        self.outputs.push_back(Output::Transaction(Box::new(log)));
+        if TransactionEvent::InAck.is_logged(self.cfg.report_acks) {
+            let log = TransactionRecord::incoming(&req, TransactionEvent::InAck, dialog_flow, now);
+            self.outputs.push_back(Output::Transaction(Box::new(log)));
+        }
         if expect_answer {
             self.apply_ack_answer(now, dialog_id, &req, offerless);
         }

@@ -46,6 +46,8 @@ pub struct UasConfig {
     pub max_sessions: usize,
     pub retry_after_secs: u32,
     pub server_header: Option<String>,
+    /// Report ACKs as finished transactions (the EDR log's optional `IN-ACK-ALEG`).
+    pub report_acks: bool,
     pub answer: AnswerConfig,
     pub sources: SourcePolicyConfig,
 }
@@ -59,6 +61,9 @@ pub enum RecordingEvent {
         recording_id: String,
         /// The recording leg's id in recording.json and the CDRs (`callLegId`).
         call_leg_id: String,
+        /// The id of the recording group this recording starts, should it be the first of
+        /// its correlation id (`recording::group`); drawn here like the ids above.
+        new_group_id: String,
         request: Box<RecordingRequest>,
         media: MediaSession,
         flow: Flow,
@@ -426,8 +431,11 @@ impl Uas {
         match decision {
             SourceDecision::Forbidden => self.reply(now, req, flow, Reply::new(403)),
             SourceDecision::RateLimited => {
+                // Shed load: answered and counted, but no EDR line for each request of a
+                // flood (the refused source is logged once a minute above).
                 let retry = self.cfg.retry_after_secs.to_string();
-                self.reply(now, req, flow, Reply::new(503).header("Retry-After", retry))
+                let reply = Reply::new(503).header("Retry-After", retry).unreported();
+                self.reply(now, req, flow, reply)
             }
             SourceDecision::Drop | SourceDecision::Accept => {}
         }

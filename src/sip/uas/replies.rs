@@ -16,6 +16,8 @@ pub(super) struct Reply {
     to_tag: Option<String>,
     headers: Vec<(String, String)>,
     sdp: Option<Bytes>,
+    /// Whether the finished transaction is reported for the EDR log.
+    reported: bool,
 }
 
 impl Reply {
@@ -25,7 +27,14 @@ impl Reply {
             to_tag: None,
             headers: vec![],
             sdp: None,
+            reported: true,
         }
+    }
+
+    /// No transaction report for this answer (load shedding).
+    pub(super) fn unreported(mut self) -> Reply {
+        self.reported = false;
+        self
     }
 
     pub(super) fn tag(mut self, tag: &str) -> Reply {
@@ -70,7 +79,11 @@ impl Uas {
         let Some(flow) = self.finish_tx(now, &key, reply.code, resp.to_bytes()) else {
             return;
         };
-        let mut log = TransactionRecord::incoming(req, event_for(req, reply.code), flow, now);
+        let event = event_for(req, reply.code);
+        if !reply.reported || !event.is_logged(self.cfg.report_acks) {
+            return;
+        }
+        let mut log = TransactionRecord::incoming(req, event, flow, now);
         log.local_tag = tag.or(log.local_tag);
         log.sdp_out = reply.sdp.map(|b| String::from_utf8_lossy(&b).into_owned());
         log.code = Some(reply.code);
@@ -106,12 +119,11 @@ impl Uas {
 
     /// Report a final response sent outside [`Self::reply`] (INVITE 2xx, 487, late 5xx).
     pub(super) fn log_response(&mut self, req: &SipRequest, answered: Answered<'_>) {
-        let mut log = TransactionRecord::incoming(
-            req,
-            event_for(req, answered.code),
-            answered.flow,
-            answered.request_at,
-        );
+        let event = event_for(req, answered.code);
+        if !event.is_logged(self.cfg.report_acks) {
+            return;
+        }
+        let mut log = TransactionRecord::incoming(req, event, answered.flow, answered.request_at);
         log.local_tag = Some(answered.local_tag.to_string());
         log.sdp_out = answered.sdp_out;
         if req.method == Method::Invite && req.to.tag.is_none() {

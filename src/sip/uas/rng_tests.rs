@@ -1,4 +1,4 @@
-//! Every random value the UAS hands out (recording and call-leg ids, tags, SRTP keys) comes
+//! Every random value the UAS hands out (recording, call-leg and group ids, tags, SRTP keys) comes
 //! from its one seeded generator: the same seed replays the same call byte for byte.
 
 use super::RecordingEvent;
@@ -9,20 +9,25 @@ const SRTP_OFFER: &str = "v=0\r\no=GMS 1000 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP
      m=audio 30000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
      a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\na=sendonly\r\n";
 
-/// One SRTP INVITE answered: (recording id, call-leg id, the 200 OK's bytes).
-fn answer_with_seed(seed: [u8; 32]) -> (String, String, String) {
+/// One SRTP INVITE answered: (recording id, call-leg id, new group id, the 200 OK's bytes).
+fn answer_with_seed(seed: [u8; 32]) -> (String, String, String, String) {
     let mut h = Harness::seeded(config(), PortPool::new(20000, 20099), seed);
     let call = Call::new(1);
     h.input(&call.request("INVITE", "inv1", "", Some(("application/sdp", SRTP_OFFER))));
     assert_eq!(h.codes(), vec![100]);
-    let (recording_id, call_leg_id) = match h.take_events().as_slice() {
+    let (recording_id, call_leg_id, group_id) = match h.take_events().as_slice() {
         [
             RecordingEvent::Prepare {
                 recording_id,
                 call_leg_id,
+                new_group_id,
                 ..
             },
-        ] => (recording_id.clone(), call_leg_id.clone()),
+        ] => (
+            recording_id.clone(),
+            call_leg_id.clone(),
+            new_group_id.clone(),
+        ),
         other => panic!("expected Prepare, got {other:?}"),
     };
     h.uas.recording_prepared(h.now, &recording_id, Ok(()));
@@ -31,7 +36,7 @@ fn answer_with_seed(seed: [u8; 32]) -> (String, String, String) {
     assert_eq!(sent.len(), 1, "one 200 OK");
     let ok = String::from_utf8(sent[0].to_vec()).expect("UTF-8 response");
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
-    (recording_id, call_leg_id, ok)
+    (recording_id, call_leg_id, group_id, ok)
 }
 
 fn our_key(ok: &str) -> &str {
@@ -51,13 +56,23 @@ fn same_seed_same_ids_tags_and_srtp_key() {
     );
     let other = answer_with_seed([4; 32]);
     assert_ne!(
-        our_key(&first.2),
-        our_key(&other.2),
+        our_key(&first.3),
+        our_key(&other.3),
         "the key follows the seed"
     );
     assert_ne!(first.1, other.1, "the call-leg id follows the seed");
+    assert_ne!(first.2, other.2, "the group id follows the seed");
+    assert!(
+        first.2 != first.0 && first.2 != first.1,
+        "the group id is drawn apart from the recording and call-leg ids"
+    );
+    assert!(
+        uuid::Uuid::parse_str(&first.2).is_ok(),
+        "a UUID: {}",
+        first.2
+    );
     assert_ne!(
-        our_key(&first.2),
+        our_key(&first.3),
         "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
         "our key is ours, not the offer's"
     );

@@ -19,6 +19,7 @@ pub(super) fn config() -> UasConfig {
         max_sessions: 100,
         retry_after_secs: 5,
         server_header: Some("sip-recorder".into()),
+        report_acks: true,
         sources: SourcePolicyConfig {
             allow: vec![],
             reply_to_refused: true,

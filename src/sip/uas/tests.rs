@@ -677,6 +677,44 @@ fn every_transaction_is_reported_for_the_edr_log() {
 }
 
 #[test]
+fn only_transactions_the_edr_log_writes_are_reported() {
+    let mut cfg = config();
+    cfg.report_acks = false;
+    cfg.sources.rate_per_second = 1.0;
+    cfg.sources.burst = 2.0;
+    let mut h = Harness::with(cfg, PortPool::new(20000, 20099));
+    let mut call = Call::new(1);
+    h.establish(&mut call); // one token: the INVITE
+    h.input(&Call::new(2).request("OPTIONS", "o1", "", None)); // the second
+    let offer = sdp(1, "sendonly");
+    for i in 0..5 {
+        let flood = Call::new(10 + i);
+        h.input(&flood.request(
+            "INVITE",
+            &format!("f{i}"),
+            "",
+            Some(("application/sdp", &offer)),
+        ));
+    }
+    h.input(&Call::new(3).request("FOO", "x1", "", None));
+    assert_eq!(h.codes(), vec![200, 503, 503, 503, 503, 503, 503]);
+    call.cseq = 2;
+    h.input(&call.request("UPDATE", "u", "", None));
+    call.cseq = 3;
+    h.input(&call.request("BYE", "b", "", None));
+    let seen: Vec<(TransactionEvent, Option<u16>)> =
+        h.transactions.iter().map(|t| (t.event, t.code)).collect();
+    // No OPTIONS, no rate-limited INVITE, no refused method, no UPDATE, no ACK.
+    assert_eq!(
+        seen,
+        vec![
+            (TransactionEvent::InInvite, Some(200)),
+            (TransactionEvent::InBye, Some(200)),
+        ]
+    );
+}
+
+#[test]
 fn a_bye_the_recorder_sends_is_reported_with_its_answer_or_408() {
     let mut h = Harness::new();
     let mut call = Call::new(1);
