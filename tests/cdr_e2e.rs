@@ -29,20 +29,19 @@ fn records(got: &Arc<Mutex<Vec<String>>>) -> Vec<(String, String)> {
     out
 }
 
+/// The `type` of each record, in order.
+fn record_types(records: &[(String, String)]) -> Vec<&str> {
+    records.iter().map(|(k, _)| k.as_str()).collect()
+}
+
 fn wait_records(got: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<(String, String)> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_for(Duration::from_secs(10), || {
         let r = records(got);
-        if r.len() >= n {
-            return r;
+        match r.len() >= n {
+            true => Ok(r),
+            false => Err(format!("{} of {n} records: {r:#?}", r.len())),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} records: {r:#?}",
-            r.len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    })
 }
 
 #[test]
@@ -58,7 +57,7 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
     rec.wait_call_state(&call.call_id, "ended", T);
 
     let r = wait_records(&got, 7);
-    let kinds: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
+    let kinds = record_types(&r);
     assert_eq!(
         kinds,
         [
@@ -141,19 +140,13 @@ fn a_call_produces_its_cdrs_and_edr_lines() {
     c.send(&bye);
     c.expect_reply(&bye, 481, T);
     let edr = rec.spool_dir.join("edr/sip-edr.log");
-    let deadline = Instant::now() + T;
-    let text = loop {
+    let text = wait_for(T, || {
         let text = std::fs::read_to_string(&edr).unwrap_or_default();
-        if text.contains("IN-BYE|") {
-            break text;
+        match text.contains("IN-BYE|") {
+            true => Ok(text),
+            false => Err(format!("EDR lines missing in {}:\n{text}", edr.display())),
         }
-        assert!(
-            Instant::now() < deadline,
-            "EDR lines missing in {}:\n{text}",
-            edr.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    });
     let lines: Vec<&str> = text.lines().filter(|l| l.contains(&call.call_id)).collect();
     let events: Vec<&str> = lines
         .iter()
@@ -220,7 +213,7 @@ fn a_crashed_recording_is_closed_with_recovered_after_restart() {
     rec.kill9();
     rec.restart();
     let r = wait_records(&got, 5);
-    let kinds: Vec<&str> = r.iter().map(|(k, _)| k.as_str()).collect();
+    let kinds = record_types(&r);
     assert_eq!(
         kinds,
         [

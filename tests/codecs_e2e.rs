@@ -211,6 +211,11 @@ fn offer(m_line: &str, attrs: &[&str]) -> String {
     s
 }
 
+/// `offer` of an m= line whose last payload type is telephone-event (101).
+fn offer_with_events(m_line: &str) -> String {
+    offer(m_line, &["a=rtpmap:101 telephone-event/8000"])
+}
+
 struct CodecCall {
     client: SipClient,
     call: Call,
@@ -550,13 +555,7 @@ fn g711_packets(alaw: bool, hz: f64, first_sample: usize, count: usize) -> Vec<V
 #[test]
 fn pcma_on_a_pcmu_first_answer_is_recorded_audibly() {
     let rec = Recorder::start(&[]);
-    let c = start_call(
-        &rec,
-        &offer(
-            "m=audio 41000 RTP/AVP 0 8 101",
-            &["a=rtpmap:101 telephone-event/8000"],
-        ),
-    );
+    let c = start_call(&rec, &offer_with_events("m=audio 41000 RTP/AVP 0 8 101"));
     assert_eq!(
         c.answer.audio()[0].fmts,
         ["0", "8", "101"],
@@ -596,13 +595,7 @@ fn pcma_on_a_pcmu_first_answer_is_recorded_audibly() {
 #[test]
 fn pcmu_pcma_g722_switch_mid_call_stays_on_the_timeline() {
     let rec = Recorder::start(&[]);
-    let c = start_call(
-        &rec,
-        &offer(
-            "m=audio 41000 RTP/AVP 0 8 9 101",
-            &["a=rtpmap:101 telephone-event/8000"],
-        ),
-    );
+    let c = start_call(&rec, &offer_with_events("m=audio 41000 RTP/AVP 0 8 9 101"));
     let mut rtp = RawRtp::new(c.dest);
     let pacer = Pacer::new();
     // One second each, one SSRC, continuous sequence and timestamps, three tones.

@@ -252,19 +252,6 @@ fn transports() {
     assert_eq!(req.call_id, "transports.kijh4akdnaqjkwendsasfdj");
 }
 
-/// The S/MIME signature in mpart01 (342 octets of DER, including NULs).
-const MPART01_SIGNATURE: &str = "3082015206092A864886F70D010702A08201433082013F0201013109300706052B0E03021A300B06092A864886F70D010701318201203082011C020101307C3070310B3009060355040613025553311330110603550408130A43616C69666F726E69613111300F0603550407130853616E204A6F7365310E300C060355040A1305736970697431293027060355040B13205369706974205465737420436572746966696361746520417574686F7269747902080195007102330113300706052B0E03021A300D06092A864886F70D01010105000481808EF466F948F0522DD2E5978E9D95AAE9F2FE15A06659716292E8DA2AA8D8350A68CEFFAE3CBD2BFF1675DDD5648E593DD64728F26220F7E941749E330D9A15EDABDB93D10C42102E7B7289D29CC0C9AE2EFBC7C0CFF9172F3B027E4FC027E1546DE4B6AA3ABB3E66CCCB5DD6C64B8383149CB8E6FF182D944FE57B65BC99D005";
-
-fn hex(text: &str) -> Vec<u8> {
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let digits = std::str::from_utf8(pair).expect("ascii hex");
-            u8::from_str_radix(digits, 16).expect("hex digit")
-        })
-        .collect()
-}
-
 /// §3.1.1.11 Multipart MIME Message (mpart01): binary body with NULs.
 #[test]
 fn mpart01() {
@@ -279,7 +266,7 @@ fn mpart01() {
         "Content-Transfer-Encoding: binary",
         "",
     ]);
-    body.extend(hex(MPART01_SIGNATURE));
+    body.extend(torture_messages::hex(torture_messages::MPART01_SIGNATURE));
     body.extend_from_slice(b"\r\n--7a9cbec02ceef655--\r\n");
     assert_eq!(body.len(), 553);
     let msg = with_body(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::rtp::{EDGE_S, Pacer, assert_tone};
+use common::rtp::{EDGE_S, Pacer};
 use common::srtp::*;
 use common::tls::*;
 use common::*;
@@ -185,7 +185,7 @@ fn tls_genesys_two_streams_srtp_aes_cm_80() {
         let what = format!("TLS/SRTP stream-{i}");
         check_stream(&what, &v["streams"][i], s, Suite::Cm80);
         let (_, wav) = stream_wav(&dir, &v, i);
-        assert_tone(&what, &wav.samples, wav.sample_rate, from, to, hz, other);
+        wav.assert_tone(&what, from, to, hz, other);
     }
     assert_no_keys(rec, &[k0, k1, a0, a1]);
 }
@@ -242,7 +242,7 @@ fn srtp_each_suite_decodes_to_the_tone() {
         let what = suite.name();
         check_stream(what, &v["streams"][0], &s, suite);
         let (_, wav) = stream_wav(&dir, &v, 0);
-        assert_tone(what, &wav.samples, wav.sample_rate, from, to, 440.0, 880.0);
+        wav.assert_tone(what, from, to, 440.0, 880.0);
     }
 }
 
@@ -277,15 +277,7 @@ fn srtp_tampered_dropped_and_counted_replays_rejected() {
     );
     let (_, wav) = stream_wav(&dir, &v, 0);
     // Garbage from a forged packet or a replay in the wrong place would break the tone.
-    assert_tone(
-        "tamper/replay",
-        &wav.samples,
-        wav.sample_rate,
-        from,
-        to,
-        440.0,
-        880.0,
-    );
+    wav.assert_tone("tamper/replay", from, to, 440.0, 880.0);
 }
 
 #[test]
@@ -302,15 +294,7 @@ fn srtp_rollover_past_65535_has_no_gap() {
     );
     check_stream("rollover", &v["streams"][0], &s, Suite::Cm80);
     let (_, wav) = stream_wav(&dir, &v, 0);
-    assert_tone(
-        "rollover",
-        &wav.samples,
-        wav.sample_rate,
-        from,
-        to,
-        440.0,
-        880.0,
-    );
+    wav.assert_tone("rollover", from, to, 440.0, 880.0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -360,25 +344,20 @@ fn srtp_rekey_on_reinvite_keeps_audio() {
     let (dir, v) = rec.wait_ended(&call.call_id);
     check_stream("re-key", &v["streams"][0], &s, Suite::Cm80);
     let (_, wav) = stream_wav(&dir, &v, 0);
-    let rate = wav.sample_rate;
     let end = resumed + (ticks - switch_tick);
     eprintln!(
         "re-key: key switched at tick {resumed} ({:.3} s), last tick {end}",
         pacer.secs_since(t0, resumed)
     );
-    assert_tone(
+    wav.assert_tone(
         "re-key, before the switch",
-        &wav.samples,
-        rate,
         pacer.secs_since(t0, 0) + EDGE_S,
         pacer.secs_since(t0, switch_tick) - EDGE_S,
         440.0,
         880.0,
     );
-    assert_tone(
+    wav.assert_tone(
         "re-key, after the switch",
-        &wav.samples,
-        rate,
         pacer.secs_since(t0, resumed) + EDGE_S,
         pacer.secs_since(t0, end) - EDGE_S,
         440.0,
@@ -617,14 +596,6 @@ fn baresip_call(rec: &Recorder, target: &dyn Fn(&str) -> String, extra_config: &
     let (_, wav) = stream_wav(&rdir, &v, 0);
     // The middle of the call: baresip starts and stops sending at its own moments.
     let d = wav.duration_secs();
-    assert_tone(
-        "baresip",
-        &wav.samples,
-        wav.sample_rate,
-        1.0,
-        d - 1.0,
-        440.0,
-        880.0,
-    );
+    wav.assert_tone("baresip", 1.0, d - 1.0, 440.0, 880.0);
     v
 }

@@ -43,19 +43,8 @@ fn at_least_1ms(d: Duration) -> Duration {
 
 impl SipClient {
     pub fn udp(server: SocketAddr) -> SipClient {
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind UDP client socket");
-        let local = sock.local_addr().expect("UDP local addr");
-        SipClient {
-            transport: Transport::Udp,
-            server,
-            local,
-            udp: Some(sock),
-            tcp: None,
-            rx: Vec::new(),
-            backlog: VecDeque::new(),
-            pongs: 0,
-            closed: false,
-        }
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        SipClient::udp_bound(any, server).expect("bind UDP client socket")
     }
 
     /// A UDP client on a chosen local address (a test that must receive responses sent to a

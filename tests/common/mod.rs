@@ -46,6 +46,19 @@ pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
+/// Polls `probe` every 100 ms until it gives `Ok`; after `timeout`, panics with its last
+/// `Err` (what was there instead).
+pub fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(found) => return found,
+            Err(e) if Instant::now() >= deadline => panic!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
 /// A port that is free for both UDP and TCP on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     for _ in 0..100 {
@@ -422,21 +435,18 @@ impl Recorder {
 
     /// Waits (10 s) until exactly `n` recordings exist and all are ended; returns them.
     pub fn wait_all_ended(&self, n: usize) -> Vec<(PathBuf, Value)> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        wait_for(Duration::from_secs(10), || {
             let all = self.recordings();
             let ended = all.iter().filter(|(_, v)| v["state"] == "ended").count();
             if all.len() == n && ended == n {
-                return all;
+                return Ok(all);
             }
-            assert!(
-                Instant::now() < deadline,
+            Err(format!(
                 "{} recordings, {ended} ended; expected {n} ended: {all:#?}\n{}",
                 all.len(),
                 self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            ))
+        })
     }
 
     pub fn recordings_of_call(&self, call_id: &str) -> Vec<Value> {

@@ -559,6 +559,21 @@ pub fn assert_tone(what: &str, s: &[i16], rate: u32, from: f64, to: f64, hz: f64
     );
 }
 
+impl Wav {
+    /// `assert_tone` on this mono file's samples.
+    pub fn assert_tone(&self, what: &str, from: f64, to: f64, hz: f64, other_hz: f64) {
+        assert_tone(
+            what,
+            &self.samples,
+            self.sample_rate,
+            from,
+            to,
+            hz,
+            other_hz,
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Recorder process control beyond the harness: SIGKILL, restart on the same directories,
 // extra configuration.
