@@ -632,85 +632,14 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
         };
         uas.set_disk_full(io.telemetry.disk_full.load(Ordering::Relaxed));
         tokio::select! {
-            Some(msg) = io.inbound.recv() => {
-                tracing::trace!(remote = %msg.flow.remote, bytes = msg.data.len(), "SIP message in");
-                uas.handle_input(Instant::now(), msg.data, msg.flow);
-                // Take what else is queued in one go: fewer wake-ups under load.
-                for _ in 0..64 {
-                    match io.inbound.try_recv() {
-                        Ok(msg) => uas.handle_input(Instant::now(), msg.data, msg.flow),
-                        Err(_) => break,
-                    }
-                }
-            }
-            Some(report) = io.reports.recv() => match report {
-                RecordingReport::Prepared { recording_id, result } => {
-                    if result.is_err() {
-                        io.recordings.forget(&recording_id);
-                    }
-                    uas.recording_prepared(Instant::now(), &recording_id, result)
-                }
-                RecordingReport::Stop { recording_id, reason } => {
-                    if reason == EndReason::Error {
-                        internal_error_edr(&io, &recording_id, "recording failed");
-                    }
-                    uas.stop_recording(Instant::now(), &recording_id, reason)
-                }
-            },
-            Some(cmd) = io.control.recv() => match cmd {
-                Control::Drain => {
-                    io.telemetry.draining.store(true, Ordering::Relaxed);
-                    uas.start_drain()
-                }
-                Control::StopAll => uas.stop_all(Instant::now(), EndReason::Shutdown),
-            },
-            Some(cmd) = io.api.recv() => match cmd {
-                ApiCommand::Stop { recording_id } => {
-                    tracing::info!(recording_id, "recording stopped through the API");
-                    io.cdr.mark_api_stop(&recording_id);
-                    uas.stop_recording(Instant::now(), &recording_id, EndReason::Shutdown)
-                }
-            },
-            _ = publish.tick() => {
-                io.telemetry.set_responses(&uas.stats().responses_by_code);
-                io.telemetry.set_sip_tolerances(&uas.stats().tolerances);
-                io.telemetry.active_sessions.store(uas.active_sessions() as u64, Ordering::Relaxed);
-                io.telemetry.free_rtp_ports.store(uas.free_rtp_ports() as u64, Ordering::Relaxed);
-                io.telemetry.cdr_spool_depth.store(io.cdr.spool_depth() as u64, Ordering::Relaxed);
-            }
+            Some(msg) = io.inbound.recv() => take_inbound(&mut uas, &mut io.inbound, msg),
+            Some(report) = io.reports.recv() => on_report(&mut uas, &mut io, report),
+            Some(cmd) = io.control.recv() => on_control(&mut uas, &io, cmd),
+            Some(cmd) = io.api.recv() => on_api_command(&mut uas, &io, cmd),
+            _ = publish.tick() => publish_counters(&uas, &io),
             _ = sleep => uas.handle_timeout(Instant::now()),
         }
-        while let Some(out) = uas.poll_output() {
-            match out {
-                Output::Transmit { flow, data } => {
-                    tracing::trace!(remote = %flow.remote, bytes = data.len(), "SIP message out");
-                    io.transmitter.send(&flow, data)
-                }
-                Output::Recording(event) => {
-                    if let crate::sip::uas::RecordingEvent::Established { .. } = event {
-                        io.telemetry
-                            .recordings_started
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                    io.recordings.dispatch(event)
-                }
-                Output::Transaction(record) => {
-                    use crate::cdr::edr::mapping::{
-                        Clock, edr_record, internal_error, shutdown_record,
-                    };
-                    let instance = io.edr.instance_for(&record.call_id);
-                    let clock = Clock::now();
-                    if let Some(line) =
-                        edr_record(&record, io.edr.logs_ack(), instance.clone(), clock)
-                    {
-                        io.edr.log(line);
-                    }
-                    if let Some(exception) = internal_error(&record) {
-                        io.edr.log(shutdown_record(instance, &exception));
-                    }
-                }
-            }
-        }
+        deliver_outputs(&mut uas, &mut io);
         if uas.is_draining() && uas.active_sessions() == 0 {
             break;
         }
@@ -718,6 +647,111 @@ async fn run_core(mut uas: Uas, mut io: CoreIo) {
     // Let the last BYEs leave before the sockets close.
     tokio::time::sleep(Duration::from_millis(50)).await;
     io.recordings.join_all().await;
+}
+
+/// Feeds `first` and what else is queued to the UAS in one go: fewer wake-ups under load.
+fn take_inbound(uas: &mut Uas, inbound: &mut mpsc::Receiver<Inbound>, first: Inbound) {
+    tracing::trace!(remote = %first.flow.remote, bytes = first.data.len(), "SIP message in");
+    uas.handle_input(Instant::now(), first.data, first.flow);
+    for _ in 0..64 {
+        match inbound.try_recv() {
+            Ok(msg) => uas.handle_input(Instant::now(), msg.data, msg.flow),
+            Err(_) => break,
+        }
+    }
+}
+
+/// A recording task reports its preparation, or asks for its call to end.
+fn on_report(uas: &mut Uas, io: &mut CoreIo, report: RecordingReport) {
+    match report {
+        RecordingReport::Prepared {
+            recording_id,
+            result,
+        } => {
+            if result.is_err() {
+                io.recordings.forget(&recording_id);
+            }
+            uas.recording_prepared(Instant::now(), &recording_id, result)
+        }
+        RecordingReport::Stop {
+            recording_id,
+            reason,
+        } => {
+            if reason == EndReason::Error {
+                internal_error_edr(io, &recording_id, "recording failed");
+            }
+            uas.stop_recording(Instant::now(), &recording_id, reason)
+        }
+    }
+}
+
+fn on_control(uas: &mut Uas, io: &CoreIo, cmd: Control) {
+    match cmd {
+        Control::Drain => {
+            io.telemetry
+                .draining
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            uas.start_drain()
+        }
+        Control::StopAll => uas.stop_all(Instant::now(), EndReason::Shutdown),
+    }
+}
+
+fn on_api_command(uas: &mut Uas, io: &CoreIo, cmd: ApiCommand) {
+    match cmd {
+        ApiCommand::Stop { recording_id } => {
+            tracing::info!(recording_id, "recording stopped through the API");
+            io.cdr.mark_api_stop(&recording_id);
+            uas.stop_recording(Instant::now(), &recording_id, EndReason::Shutdown)
+        }
+    }
+}
+
+/// The SIP core's counters for `/metrics`, once a second.
+fn publish_counters(uas: &Uas, io: &CoreIo) {
+    use std::sync::atomic::Ordering;
+    let t = &io.telemetry;
+    t.set_responses(&uas.stats().responses_by_code);
+    t.set_sip_tolerances(&uas.stats().tolerances);
+    t.active_sessions
+        .store(uas.active_sessions() as u64, Ordering::Relaxed);
+    t.free_rtp_ports
+        .store(uas.free_rtp_ports() as u64, Ordering::Relaxed);
+    t.cdr_spool_depth
+        .store(io.cdr.spool_depth() as u64, Ordering::Relaxed);
+}
+
+/// Everything the UAS has to send, tell the recordings or log.
+fn deliver_outputs(uas: &mut Uas, io: &mut CoreIo) {
+    while let Some(out) = uas.poll_output() {
+        match out {
+            Output::Transmit { flow, data } => {
+                tracing::trace!(remote = %flow.remote, bytes = data.len(), "SIP message out");
+                io.transmitter.send(&flow, data)
+            }
+            Output::Recording(event) => {
+                if let crate::sip::uas::RecordingEvent::Established { .. } = event {
+                    io.telemetry
+                        .recordings_started
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                io.recordings.dispatch(event)
+            }
+            Output::Transaction(record) => log_transaction(io, &record),
+        }
+    }
+}
+
+/// The EDR line of a finished transaction, and `SHUTDOWN` when it reveals an internal error.
+fn log_transaction(io: &CoreIo, record: &crate::sip::transaction_log::TransactionRecord) {
+    use crate::cdr::edr::mapping::{Clock, edr_record, internal_error, shutdown_record};
+    let instance = io.edr.instance_for(&record.call_id);
+    if let Some(line) = edr_record(record, io.edr.logs_ack(), instance.clone(), Clock::now()) {
+        io.edr.log(line);
+    }
+    if let Some(exception) = internal_error(record) {
+        io.edr.log(shutdown_record(instance, &exception));
+    }
 }
 
 /// EDR `SHUTDOWN` (seed `001_…`): the call instance of `recording_id` ends with an internal
