@@ -168,7 +168,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
             cdr: logs.cdr.clone(),
         },
     ));
-    let grace = Duration::from_secs(config.shutdown.grace_period_secs);
+    let grace = config.shutdown.grace_period;
     wait_for_shutdown(control_tx, core, grace).await?;
     shutdown.cancel();
     // Every recording task has closed its files; this flushes anything left and stops the threads.
@@ -360,7 +360,7 @@ impl Listening<'_> {
             listener,
             advertised: advertised_addr(local, self.media_ip),
             max_message_size: config.sip.max_message_size,
-            idle_timeout: Duration::from_secs(config.sip.tcp_idle_timeout_secs),
+            idle_timeout: config.sip.tcp_idle_timeout,
             max_connections: config.sip.max_connections,
             max_connections_per_source: config.sip.max_connections_per_source,
         };
@@ -394,7 +394,7 @@ fn recording_settings(
         media_source: config.media.media_source,
         pause_policy: config.media.pause_policy,
         file_sample_rate: config.media.file_sample_rate,
-        media_timeout: Duration::from_secs(config.media.media_timeout_secs),
+        media_timeout: config.media.media_timeout,
         writer: writer.handle(),
         telemetry: telemetry.clone(),
         cdr: cdr.clone(),
@@ -467,7 +467,7 @@ fn tls_setup(config: &Config) -> Result<crate::net::tls::TlsSetup, StartupError>
         .map_err(StartupError::Tls)?;
     Ok(crate::net::tls::TlsSetup {
         acceptor: tokio_rustls::TlsAcceptor::from(server),
-        handshake_timeout: Duration::from_secs(config.sip.tls_handshake_timeout_secs),
+        handshake_timeout: config.sip.tls_handshake_timeout,
     })
 }
 
@@ -496,8 +496,8 @@ fn advertised_addr(local: SocketAddr, media_ip: IpAddr) -> SocketAddr {
 
 fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
     UasConfig {
-        t1: Duration::from_millis(config.sip.t1_ms),
-        t2: Duration::from_millis(config.sip.t2_ms),
+        t1: config.sip.t1,
+        t2: config.sip.t2,
         limits: Limits {
             max_message_size: config.sip.max_message_size,
             max_headers: config.sip.max_headers,

@@ -102,17 +102,17 @@ pub fn settings_from(config: &crate::config::Config) -> CdrSettings {
         spool_dir: config.spool.dir.clone(),
         receivers: c.receivers.clone(),
         batch_size: c.batch_size,
-        request_timeout: Duration::from_secs(c.request_timeout_secs),
-        max_backoff: Duration::from_secs(c.max_backoff_secs),
+        request_timeout: c.request_timeout,
+        max_backoff: c.max_backoff,
         receiver_options: c
             .receiver_options
             .iter()
             .map(|o| {
                 let options = ReceiverOptions {
                     ca_file: o.ca_file.clone(),
-                    request_timeout: o.request_timeout_secs.map(Duration::from_secs),
+                    request_timeout: o.request_timeout,
                     batch_size: o.batch_size,
-                    max_backoff: o.max_backoff_secs.map(Duration::from_secs),
+                    max_backoff: o.max_backoff,
                 };
                 (o.url.clone(), options)
             })

@@ -7,6 +7,7 @@ use super::{
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------
 // TOML file format: one private struct per table, every key optional, merged onto the
@@ -139,10 +140,13 @@ impl SipFile {
         merge!(c.listen, self.listen);
         merge!(c.max_message_size, self.max_message_size);
         merge!(c.max_headers, self.max_headers);
-        merge!(c.t1_ms, self.t1_ms);
-        merge!(c.t2_ms, self.t2_ms);
+        merge!(c.t1, self.t1_ms.map(Duration::from_millis));
+        merge!(c.t2, self.t2_ms.map(Duration::from_millis));
         merge!(c.min_session_expires_secs, self.min_session_expires_secs);
-        merge!(c.tcp_idle_timeout_secs, self.tcp_idle_timeout_secs);
+        merge!(
+            c.tcp_idle_timeout,
+            self.tcp_idle_timeout_secs.map(Duration::from_secs)
+        );
         merge!(c.max_connections, self.max_connections);
         merge!(
             c.max_connections_per_source,
@@ -162,8 +166,8 @@ impl SipFile {
             c.tls_client_ca = path(p);
         }
         merge!(
-            c.tls_handshake_timeout_secs,
-            self.tls_handshake_timeout_secs
+            c.tls_handshake_timeout,
+            self.tls_handshake_timeout_secs.map(Duration::from_secs)
         );
     }
 }
@@ -180,7 +184,10 @@ impl MediaFile {
         merge!(c.media_source, self.media_source);
         merge!(c.pause_policy, self.pause_policy);
         merge!(c.srtp, self.srtp);
-        merge!(c.media_timeout_secs, self.media_timeout_secs);
+        merge!(
+            c.media_timeout,
+            self.media_timeout_secs.map(Duration::from_secs)
+        );
         merge!(c.file_sample_rate, self.file_sample_rate);
     }
 }
@@ -291,8 +298,14 @@ impl Config {
                     let f: CdrFile = section(text, name, value)?;
                     merge!(c.cdr.receivers, f.receivers);
                     merge!(c.cdr.batch_size, f.batch_size);
-                    merge!(c.cdr.request_timeout_secs, f.request_timeout_secs);
-                    merge!(c.cdr.max_backoff_secs, f.max_backoff_secs);
+                    merge!(
+                        c.cdr.request_timeout,
+                        f.request_timeout_secs.map(Duration::from_secs)
+                    );
+                    merge!(
+                        c.cdr.max_backoff,
+                        f.max_backoff_secs.map(Duration::from_secs)
+                    );
                     merge!(c.cdr.receiver_options, f.receiver_options);
                     merge!(c.cdr.edr_log_ack, f.edr_log_ack);
                 }
@@ -325,7 +338,10 @@ impl Config {
                 }
                 "shutdown" => {
                     let f: ShutdownFile = section(text, name, value)?;
-                    merge!(c.shutdown.grace_period_secs, f.grace_period_secs);
+                    merge!(
+                        c.shutdown.grace_period,
+                        f.grace_period_secs.map(Duration::from_secs)
+                    );
                 }
                 "security" => {
                     let f: SecurityFile = section(text, name, value)?;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Overwrites `$dst` when the file set the key.
 macro_rules! merge {
@@ -108,14 +109,15 @@ pub struct SipConfig {
     pub max_message_size: usize,
     /// Default 128.
     pub max_headers: usize,
-    /// RFC 3261 T1, default 500 ms.
-    pub t1_ms: u64,
-    /// RFC 3261 T2, default 4000 ms.
-    pub t2_ms: u64,
+    /// RFC 3261 T1 (`sip.t1_ms`), default 500 ms.
+    pub t1: Duration,
+    /// RFC 3261 T2 (`sip.t2_ms`), default 4000 ms.
+    pub t2: Duration,
     /// RFC 4028 Min-SE the recorder accepts, default 90 s.
     pub min_session_expires_secs: u32,
-    /// Idle TCP/TLS connections are closed after this, default 300 s.
-    pub tcp_idle_timeout_secs: u64,
+    /// Idle TCP/TLS connections are closed after this (`sip.tcp_idle_timeout_secs`),
+    /// default 300 s.
+    pub tcp_idle_timeout: Duration,
     /// Default 1024.
     pub max_connections: usize,
     /// Default 64.
@@ -128,8 +130,9 @@ pub struct SipConfig {
     pub tls_private_key: Option<PathBuf>,
     /// PEM CA bundle: when set, TLS clients must present a certificate it signed.
     pub tls_client_ca: Option<PathBuf>,
-    /// A TLS handshake not done within this is dropped. Default 10 s.
-    pub tls_handshake_timeout_secs: u64,
+    /// A TLS handshake not done within this is dropped (`sip.tls_handshake_timeout_secs`).
+    /// Default 10 s.
+    pub tls_handshake_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,8 +148,8 @@ pub struct MediaConfig {
     pub pause_policy: PausePolicy,
     /// SDES-SRTP: `optional` (default), `required`, `off` (SPEC §4).
     pub srtp: SrtpPolicy,
-    /// Default 60.
-    pub media_timeout_secs: u64,
+    /// `media.media_timeout_secs`, default 60 s.
+    pub media_timeout: Duration,
     /// `media.file_sample_rate`: the rate of every stream's file. Default `auto`.
     pub file_sample_rate: FileSampleRate,
 }
@@ -223,10 +226,10 @@ pub struct CdrConfig {
     pub receivers: Vec<String>,
     /// Records per POST. Default 100.
     pub batch_size: usize,
-    /// Whole-request timeout per POST. Default 30 s.
-    pub request_timeout_secs: u64,
-    /// Retry backoff cap (retries never stop). Default 30 s.
-    pub max_backoff_secs: u64,
+    /// Whole-request timeout per POST (`cdr.request_timeout_secs`). Default 30 s.
+    pub request_timeout: Duration,
+    /// Retry backoff cap (`cdr.max_backoff_secs`; retries never stop). Default 30 s.
+    pub max_backoff: Duration,
     /// `[[cdr.receiver_options]]`: per-receiver overrides, each naming a listed `url`.
     pub receiver_options: Vec<CdrReceiverOptions>,
     /// Write the optional `IN-ACK-ALEG` EDR lines. Default false.
@@ -238,8 +241,8 @@ impl Default for CdrConfig {
         CdrConfig {
             receivers: Vec::new(),
             batch_size: 100,
-            request_timeout_secs: 30,
-            max_backoff_secs: 30,
+            request_timeout: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(30),
             receiver_options: Vec::new(),
             edr_log_ack: false,
         }
@@ -254,9 +257,24 @@ pub struct CdrReceiverOptions {
     pub url: String,
     /// PEM CA bundle; when set the only trust anchor for this receiver.
     pub ca_file: Option<PathBuf>,
-    pub request_timeout_secs: Option<u64>,
+    #[serde(
+        default,
+        rename = "request_timeout_secs",
+        deserialize_with = "optional_secs"
+    )]
+    pub request_timeout: Option<Duration>,
     pub batch_size: Option<usize>,
-    pub max_backoff_secs: Option<u64>,
+    #[serde(
+        default,
+        rename = "max_backoff_secs",
+        deserialize_with = "optional_secs"
+    )]
+    pub max_backoff: Option<Duration>,
+}
+
+/// A whole number of seconds in the file, a `Duration` in the configuration.
+fn optional_secs<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
+    Ok(Option::<u64>::deserialize(de)?.map(Duration::from_secs))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -318,8 +336,9 @@ pub struct LimitsConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShutdownConfig {
-    /// How long active recordings continue after SIGTERM. Default 30 s.
-    pub grace_period_secs: u64,
+    /// How long active recordings continue after SIGTERM (`shutdown.grace_period_secs`).
+    /// Default 30 s.
+    pub grace_period: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -371,17 +390,17 @@ impl Default for SipConfig {
             ],
             max_message_size: 65536,
             max_headers: 128,
-            t1_ms: 500,
-            t2_ms: 4000,
+            t1: Duration::from_millis(500),
+            t2: Duration::from_millis(4000),
             min_session_expires_secs: 90,
-            tcp_idle_timeout_secs: 300,
+            tcp_idle_timeout: Duration::from_secs(300),
             max_connections: 1024,
             max_connections_per_source: 64,
             server_header: Some("sip-recorder".to_owned()),
             tls_certificate: None,
             tls_private_key: None,
             tls_client_ca: None,
-            tls_handshake_timeout_secs: 10,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -395,7 +414,7 @@ impl Default for MediaConfig {
             media_source: MediaSource::Strict,
             pause_policy: PausePolicy::Silence,
             srtp: SrtpPolicy::Optional,
-            media_timeout_secs: 60,
+            media_timeout: Duration::from_secs(60),
             file_sample_rate: FileSampleRate::Auto,
         }
     }
@@ -444,7 +463,7 @@ impl Default for LimitsConfig {
 impl Default for ShutdownConfig {
     fn default() -> Self {
         ShutdownConfig {
-            grace_period_secs: 30,
+            grace_period: Duration::from_secs(30),
         }
     }
 }

@@ -3,6 +3,14 @@
 use super::file::TABLES;
 use super::*;
 
+fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n)
+}
+
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml_str(text)
 }
@@ -34,9 +42,9 @@ fn defaults_are_the_documented_ones_and_valid() {
     );
     assert_eq!(c.sip.max_message_size, 65536);
     assert_eq!(c.sip.max_headers, 128);
-    assert_eq!((c.sip.t1_ms, c.sip.t2_ms), (500, 4000));
+    assert_eq!((c.sip.t1, c.sip.t2), (ms(500), ms(4000)));
     assert_eq!(c.sip.min_session_expires_secs, 90);
-    assert_eq!(c.sip.tcp_idle_timeout_secs, 300);
+    assert_eq!(c.sip.tcp_idle_timeout, secs(300));
     assert_eq!(c.sip.max_connections, 1024);
     assert_eq!(c.sip.max_connections_per_source, 64);
     assert_eq!(c.sip.server_header.as_deref(), Some("sip-recorder"));
@@ -44,7 +52,7 @@ fn defaults_are_the_documented_ones_and_valid() {
     assert_eq!(c.media.media_ip, None);
     assert_eq!(c.media.media_source, MediaSource::Strict);
     assert_eq!(c.media.pause_policy, PausePolicy::Silence);
-    assert_eq!(c.media.media_timeout_secs, 60);
+    assert_eq!(c.media.media_timeout, secs(60));
     assert_eq!(c.recording.dir, PathBuf::from("./recordings"));
     assert_eq!(c.recording.layout, "{yyyy}/{mm}/{dd}/{recording_id}");
     assert_eq!(c.spool.dir, PathBuf::from("./spool"));
@@ -52,7 +60,7 @@ fn defaults_are_the_documented_ones_and_valid() {
     assert_eq!(c.http.listen, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(c.limits.max_sessions, 10000);
     assert_eq!(c.limits.retry_after_secs, 5);
-    assert_eq!(c.shutdown.grace_period_secs, 30);
+    assert_eq!(c.shutdown.grace_period, secs(30));
     assert_eq!(c.log.format, LogFormat::Text);
     assert_eq!(c.log.level, "info");
     c.validate().unwrap();
@@ -145,9 +153,9 @@ fn every_key_is_read_from_the_file() {
     );
     assert_eq!(c.sip.max_message_size, 2048);
     assert_eq!(c.sip.max_headers, 10);
-    assert_eq!((c.sip.t1_ms, c.sip.t2_ms), (100, 200));
+    assert_eq!((c.sip.t1, c.sip.t2), (ms(100), ms(200)));
     assert_eq!(c.sip.min_session_expires_secs, 120);
-    assert_eq!(c.sip.tcp_idle_timeout_secs, 7);
+    assert_eq!(c.sip.tcp_idle_timeout, secs(7));
     assert_eq!(c.sip.max_connections, 8);
     assert_eq!(c.sip.max_connections_per_source, 2);
     assert_eq!(c.sip.server_header, None);
@@ -155,7 +163,7 @@ fn every_key_is_read_from_the_file() {
     assert_eq!(c.media.media_ip, Some("192.0.2.7".parse().unwrap()));
     assert_eq!(c.media.media_source, MediaSource::Learn);
     assert_eq!(c.media.pause_policy, PausePolicy::Skip);
-    assert_eq!(c.media.media_timeout_secs, 9);
+    assert_eq!(c.media.media_timeout, secs(9));
     assert_eq!(c.media.file_sample_rate, FileSampleRate::Hz(48000));
     assert_eq!(c.recording.dir, PathBuf::from("/var/rec"));
     assert_eq!(c.recording.layout, "{kind}/{recording_id}");
@@ -164,7 +172,7 @@ fn every_key_is_read_from_the_file() {
     assert_eq!(c.http.listen, "[::1]:9090".parse().unwrap());
     assert_eq!(c.limits.max_sessions, 3);
     assert_eq!(c.limits.retry_after_secs, 11);
-    assert_eq!(c.shutdown.grace_period_secs, 0);
+    assert_eq!(c.shutdown.grace_period, secs(0));
     assert_eq!(c.log.format, LogFormat::Json);
     assert_eq!(c.log.level, "debug");
 }
@@ -173,7 +181,7 @@ fn every_key_is_read_from_the_file() {
 fn dotted_keys_and_auto_media_ip() {
     let c = parse("media.media_ip = \"auto\"\nsip.t1_ms = 250\n").unwrap();
     assert_eq!(c.media.media_ip, None);
-    assert_eq!(c.sip.t1_ms, 250);
+    assert_eq!(c.sip.t1, ms(250));
 }
 
 #[test]
@@ -382,13 +390,13 @@ fn each_validation_error_names_its_key() {
         ("sip.listen", |c| c.sip.listen.push(c.sip.listen[0])),
         ("sip.max_message_size", |c| c.sip.max_message_size = 100),
         ("sip.max_headers", |c| c.sip.max_headers = 0),
-        ("sip.t1_ms", |c| c.sip.t1_ms = 0),
-        ("sip.t1_ms", |c| c.sip.t1_ms = 5000),
+        ("sip.t1_ms", |c| c.sip.t1 = ms(0)),
+        ("sip.t1_ms", |c| c.sip.t1 = ms(5000)),
         ("sip.min_session_expires_secs", |c| {
             c.sip.min_session_expires_secs = 0
         }),
         ("sip.tcp_idle_timeout_secs", |c| {
-            c.sip.tcp_idle_timeout_secs = 0
+            c.sip.tcp_idle_timeout = secs(0)
         }),
         ("sip.max_connections", |c| c.sip.max_connections = 0),
         ("sip.max_connections_per_source", |c| {
@@ -408,7 +416,7 @@ fn each_validation_error_names_its_key() {
             c.media.media_ip = Some([239, 1, 1, 1].into())
         }),
         ("media.media_timeout_secs", |c| {
-            c.media.media_timeout_secs = 0
+            c.media.media_timeout = secs(0)
         }),
         ("recording.dir", |c| c.recording.dir = PathBuf::new()),
         ("recording.layout", |c| {
@@ -457,7 +465,7 @@ fn borderline_values_are_accepted() {
         .map(|i| format!("HTTPS://user@h{i}:8443/cdr?x=1"))
         .collect();
     c.recording.layout = "./{kind}/{record_id}-{recording_id}/{hh}".into();
-    c.sip.t2_ms = c.sip.t1_ms;
+    c.sip.t2 = c.sip.t1;
     c.media.media_ip = Some("::1".parse().unwrap());
     c.validate().unwrap();
 }
@@ -580,10 +588,10 @@ fn cdr_receiver_options_are_read_and_checked() {
     )
     .unwrap();
     c.validate().unwrap();
-    assert_eq!((c.cdr.batch_size, c.cdr.request_timeout_secs), (10, 5));
-    assert_eq!(c.cdr.max_backoff_secs, 2);
+    assert_eq!((c.cdr.batch_size, c.cdr.request_timeout), (10, secs(5)));
+    assert_eq!(c.cdr.max_backoff, secs(2));
     assert_eq!(c.cdr.receiver_options.len(), 1);
-    assert_eq!(c.cdr.receiver_options[0].request_timeout_secs, Some(3));
+    assert_eq!(c.cdr.receiver_options[0].request_timeout, Some(secs(3)));
     assert_eq!(c.cdr.receiver_options[0].batch_size, Some(1));
 
     let unknown_url = |c: &mut Config| {

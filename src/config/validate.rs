@@ -5,6 +5,7 @@ use super::{
     invalid,
 };
 use std::path::{Component, Path};
+use std::time::Duration;
 
 impl Config {
     /// Checks that values which parsed also make sense together. The first problem found is
@@ -70,7 +71,7 @@ impl Config {
                 ));
             }
         }
-        if s.tls_handshake_timeout_secs == 0 {
+        if s.tls_handshake_timeout.is_zero() {
             return Err(invalid(
                 "sip.tls_handshake_timeout_secs",
                 "must be at least 1",
@@ -85,15 +86,16 @@ impl Config {
         if s.max_headers == 0 {
             return Err(invalid("sip.max_headers", "must be at least 1"));
         }
-        if s.t1_ms == 0 {
+        if s.t1.is_zero() {
             return Err(invalid("sip.t1_ms", "must be at least 1"));
         }
-        if s.t1_ms > s.t2_ms {
+        if s.t1 > s.t2 {
             return Err(invalid(
                 "sip.t1_ms",
                 format!(
                     "T1 ({} ms) must not exceed sip.t2_ms ({} ms)",
-                    s.t1_ms, s.t2_ms
+                    s.t1.as_millis(),
+                    s.t2.as_millis()
                 ),
             ));
         }
@@ -103,7 +105,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if s.tcp_idle_timeout_secs == 0 {
+        if s.tcp_idle_timeout.is_zero() {
             return Err(invalid("sip.tcp_idle_timeout_secs", "must be at least 1"));
         }
         if s.max_connections == 0 {
@@ -165,7 +167,7 @@ impl Config {
                 ));
             }
         }
-        if m.media_timeout_secs == 0 {
+        if m.media_timeout.is_zero() {
             return Err(invalid("media.media_timeout_secs", "must be at least 1"));
         }
         if let super::FileSampleRate::Hz(hz) = m.file_sample_rate {
@@ -293,8 +295,9 @@ impl Config {
             }
         };
         at_least_one("cdr.batch_size", self.cdr.batch_size as u64)?;
-        at_least_one("cdr.request_timeout_secs", self.cdr.request_timeout_secs)?;
-        at_least_one("cdr.max_backoff_secs", self.cdr.max_backoff_secs)?;
+        let secs = |d: Duration| d.as_secs();
+        at_least_one("cdr.request_timeout_secs", secs(self.cdr.request_timeout))?;
+        at_least_one("cdr.max_backoff_secs", secs(self.cdr.max_backoff))?;
         for (i, o) in self.cdr.receiver_options.iter().enumerate() {
             let key = "cdr.receiver_options.url";
             if !r.contains(&o.url) {
@@ -315,11 +318,11 @@ impl Config {
             )?;
             at_least_one(
                 "cdr.receiver_options.request_timeout_secs",
-                o.request_timeout_secs.unwrap_or(1),
+                o.request_timeout.map_or(1, secs),
             )?;
             at_least_one(
                 "cdr.receiver_options.max_backoff_secs",
-                o.max_backoff_secs.unwrap_or(1),
+                o.max_backoff.map_or(1, secs),
             )?;
             if let Some(ca) = &o.ca_file
                 && !ca.is_file()
