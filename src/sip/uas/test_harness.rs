@@ -5,7 +5,7 @@ use super::*;
 use crate::sip::Transport;
 use crate::sip::message::{SipMessage, SipResponse, parse_message};
 use crate::sip::source_policy::SourcePolicyConfig;
-use crate::sip::transaction_log::TransactionRecord;
+use crate::sip::transaction_log::{TransactionEvent, TransactionRecord};
 use std::net::{IpAddr, Ipv4Addr};
 
 pub(super) const T1: Duration = Duration::from_millis(500);
@@ -168,6 +168,14 @@ impl Harness {
                 Ok(SipMessage::Response(r)) => Some(r),
                 _ => None,
             })
+            .collect()
+    }
+
+    /// The finished transactions reported so far: (event, final status).
+    pub(super) fn reported(&self) -> Vec<(TransactionEvent, Option<u16>)> {
+        self.transactions
+            .iter()
+            .map(|t| (t.event, t.code))
             .collect()
     }
 

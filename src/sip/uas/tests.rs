@@ -650,8 +650,7 @@ fn every_transaction_is_reported_for_the_edr_log() {
         Some(("application/sdp", &sdp(1, "sendonly"))),
     ));
     h.input(&c5.request("CANCEL", "t5", "", None));
-    let seen: Vec<(TransactionEvent, Option<u16>)> =
-        h.transactions.iter().map(|t| (t.event, t.code)).collect();
+    let seen = h.reported();
     assert_eq!(
         seen,
         vec![
@@ -702,8 +701,7 @@ fn only_transactions_the_edr_log_writes_are_reported() {
     h.input(&call.request("UPDATE", "u", "", None));
     call.cseq = 3;
     h.input(&call.request("BYE", "b", "", None));
-    let seen: Vec<(TransactionEvent, Option<u16>)> =
-        h.transactions.iter().map(|t| (t.event, t.code)).collect();
+    let seen = h.reported();
     // No OPTIONS, no rate-limited INVITE, no refused method, no UPDATE, no ACK.
     assert_eq!(
         seen,
@@ -727,8 +725,7 @@ fn a_bye_the_recorder_sends_is_reported_with_its_answer_or_408() {
         "reported when it ends, not when sent"
     );
     h.advance(T1 * 64);
-    let seen: Vec<(TransactionEvent, Option<u16>)> =
-        h.transactions.iter().map(|t| (t.event, t.code)).collect();
+    let seen = h.reported();
     assert_eq!(seen, vec![(TransactionEvent::OutBye, Some(408))]);
 }
 
