@@ -110,7 +110,33 @@ impl Call {
     }
 }
 
+impl Call {
+    /// `request` with an SDP body.
+    pub(super) fn offer(&self, method: &str, branch: &str, extra: &str, sdp: &str) -> String {
+        self.request(method, branch, extra, Some(("application/sdp", sdp)))
+    }
+}
+
 impl Harness {
+    /// The recording id of the one `Prepare` the last INVITE caused, reported prepared.
+    pub(super) fn prepare_first(&mut self) -> String {
+        let RecordingEvent::Prepare { recording_id, .. } = self.take_events().remove(0) else {
+            panic!("the INVITE did not prepare a recording")
+        };
+        self.uas.recording_prepared(self.now, &recording_id, Ok(()));
+        self.collect();
+        recording_id
+    }
+
+    /// The only recording event since the last look is `Ended` for `reason`.
+    pub(super) fn assert_ended(&mut self, reason: EndReason) {
+        let events = self.take_events();
+        assert!(
+            matches!(events.as_slice(), [RecordingEvent::Ended { reason: r, .. }] if *r == reason),
+            "expected one Ended({reason:?}), got {events:?}"
+        );
+    }
+
     pub(super) fn new() -> Harness {
         Harness::with(config(), PortPool::new(20000, 20099))
     }

@@ -22,12 +22,7 @@ fn invite_is_answered_after_the_recording_is_prepared() {
 fn prepare_carries_the_genesys_target() {
     let mut h = Harness::new();
     let call = Call::new(1);
-    h.input(&call.request(
-        "INVITE",
-        "a",
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
+    h.input(&call.offer("INVITE", "a", "", &sdp(1, "sendonly")));
     let events = h.take_events();
     let RecordingEvent::Prepare { request, media, .. } = &events[0] else {
         panic!()
@@ -51,12 +46,7 @@ fn prepare_carries_the_genesys_target() {
 fn retransmitted_invite_gets_the_same_answer_and_no_second_recording() {
     let mut h = Harness::new();
     let call = Call::new(1);
-    let invite = call.request(
-        "INVITE",
-        "r1",
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    );
+    let invite = call.offer("INVITE", "r1", "", &sdp(1, "sendonly"));
     h.input(&invite);
     let first = h.take_sent();
     h.input(&invite);
@@ -83,17 +73,8 @@ fn retransmitted_invite_gets_the_same_answer_and_no_second_recording() {
 fn udp_2xx_is_retransmitted_with_doubling_intervals_until_ack() {
     let mut h = Harness::new();
     let call = Call::new(1);
-    h.input(&call.request(
-        "INVITE",
-        "x",
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
-    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else {
-        panic!()
-    };
-    h.uas.recording_prepared(h.now, &recording_id, Ok(()));
-    h.collect();
+    h.input(&call.offer("INVITE", "x", "", &sdp(1, "sendonly")));
+    h.prepare_first();
     h.take_sent();
     let mut times = vec![];
     let start = h.now;
@@ -115,17 +96,8 @@ fn missing_ack_ends_the_recording_with_bye_after_64_t1() {
     let mut h = Harness::new();
     let capacity = h.uas.free_rtp_ports();
     let call = Call::new(1);
-    h.input(&call.request(
-        "INVITE",
-        "x",
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
-    let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else {
-        panic!()
-    };
-    h.uas.recording_prepared(h.now, &recording_id, Ok(()));
-    h.collect();
+    h.input(&call.offer("INVITE", "x", "", &sdp(1, "sendonly")));
+    h.prepare_first();
     h.take_events();
     h.advance(T1 * 64 - Duration::from_millis(1));
     assert!(h.requests().is_empty());
@@ -134,13 +106,7 @@ fn missing_ack_ends_the_recording_with_bye_after_64_t1() {
     assert_eq!(byes.len(), 1);
     assert_eq!(byes[0].method, Method::Bye);
     assert_eq!(byes[0].call_id, call.call_id);
-    assert!(matches!(
-        h.take_events().as_slice(),
-        [RecordingEvent::Ended {
-            reason: EndReason::AckTimeout,
-            ..
-        }]
-    ));
+    h.assert_ended(EndReason::AckTimeout);
     assert_eq!(h.uas.active_sessions(), 0);
     assert_eq!(h.uas.free_rtp_ports(), capacity);
 }
@@ -171,12 +137,7 @@ fn cancel_before_the_answer_gets_200_and_487_and_discards() {
     let mut h = Harness::new();
     let capacity = h.uas.free_rtp_ports();
     let call = Call::new(1);
-    h.input(&call.request(
-        "INVITE",
-        "c1",
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
+    h.input(&call.offer("INVITE", "c1", "", &sdp(1, "sendonly")));
     let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else {
         panic!()
     };
@@ -231,12 +192,7 @@ fn pause_resume_and_refresh_reinvites() {
     h.establish(&mut call);
     let ports: Vec<u16> = {
         call.cseq = 2;
-        h.input(&call.request(
-            "INVITE",
-            "p",
-            "",
-            Some(("application/sdp", &sdp(2, "inactive"))),
-        ));
+        h.input(&call.offer("INVITE", "p", "", &sdp(2, "inactive")));
         let r = h.responses().remove(0);
         assert_eq!(r.code, 200);
         let RecordingEvent::MediaChanged { media, .. } = h.take_events().remove(0) else {
@@ -252,12 +208,7 @@ fn pause_resume_and_refresh_reinvites() {
     };
     h.input(&call.request("ACK", "pa", "", None));
     call.cseq = 3;
-    h.input(&call.request(
-        "INVITE",
-        "r",
-        "",
-        Some(("application/sdp", &sdp(3, "sendonly"))),
-    ));
+    h.input(&call.offer("INVITE", "r", "", &sdp(3, "sendonly")));
     let resumed = h.take_sent();
     let RecordingEvent::MediaChanged { media, .. } = h.take_events().remove(0) else {
         panic!()
@@ -280,11 +231,11 @@ fn pause_resume_and_refresh_reinvites() {
     h.input(&call.request("ACK", "ra", "", None));
     // A session refresh: same o= version → same answer body, no event.
     call.cseq = 4;
-    h.input(&call.request(
+    h.input(&call.offer(
         "INVITE",
         "f",
         "Session-Expires: 1800;refresher=uac\r\n",
-        Some(("application/sdp", &sdp(3, "sendonly"))),
+        &sdp(3, "sendonly"),
     ));
     let refreshed = h.take_sent();
     assert!(h.take_events().is_empty(), "a refresh changes nothing");
@@ -301,30 +252,15 @@ fn overlapping_reinvite_gets_491_and_lower_cseq_500() {
     let mut call = Call::new(1);
     h.establish(&mut call);
     call.cseq = 5;
-    h.input(&call.request(
-        "INVITE",
-        "o1",
-        "",
-        Some(("application/sdp", &sdp(2, "inactive"))),
-    ));
+    h.input(&call.offer("INVITE", "o1", "", &sdp(2, "inactive")));
     assert_eq!(h.codes(), vec![200]);
     call.cseq = 6;
-    h.input(&call.request(
-        "INVITE",
-        "o2",
-        "",
-        Some(("application/sdp", &sdp(3, "sendonly"))),
-    ));
+    h.input(&call.offer("INVITE", "o2", "", &sdp(3, "sendonly")));
     assert_eq!(h.codes(), vec![491], "previous re-INVITE not ACKed yet");
     call.cseq = 5;
     h.input(&call.request("ACK", "o1a", "", None));
     call.cseq = 4;
-    h.input(&call.request(
-        "INVITE",
-        "o3",
-        "",
-        Some(("application/sdp", &sdp(3, "sendonly"))),
-    ));
+    h.input(&call.offer("INVITE", "o3", "", &sdp(3, "sendonly")));
     assert_eq!(h.codes(), vec![500]);
 }
 
@@ -337,25 +273,14 @@ fn bye_ends_and_unknown_dialogs_get_481() {
     let bye = call.request("BYE", "b", "", None);
     h.input(&bye);
     assert_eq!(h.codes(), vec![200]);
-    assert!(matches!(
-        h.take_events().as_slice(),
-        [RecordingEvent::Ended {
-            reason: EndReason::Bye,
-            ..
-        }]
-    ));
+    h.assert_ended(EndReason::Bye);
     h.input(&bye);
     assert_eq!(h.codes(), vec![200], "retransmitted BYE: cached 200");
     assert!(h.take_events().is_empty());
     call.cseq = 3;
     h.input(&call.request("BYE", "b2", "", None));
     assert_eq!(h.codes(), vec![481]);
-    h.input(&call.request(
-        "INVITE",
-        "b3",
-        "",
-        Some(("application/sdp", &sdp(5, "sendonly"))),
-    ));
+    h.input(&call.offer("INVITE", "b3", "", &sdp(5, "sendonly")));
     assert_eq!(h.codes(), vec![481]);
 }
 
@@ -363,11 +288,11 @@ fn bye_ends_and_unknown_dialogs_get_481() {
 fn session_timer_422_and_expiry() {
     let mut h = Harness::new();
     let call = Call::new(1);
-    h.input(&call.request(
+    h.input(&call.offer(
         "INVITE",
         "s1",
         "Session-Expires: 30\r\nSupported: timer\r\n",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
+        &sdp(1, "sendonly"),
     ));
     let r = h.responses().remove(0);
     assert_eq!(r.code, 422);
@@ -377,11 +302,11 @@ fn session_timer_422_and_expiry() {
     h.input(&ack.request("ACK", "s1", "", None));
 
     let mut call = Call::new(2);
-    h.input(&call.request(
+    h.input(&call.offer(
         "INVITE",
         "s2",
         "Session-Expires: 90\r\nSupported: timer\r\n",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
+        &sdp(1, "sendonly"),
     ));
     let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else {
         panic!()
@@ -398,11 +323,11 @@ fn session_timer_422_and_expiry() {
     // Refreshed at 50 s: expiry moves to 50 + 60.
     h.advance(Duration::from_secs(50));
     call.cseq = 2;
-    h.input(&call.request(
+    h.input(&call.offer(
         "INVITE",
         "s2r",
         "Session-Expires: 90;refresher=uac\r\n",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
+        &sdp(1, "sendonly"),
     ));
     assert_eq!(h.codes(), vec![200]);
     h.input(&call.request("ACK", "s2ra", "", None));
@@ -412,13 +337,7 @@ fn session_timer_422_and_expiry() {
     let byes = h.requests();
     assert_eq!(byes.len(), 1);
     assert_eq!(byes[0].method, Method::Bye);
-    assert!(matches!(
-        h.take_events().as_slice(),
-        [RecordingEvent::Ended {
-            reason: EndReason::SessionTimeout,
-            ..
-        }]
-    ));
+    h.assert_ended(EndReason::SessionTimeout);
 }
 
 #[test]
@@ -426,12 +345,7 @@ fn recorder_refreshes_with_update_when_it_is_the_refresher() {
     let mut h = Harness::new();
     let mut call = Call::new(1);
     let extra = "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n";
-    h.input(&call.request(
-        "INVITE",
-        "u1",
-        extra,
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
+    h.input(&call.offer("INVITE", "u1", extra, &sdp(1, "sendonly")));
     let RecordingEvent::Prepare { recording_id, .. } = h.take_events().remove(0) else {
         panic!()
     };
@@ -498,12 +412,7 @@ fn admission_control_and_drain() {
     let mut call = Call::new(1);
     h.establish(&mut call);
     let second = Call::new(2);
-    h.input(&second.request(
-        "INVITE",
-        "a2",
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
+    h.input(&second.offer("INVITE", "a2", "", &sdp(1, "sendonly")));
     let r = h.responses().remove(0);
     assert_eq!((r.code, header(&r, "Retry-After")), (503, Some("5")));
     h.input(&second.request("OPTIONS", "o1", "", None));
@@ -530,12 +439,7 @@ fn port_exhaustion_gets_503() {
     let mut h = Harness::with(config(), PortPool::new(20000, 20003));
     let mut call = Call::new(1);
     h.establish(&mut call);
-    h.input(&Call::new(2).request(
-        "INVITE",
-        "p2",
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
+    h.input(&Call::new(2).offer("INVITE", "p2", "", &sdp(1, "sendonly")));
     let r = h.responses().remove(0);
     assert_eq!((r.code, header(&r, "Retry-After").is_some()), (503, true));
 }
@@ -546,12 +450,7 @@ fn update_with_and_without_sdp() {
     let mut call = Call::new(1);
     h.establish(&mut call);
     call.cseq = 2;
-    h.input(&call.request(
-        "UPDATE",
-        "up1",
-        "",
-        Some(("application/sdp", &sdp(2, "inactive"))),
-    ));
+    h.input(&call.offer("UPDATE", "up1", "", &sdp(2, "inactive")));
     let sent = h.take_sent();
     let text = String::from_utf8_lossy(&sent[0]).to_string();
     assert!(text.starts_with("SIP/2.0 200"), "{text}");
@@ -580,12 +479,7 @@ fn reinvite_without_sdp_offers_the_current_session() {
         text.starts_with("SIP/2.0 200") && text.contains("m=audio"),
         "{text}"
     );
-    h.input(&call.request(
-        "ACK",
-        "n1a",
-        "",
-        Some(("application/sdp", &sdp(2, "inactive"))),
-    ));
+    h.input(&call.offer("ACK", "n1a", "", &sdp(2, "inactive")));
     assert!(matches!(
         h.take_events().as_slice(),
         [RecordingEvent::MediaChanged { .. }]
@@ -614,13 +508,7 @@ fn garbage_never_disturbs_an_active_recording() {
     call.cseq = 2;
     h.input(&call.request("BYE", "g", "", None));
     assert_eq!(h.codes(), vec![200]);
-    assert!(matches!(
-        h.take_events().as_slice(),
-        [RecordingEvent::Ended {
-            reason: EndReason::Bye,
-            ..
-        }]
-    ));
+    h.assert_ended(EndReason::Bye);
 }
 
 #[test]
@@ -629,12 +517,7 @@ fn every_transaction_is_reported_for_the_edr_log() {
     let mut call = Call::new(1);
     h.establish(&mut call);
     call.cseq = 2;
-    h.input(&call.request(
-        "INVITE",
-        "t2",
-        "",
-        Some(("application/sdp", &sdp(2, "inactive"))),
-    ));
+    h.input(&call.offer("INVITE", "t2", "", &sdp(2, "inactive")));
     h.input(&call.request("ACK", "t2a", "", None));
     call.cseq = 3;
     h.input(&call.request("BYE", "t3", "", None));
@@ -643,12 +526,7 @@ fn every_transaction_is_reported_for_the_edr_log() {
         "To: <sip:record@127.0.0.1>;tag=nope",
     ));
     let c5 = Call::new(5);
-    h.input(&c5.request(
-        "INVITE",
-        "t5",
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
+    h.input(&c5.offer("INVITE", "t5", "", &sdp(1, "sendonly")));
     h.input(&c5.request("CANCEL", "t5", "", None));
     let seen = h.reported();
     assert_eq!(
@@ -688,12 +566,7 @@ fn only_transactions_the_edr_log_writes_are_reported() {
     let offer = sdp(1, "sendonly");
     for i in 0..5 {
         let flood = Call::new(10 + i);
-        h.input(&flood.request(
-            "INVITE",
-            &format!("f{i}"),
-            "",
-            Some(("application/sdp", &offer)),
-        ));
+        h.input(&flood.offer("INVITE", &format!("f{i}"), "", &offer));
     }
     h.input(&Call::new(3).request("FOO", "x1", "", None));
     assert_eq!(h.codes(), vec![200, 503, 503, 503, 503, 503, 503]);
@@ -762,12 +635,7 @@ fn source_control_allow_list_rate_limit_and_scanners() {
     );
     // In-dialog requests are never limited: the call can still be paused and hung up.
     call.cseq = 2;
-    h.input(&call.request(
-        "INVITE",
-        "p",
-        "",
-        Some(("application/sdp", &sdp(2, "inactive"))),
-    ));
+    h.input(&call.offer("INVITE", "p", "", &sdp(2, "inactive")));
     h.input(&call.request("ACK", "pa", "", None));
     call.cseq = 3;
     h.input(&call.request("BYE", "b", "", None));
@@ -784,17 +652,10 @@ fn duplicated_to_header_gets_400_and_no_crash() {
     // SIP servers' reply builders).
     let mut h = Harness::new();
     let call = Call::new(1);
-    let invite = call
-        .request(
-            "INVITE",
-            "d1",
-            "",
-            Some(("application/sdp", &sdp(1, "sendonly"))),
-        )
-        .replace(
-            "To: <sip:record@127.0.0.1>\r\n",
-            "To: <sip:record@127.0.0.1>\r\nTo: <sip:other@127.0.0.1>;tag=x\r\n",
-        );
+    let invite = call.offer("INVITE", "d1", "", &sdp(1, "sendonly")).replace(
+        "To: <sip:record@127.0.0.1>\r\n",
+        "To: <sip:record@127.0.0.1>\r\nTo: <sip:other@127.0.0.1>;tag=x\r\n",
+    );
     h.input(&invite);
     let codes = h.codes();
     assert!(codes.is_empty() || codes == vec![400], "{codes:?}");
@@ -813,12 +674,7 @@ fn a_failed_prepare_is_answered_by_who_is_at_fault() {
         let mut h = Harness::new();
         let capacity = h.uas.free_rtp_ports();
         let call = Call::new(1);
-        h.input(&call.request(
-            "INVITE",
-            "f",
-            "",
-            Some(("application/sdp", &sdp(1, "sendonly"))),
-        ));
+        h.input(&call.offer("INVITE", "f", "", &sdp(1, "sendonly")));
         assert_eq!(h.codes(), vec![100]);
         let events = h.take_events();
         let [RecordingEvent::Prepare { recording_id, .. }] = events.as_slice() else {

@@ -120,12 +120,7 @@ fn same_branch_and_sent_by_with_another_method_is_another_transaction() {
 fn cancel_matches_only_the_invite_with_its_branch_and_sent_by() {
     let mut h = Harness::new();
     let call = Call::new(1);
-    h.input(&call.request(
-        "INVITE",
-        "c1",
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
+    h.input(&call.offer("INVITE", "c1", "", &sdp(1, "sendonly")));
     let _ = prepare_id(&mut h);
     h.take_sent();
     let cancel = call.request("CANCEL", "c1", "", None);
@@ -149,12 +144,7 @@ fn cancel_matches_only_the_invite_with_its_branch_and_sent_by() {
 fn ack_of_a_non_2xx_matches_only_its_invite_transaction() {
     let mut h = Harness::new();
     let mut call = Call::new(1);
-    let invite = call.request(
-        "INVITE",
-        "n1",
-        "Require: 100rel\r\n",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    );
+    let invite = call.offer("INVITE", "n1", "Require: 100rel\r\n", &sdp(1, "sendonly"));
     h.input(&invite);
     let refused = h.responses().remove(0);
     assert_eq!(refused.code, 420);
@@ -177,15 +167,7 @@ fn rfc_2543_requests_without_the_cookie_match_on_call_id_cseq_from_tag_and_via()
     let mut h = Harness::new();
     let call = Call::new(1);
     let old_via = "SIP/2.0/UDP 127.0.0.1:5070";
-    let invite = via(
-        &call.request(
-            "INVITE",
-            "x",
-            "",
-            Some(("application/sdp", &sdp(1, "sendonly"))),
-        ),
-        old_via,
-    );
+    let invite = via(&call.offer("INVITE", "x", "", &sdp(1, "sendonly")), old_via);
     h.input(&invite);
     assert_eq!(h.codes(), vec![100]);
     let _first = prepare_id(&mut h);
@@ -236,12 +218,7 @@ fn a_retransmission_on_a_new_connection_is_answered_on_that_connection() {
     let mut h = Harness::new();
     let mut call = Call::new(1);
     let invite = call
-        .request(
-            "INVITE",
-            "t1",
-            "",
-            Some(("application/sdp", &sdp(1, "sendonly"))),
-        )
+        .offer("INVITE", "t1", "", &sdp(1, "sendonly"))
         .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
     h.flow = tcp_flow(1);
     h.input(&invite);
@@ -318,12 +295,7 @@ fn a_udp_retransmission_from_a_new_port_is_answered_there() {
 
 /// INVITE → 200, not yet ACKed; returns the recording id.
 fn answered(h: &mut Harness, call: &mut Call, branch: &str) -> String {
-    h.input(&call.request(
-        "INVITE",
-        branch,
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
+    h.input(&call.offer("INVITE", branch, "", &sdp(1, "sendonly")));
     let id = prepare_id(h);
     h.take_sent();
     h.uas.recording_prepared(h.now, &id, Ok(()));
@@ -353,12 +325,7 @@ fn an_ack_with_another_cseq_acknowledges_the_one_outstanding_2xx() {
     assert_eq!(tolerance(&h, Tolerance::AckCseqMismatch), 1);
     // The next re-INVITE is answered (not 491), and its ACK says `CSeq: N INVITE`.
     call.cseq = 604674514;
-    h.input(&call.request(
-        "INVITE",
-        "b2",
-        "",
-        Some(("application/sdp", &sdp(2, "inactive"))),
-    ));
+    h.input(&call.offer("INVITE", "b2", "", &sdp(2, "inactive")));
     assert_eq!(h.codes(), vec![200]);
     h.input(&cseq(
         &call.request("ACK", "b2a", "", None),
@@ -408,12 +375,7 @@ fn an_src_that_reuses_one_odd_ack_cseq_has_every_2xx_acknowledged() {
         assert!(h.take_sent().is_empty(), "ACK {n} not taken");
         call.cseq = n;
         let direction = if n % 2 == 0 { "inactive" } else { "sendonly" };
-        h.input(&call.request(
-            "INVITE",
-            branch,
-            "",
-            Some(("application/sdp", &sdp(n, direction))),
-        ));
+        h.input(&call.offer("INVITE", branch, "", &sdp(n, direction)));
         assert_eq!(h.codes(), vec![200]);
     }
     h.input(&cseq(&call.request("ACK", "f5a", "", None), "999 ACK"));
@@ -476,24 +438,13 @@ fn a_bye_with_a_lower_cseq_still_ends_the_dialog_a_reinvite_gets_500() {
     call.cseq = 10;
     h.establish(&mut call);
     call.cseq = 4;
-    h.input(&call.request(
-        "INVITE",
-        "l1",
-        "",
-        Some(("application/sdp", &sdp(2, "inactive"))),
-    ));
+    h.input(&call.offer("INVITE", "l1", "", &sdp(2, "inactive")));
     assert_eq!(h.codes(), vec![500]);
     assert_eq!(tolerance(&h, Tolerance::LowerCseqBye), 0);
     call.cseq = 3;
     h.input(&call.request("BYE", "l2", "", None));
     assert_eq!(h.codes(), vec![200]);
-    assert!(matches!(
-        h.take_events().as_slice(),
-        [RecordingEvent::Ended {
-            reason: EndReason::Bye,
-            ..
-        }]
-    ));
+    h.assert_ended(EndReason::Bye);
     assert_eq!(tolerance(&h, Tolerance::LowerCseqBye), 1);
 }
 
@@ -501,12 +452,7 @@ fn a_bye_with_a_lower_cseq_still_ends_the_dialog_a_reinvite_gets_500() {
 fn refreshed_call(h: &mut Harness) -> (Call, String) {
     let mut call = Call::new(1);
     let extra = "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n";
-    h.input(&call.request(
-        "INVITE",
-        "g1",
-        extra,
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
+    h.input(&call.offer("INVITE", "g1", extra, &sdp(1, "sendonly")));
     let id = prepare_id(h);
     h.take_sent();
     h.uas.recording_prepared(h.now, &id, Ok(()));
@@ -526,12 +472,7 @@ fn glare_our_update_meets_their_reinvite_their_change_wins_and_no_stale_refresh_
     assert_eq!(update.method, Method::Update);
     // Their re-INVITE crosses our UPDATE: it is answered, never refused for our refresh.
     call.cseq = 2;
-    h.input(&call.request(
-        "INVITE",
-        "g2",
-        "",
-        Some(("application/sdp", &sdp(2, "inactive"))),
-    ));
+    h.input(&call.offer("INVITE", "g2", "", &sdp(2, "inactive")));
     assert_eq!(h.codes(), vec![200]);
     assert!(matches!(
         h.take_events().as_slice(),
@@ -704,21 +645,11 @@ fn a_bye_refused_with_491_again_and_again_is_given_up_after_three_retries() {
 fn a_request_reusing_the_branch_of_an_unanswered_invite_is_refused_alone() {
     let mut h = Harness::new();
     let call = Call::new(1);
-    h.input(&call.request(
-        "INVITE",
-        "r1",
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
+    h.input(&call.offer("INVITE", "r1", "", &sdp(1, "sendonly")));
     let id = prepare_id(&mut h);
     h.take_sent();
     // Same branch, sent-by and method, another call: not a retransmission.
-    h.input(&Call::new(2).request(
-        "INVITE",
-        "r1",
-        "",
-        Some(("application/sdp", &sdp(1, "sendonly"))),
-    ));
+    h.input(&Call::new(2).offer("INVITE", "r1", "", &sdp(1, "sendonly")));
     let refused = h.responses();
     assert_eq!(
         refused
