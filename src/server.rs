@@ -60,6 +60,9 @@ pub enum StartupError {
     /// CDR receivers or the CDR service.
     #[error(transparent)]
     Cdr(crate::cdr::CdrError),
+    /// `[storage]`: credentials, client or job directory.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::s3::StorageSetupError),
     /// A thread, signal handler or task of our own.
     #[error("cannot start {what}")]
     Internal {
@@ -119,11 +122,13 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     warn_about_settings(&config);
     crate::net::tls::install_crypto_provider();
     let logs = start_logs(&config)?;
-    recover_recordings(&config, &logs.cdr).await?;
+    let recovered = recover_recordings(&config).await?;
     let telemetry = Arc::new(Telemetry::default());
     let _ = telemetry.cdr_receivers.set(logs.cdr.receivers());
-    open_recordings_dir(&config, &telemetry)?;
     let shutdown = CancellationToken::new();
+    let storage = start_storage(&config, &telemetry, &shutdown)?;
+    queue_recovered(&logs.cdr, storage.as_ref(), recovered).await?;
+    open_recordings_dir(&config, &telemetry)?;
     let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(65536);
     let (transmitter, bound) = bind_sip_listeners(&config, media_ip, inbound_tx, &shutdown).await?;
     let uas = Uas::new(
@@ -140,7 +145,8 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         source,
     })?;
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-    let settings = recording_settings(&config, media_ip, &writer, &telemetry, &logs.cdr);
+    let mut settings = recording_settings(&config, media_ip, &writer, &telemetry, &logs.cdr);
+    settings.storage = storage;
     let recordings = RecordingTasks::new(settings, reports_tx);
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (api_tx, api_rx) = mpsc::unbounded_channel();
@@ -225,8 +231,7 @@ fn start_logs(config: &Config) -> Result<Logs, StartupError> {
 /// Finalize what a crash left unfinished before taking new calls.
 async fn recover_recordings(
     config: &Config,
-    cdr: &crate::cdr::CdrSink,
-) -> Result<(), StartupError> {
+) -> Result<Vec<crate::recording::startup::Recovered>, StartupError> {
     let recordings_dir = config.recording.dir.clone();
     let recovered = tokio::task::spawn_blocking(move || {
         crate::recording::startup::recover_unfinished(&recordings_dir)
@@ -238,8 +243,54 @@ async fn recover_recordings(
             "recordings recovered after an unclean stop"
         );
     }
-    for r in &recovered {
-        recovered_cdrs(cdr, r);
+    Ok(recovered)
+}
+
+/// `[storage]`: the upload queue, resuming the jobs an earlier run left.
+fn start_storage(
+    config: &Config,
+    telemetry: &Arc<Telemetry>,
+    shutdown: &CancellationToken,
+) -> Result<Option<crate::storage::StorageHandle>, StartupError> {
+    let Some(storage) = &config.storage else {
+        return Ok(None);
+    };
+    let service = crate::storage::start(
+        storage,
+        &config.recording.dir,
+        &config.spool.dir,
+        telemetry.clone(),
+        shutdown.clone(),
+    )?;
+    let _ = telemetry.storage.set(service.stats);
+    Ok(Some(service.handle))
+}
+
+/// Recovered recordings go to the upload queue (their recordingEnd says `pending`), then
+/// get their CDRs.
+async fn queue_recovered(
+    cdr: &crate::cdr::CdrSink,
+    storage: Option<&crate::storage::StorageHandle>,
+    recovered: Vec<crate::recording::startup::Recovered>,
+) -> Result<(), StartupError> {
+    let storage = storage.cloned();
+    let recovered = tokio::task::spawn_blocking(move || {
+        recovered
+            .into_iter()
+            .map(|r| {
+                let location = storage.as_ref().map(|s| {
+                    if let Err(e) = s.enqueue_recovered(&r.dir, &r.document) {
+                        tracing::error!(dir = %r.dir.display(), error = %crate::error::Chain(&e), "cannot queue the recovered recording for upload; it stays local only");
+                    }
+                    crate::storage::cdr_location(s.bucket(), None)
+                });
+                (r, location)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    for (r, location) in &recovered {
+        recovered_cdrs(cdr, r, location.clone());
     }
     Ok(())
 }
@@ -397,6 +448,7 @@ fn recording_settings(
         writer: writer.handle(),
         telemetry: telemetry.clone(),
         cdr: cdr.clone(),
+        storage: None,
     }
 }
 
@@ -737,9 +789,16 @@ fn internal_error_edr(io: &CoreIo, recording_id: &str, what: &str) {
 
 /// A recording finalized by startup recovery still gets its callLegEnd and recordingEnd,
 /// stamped with the time its files were last written.
-fn recovered_cdrs(cdr: &crate::cdr::CdrSink, r: &crate::recording::startup::Recovered) {
+fn recovered_cdrs(
+    cdr: &crate::cdr::CdrSink,
+    r: &crate::recording::startup::Recovered,
+    storage: Option<crate::cdr::ObjectStorage>,
+) {
     let (at, records) = crate::cdr::legs::recovered(&r.document);
-    for record in records {
+    for mut record in records {
+        if let crate::cdr::CdrEvent::RecordingEnd(end) = &mut record {
+            end.storage = storage.clone();
+        }
         cdr.record_at(record, at);
     }
 }

@@ -250,6 +250,7 @@ pub fn recovered(doc: &serde_json::Value) -> (OffsetDateTime, Vec<CdrEvent>) {
         end_reason: "recovered".to_string(),
         files,
         duration_seconds,
+        storage: None,
     }));
     (at, records)
 }

@@ -16,7 +16,10 @@ macro_rules! merge {
 }
 
 mod file;
+mod storage;
 mod validate;
+
+pub use storage::{ServerSideEncryption, StorageConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,6 +90,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
     pub security: SecurityConfig,
+    /// `[storage]`: upload finished recordings; `None` keeps them local only.
+    pub storage: Option<StorageConfig>,
 }
 
 /// Source control (SPEC §7).

@@ -1,0 +1,261 @@
+//! Finished recordings to S3-compatible object storage (SPEC §8), through a durable queue.
+//!
+//! * `record.rs` — the job file and recording.json `storage` shapes (plain data);
+//! * `queue.rs` — the sans-IO queue core: next step, results, backoff, on a given `now`;
+//! * `jobs.rs` — job files in `<spool_dir>/storage/jobs/` (tmp + fsync + rename), keys,
+//!   the file list;
+//! * `s3.rs` — the bucket through `object_store`: checksummed PUT, verifying HEAD;
+//! * `service.rs` — the runner task that carries the core's steps out.
+//!
+//! A recording task hands its recording over when it ends ([`StorageHandle::prepare`]
+//! before its final recording.json, [`StorageHandle::submit_and_wait`] after it), so a
+//! crash at any point leaves either a job file or an unfinished recording that startup
+//! recovery finalizes and enqueues.
+
+pub mod jobs;
+pub mod queue;
+pub mod record;
+pub mod s3;
+mod service;
+
+use crate::config::StorageConfig;
+use crate::telemetry::Telemetry;
+use jobs::{JobFileError, JobSpool};
+pub use record::{FailureKind, Job, ObjectRecord, StorageRecord, UploadState};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Upload counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct StorageStats {
+    /// Objects uploaded and verified.
+    pub objects_uploaded: AtomicU64,
+    /// Recordings whose every object is uploaded and verified.
+    pub recordings_uploaded: AtomicU64,
+    pub bytes_uploaded: AtomicU64,
+    /// Recordings in the queue.
+    pub queued: AtomicU64,
+    /// Unix seconds when the oldest queued job was made; 0 = none queued.
+    pub oldest_queued_unix: AtomicU64,
+    failures: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl StorageStats {
+    pub fn count_failure(&self, kind: FailureKind) {
+        if let Ok(mut f) = self.failures.lock() {
+            *f.entry(kind.as_str()).or_default() += 1;
+        }
+    }
+
+    /// Failed steps by reason, every reason listed (0 included) so that alerts can rate() it.
+    pub fn failures(&self) -> Vec<(&'static str, u64)> {
+        let f = self.failures.lock().map(|f| f.clone()).unwrap_or_default();
+        FailureKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), f.get(k.as_str()).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Seconds the oldest queued job has waited.
+    pub fn oldest_queued_age_secs(&self) -> u64 {
+        match self.oldest_queued_unix.load(Ordering::Relaxed) {
+            0 => 0,
+            t => unix_now().saturating_sub(t),
+        }
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+enum Command {
+    Submit {
+        job: Job,
+        done: Option<oneshot::Sender<StorageRecord>>,
+    },
+}
+
+/// What recording tasks and startup use to hand recordings over. Cheap to clone.
+#[derive(Clone)]
+pub struct StorageHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    spool: JobSpool,
+    config: Arc<StorageConfig>,
+    recordings_dir: PathBuf,
+}
+
+impl std::fmt::Debug for StorageHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageHandle")
+            .field("bucket", &self.config.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StorageHandle {
+    /// Writes the recording's job file (durably) before its final recording.json, so that
+    /// a crash in between still uploads it. `doc` is its document.
+    pub async fn prepare(&self, dir: &Path, doc: &Value) -> Result<Job, JobFileError> {
+        let job = jobs::new_job(&self.config, &self.recordings_dir, dir, doc);
+        let spool = self.spool.clone();
+        let saved = job.clone();
+        tokio::task::spawn_blocking(move || spool.save(&saved))
+            .await
+            .map_err(|e| JobFileError::Write {
+                path: dir.to_path_buf(),
+                source: std::io::Error::other(e),
+            })??;
+        Ok(job)
+    }
+
+    /// Queues a prepared job and waits up to `storage.cdr_wait_secs` for it to be
+    /// uploaded. Returns the verified record, or `None` while the upload is still going.
+    pub async fn submit_and_wait(&self, job: Job) -> Option<StorageRecord> {
+        let (tx, rx) = oneshot::channel();
+        let wait = Duration::from_secs(self.config.cdr_wait_secs);
+        let _ = self.commands.send(Command::Submit {
+            job,
+            done: (!wait.is_zero()).then_some(tx),
+        });
+        if wait.is_zero() {
+            return None;
+        }
+        tokio::time::timeout(wait, rx).await.ok()?.ok()
+    }
+
+    /// A recording startup recovery finalized: job file (unless one exists already), its
+    /// recording.json marked queued, and into the queue. Blocking.
+    pub fn enqueue_recovered(
+        &self,
+        dir: &Path,
+        doc: &Value,
+    ) -> Result<StorageRecord, JobFileError> {
+        let job = jobs::new_job(&self.config, &self.recordings_dir, dir, doc);
+        if !self.spool.exists(&job.recording_id) {
+            self.spool.save(&job)?;
+            let _ = self.commands.send(Command::Submit {
+                job: job.clone(),
+                done: None,
+            });
+        }
+        let record = StorageRecord::of(&job, UploadState::Queued);
+        service::write_storage_record(dir, &record);
+        Ok(record)
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.config.bucket
+    }
+}
+
+/// The upload service: loads the jobs an earlier run left, then runs until `shutdown`.
+pub struct StorageService {
+    pub handle: StorageHandle,
+    pub stats: Arc<StorageStats>,
+}
+
+/// Sets up the client (credentials, bucket) and starts the runner.
+pub fn start(
+    config: &StorageConfig,
+    recordings_dir: &Path,
+    spool_dir: &Path,
+    telemetry: Arc<Telemetry>,
+    shutdown: CancellationToken,
+) -> Result<StorageService, s3::StorageSetupError> {
+    let credentials = s3::Credentials::load(config)?;
+    let bucket = s3::Bucket::new(config, &credentials)?;
+    let spool = JobSpool::open(spool_dir)?;
+    let stats = Arc::new(StorageStats::default());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let earlier = spool.load_all();
+    if !earlier.is_empty() {
+        tracing::info!(
+            jobs = earlier.len(),
+            "resuming uploads left by the previous run"
+        );
+    }
+    for job in earlier {
+        let _ = tx.send(Command::Submit { job, done: None });
+    }
+    let runner = service::Runner::new(service::RunnerSetup {
+        config: config.clone(),
+        bucket,
+        spool: spool.clone(),
+        recordings_dir: recordings_dir.to_path_buf(),
+        stats: stats.clone(),
+        telemetry,
+    });
+    tokio::spawn(runner.run(rx, shutdown));
+    tracing::info!(
+        bucket = config.bucket,
+        endpoint = config.endpoint.as_deref().unwrap_or("AWS"),
+        keep_local = config.keep_local,
+        "uploading finished recordings to object storage"
+    );
+    Ok(StorageService {
+        handle: StorageHandle {
+            commands: tx,
+            spool,
+            config: Arc::new(config.clone()),
+            recordings_dir: recordings_dir.to_path_buf(),
+        },
+        stats,
+    })
+}
+
+impl StorageHandle {
+    /// For a recording task at its end, before its final recording.json: the job file,
+    /// and `storage` (queued) in the document. `None` (logged) when the job file cannot be
+    /// written: the recording then stays local only.
+    pub async fn prepare_document(
+        &self,
+        dir: &Path,
+        doc: &mut crate::recording::session::RecordingDocument,
+    ) -> Option<Job> {
+        let value = serde_json::to_value(&*doc).ok()?;
+        match self.prepare(dir, &value).await {
+            Ok(job) => {
+                doc.storage = Some(StorageRecord::of(&job, UploadState::Queued));
+                Some(job)
+            }
+            Err(e) => {
+                tracing::error!(recording_id = doc.recording_id, error = %crate::error::Chain(&e), "cannot queue the recording for upload; it stays local only");
+                None
+            }
+        }
+    }
+}
+
+/// The `recordingEnd` CDR's `<objectStorage>`: the verified location, or pending.
+pub fn cdr_location(bucket: &str, uploaded: Option<&StorageRecord>) -> crate::cdr::ObjectStorage {
+    match uploaded {
+        Some(r) if r.state == UploadState::Uploaded => crate::cdr::ObjectStorage {
+            uploaded: true,
+            bucket: r.bucket.clone(),
+            key_prefix: r.key_prefix.clone(),
+            objects: r
+                .objects
+                .iter()
+                .map(|o| crate::cdr::StoredObject {
+                    key: o.key.clone(),
+                    size: o.size,
+                    sha256: o.sha256.clone(),
+                })
+                .collect(),
+        },
+        _ => crate::cdr::ObjectStorage {
+            uploaded: false,
+            bucket: bucket.to_string(),
+            ..crate::cdr::ObjectStorage::default()
+        },
+    }
+}
