@@ -520,3 +520,44 @@ fn garage_refuses_a_put_whose_body_does_not_match_its_sha256_checksum() {
         .expect("without a checksum the server cannot tell");
     assert_eq!(garage.get("proof/without-checksum"), vec![b'X'; 23]);
 }
+
+/// A credentials file that cannot be read stops the start with its key and path named.
+#[test]
+fn an_unreadable_credentials_file_is_named_at_startup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("recorder.toml");
+    let missing = dir.path().join("no-such-credentials.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nendpoint = \"http://127.0.0.1:9\"\nbucket = \"b\"\ncredentials_file = \"{}\"\n",
+            missing.display()
+        ),
+    )
+    .expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sip-recorder"))
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "--sip-listen",
+            "udp:127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--recordings-dir")
+        .arg(dir.path().join("recordings"))
+        .arg("--spool-dir")
+        .arg(dir.path().join("spool"))
+        .output()
+        .expect("run sip-recorder");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(
+        line.contains("storage.credentials_file") && line.contains(&missing.display().to_string()),
+        "{line}"
+    );
+}
