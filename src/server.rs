@@ -126,8 +126,11 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let telemetry = Arc::new(Telemetry::default());
     let _ = telemetry.cdr_receivers.set(logs.cdr.receivers());
     let shutdown = CancellationToken::new();
-    let storage = start_storage(&config, &telemetry, &shutdown)?;
-    queue_recovered(&logs.cdr, storage.as_ref(), recovered).await?;
+    let storage = crate::storage::start_configured(&config, &telemetry, &shutdown)?;
+    let locations = crate::storage::queue_recovered(storage.as_ref(), &recovered).await;
+    for (r, location) in recovered.iter().zip(locations) {
+        recovered_cdrs(&logs.cdr, r, location);
+    }
     open_recordings_dir(&config, &telemetry)?;
     let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(65536);
     let (transmitter, bound) = bind_sip_listeners(&config, media_ip, inbound_tx, &shutdown).await?;
@@ -244,55 +247,6 @@ async fn recover_recordings(
         );
     }
     Ok(recovered)
-}
-
-/// `[storage]`: the upload queue, resuming the jobs an earlier run left.
-fn start_storage(
-    config: &Config,
-    telemetry: &Arc<Telemetry>,
-    shutdown: &CancellationToken,
-) -> Result<Option<crate::storage::StorageHandle>, StartupError> {
-    let Some(storage) = &config.storage else {
-        return Ok(None);
-    };
-    let service = crate::storage::start(
-        storage,
-        &config.recording.dir,
-        &config.spool.dir,
-        telemetry.clone(),
-        shutdown.clone(),
-    )?;
-    let _ = telemetry.storage.set(service.stats);
-    Ok(Some(service.handle))
-}
-
-/// Recovered recordings go to the upload queue (their recordingEnd says `pending`), then
-/// get their CDRs.
-async fn queue_recovered(
-    cdr: &crate::cdr::CdrSink,
-    storage: Option<&crate::storage::StorageHandle>,
-    recovered: Vec<crate::recording::startup::Recovered>,
-) -> Result<(), StartupError> {
-    let storage = storage.cloned();
-    let recovered = tokio::task::spawn_blocking(move || {
-        recovered
-            .into_iter()
-            .map(|r| {
-                let location = storage.as_ref().map(|s| {
-                    if let Err(e) = s.enqueue_recovered(&r.dir, &r.document) {
-                        tracing::error!(dir = %r.dir.display(), error = %crate::error::Chain(&e), "cannot queue the recovered recording for upload; it stays local only");
-                    }
-                    crate::storage::cdr_location(s.bucket(), None)
-                });
-                (r, location)
-            })
-            .collect::<Vec<_>>()
-    })
-    .await?;
-    for (r, location) in &recovered {
-        recovered_cdrs(cdr, r, location.clone());
-    }
-    Ok(())
 }
 
 fn open_recordings_dir(config: &Config, telemetry: &Telemetry) -> Result<(), StartupError> {

@@ -561,3 +561,38 @@ fn an_unreadable_credentials_file_is_named_at_startup() {
         "{line}"
     );
 }
+
+/// A call cut by a crash: startup recovery finalizes the recording and queues it; its
+/// recordingEnd (made at startup) says pending, and the upload completes.
+#[test]
+fn a_recording_recovered_after_a_crash_is_uploaded() {
+    let garage = Garage::start();
+    let (url, got) = cdr_receiver();
+    let mut rec = recorder(&garage, "", &["--cdr-receiver", &url]);
+    let mut client = rec.udp();
+    let mut call = Call::genesys(&client);
+    let invite = call.invite_sdp(&media_sdp(1, &[Codec::Pcmu, Codec::Pcmu], "sendonly"));
+    let ok = establish(&mut client, &mut call, &invite);
+    let ports: Vec<u16> = sdp_of(&ok).audio().iter().map(|m| m.port).collect();
+    let dest = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+    let mut a = RtpSender::new(Codec::Pcmu, dest(ports[0]), 440.0);
+    let mut b = RtpSender::new(Codec::Pcmu, dest(ports[1]), 1000.0);
+    send_tones(&Pacer::new(), 0..60, &mut [&mut a, &mut b]);
+    rec.wait_call_state(&call.call_id, "active", Duration::from_secs(5));
+    rec.kill9();
+    rec.restart();
+    let ids = vec![call.call_id.clone()];
+    let (dir, doc) = wait_storage(&rec, &ids, &["uploaded"], Duration::from_secs(20)).remove(0);
+    assert_eq!(doc["end_reason"], "recovered");
+    assert_uploaded_byte_for_byte(&garage, &rec, &dir, &doc);
+    wait_until(
+        "the recovered recordingEnd",
+        Duration::from_secs(10),
+        || !recording_ends(&got).is_empty(),
+    );
+    let end = &recording_ends(&got)[0];
+    assert!(
+        end.contains("recovered") && end.contains("<state>pending</state>"),
+        "{end}"
+    );
+}

@@ -163,6 +163,56 @@ pub struct StorageService {
     pub stats: Arc<StorageStats>,
 }
 
+/// `[storage]` of the whole configuration: the started service's handle (its counters go
+/// to `/metrics`), or `None` without the table.
+pub fn start_configured(
+    config: &crate::config::Config,
+    telemetry: &Arc<Telemetry>,
+    shutdown: &CancellationToken,
+) -> Result<Option<StorageHandle>, s3::StorageSetupError> {
+    let Some(storage) = &config.storage else {
+        return Ok(None);
+    };
+    let service = start(
+        storage,
+        &config.recording.dir,
+        &config.spool.dir,
+        telemetry.clone(),
+        shutdown.clone(),
+    )?;
+    let _ = telemetry.storage.set(service.stats);
+    Ok(Some(service.handle))
+}
+
+/// Recordings startup recovery finalized go to the queue; returns, per recording, what its
+/// `recordingEnd` says (`pending`), `None` without storage.
+pub async fn queue_recovered(
+    storage: Option<&StorageHandle>,
+    recovered: &[crate::recording::startup::Recovered],
+) -> Vec<Option<crate::cdr::ObjectStorage>> {
+    let Some(storage) = storage.cloned() else {
+        return vec![None; recovered.len()];
+    };
+    let recovered: Vec<(PathBuf, Value)> = recovered
+        .iter()
+        .map(|r| (r.dir.clone(), r.document.clone()))
+        .collect();
+    let pending = cdr_location(storage.bucket(), None);
+    let n = recovered.len();
+    let queued = tokio::task::spawn_blocking(move || {
+        for (dir, doc) in &recovered {
+            if let Err(e) = storage.enqueue_recovered(dir, doc) {
+                tracing::error!(dir = %dir.display(), error = %crate::error::Chain(&e), "cannot queue the recovered recording for upload; it stays local only");
+            }
+        }
+    })
+    .await;
+    if let Err(e) = queued {
+        tracing::error!(error = %e, "queueing recovered recordings for upload failed");
+    }
+    vec![Some(pending); n]
+}
+
 /// Sets up the client (credentials, bucket) and starts the runner.
 pub fn start(
     config: &StorageConfig,
