@@ -140,15 +140,14 @@ impl StorageHandle {
         doc: &Value,
     ) -> Result<StorageRecord, JobFileError> {
         let job = jobs::new_job(&self.config, &self.recordings_dir, dir, doc);
-        if !self.spool.exists(&job.recording_id) {
-            self.spool.save(&job)?;
-            let _ = self.commands.send(Command::Submit {
-                job: job.clone(),
-                done: None,
-            });
-        }
         let record = StorageRecord::of(&job, UploadState::Queued);
+        if self.spool.exists(&job.recording_id) {
+            return Ok(record); // handed over before the crash: loaded at start already
+        }
+        self.spool.save(&job)?;
+        // Before the queue may touch it: the runner writes this file from now on.
         service::write_storage_record(dir, &record);
+        let _ = self.commands.send(Command::Submit { job, done: None });
         Ok(record)
     }
 

@@ -174,7 +174,13 @@ impl Runner {
         let spool = self.ctx.spool.clone();
         let saved = job.clone();
         let record = StorageRecord::of(&job, state);
-        let changed = self.written.get(id) != Some(&state) && job.objects.is_some();
+        // Once every object is verified, the local recording.json is the uploaded final
+        // document (written by its own step): never overwrite it with an earlier state.
+        let complete = job
+            .objects
+            .as_ref()
+            .is_some_and(|o| o.iter().all(|o| o.uploaded));
+        let changed = self.written.get(id) != Some(&state) && job.objects.is_some() && !complete;
         if changed {
             self.written.insert(id.to_string(), state);
         }
