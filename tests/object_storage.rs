@@ -568,7 +568,12 @@ fn an_unreadable_credentials_file_is_named_at_startup() {
 fn a_recording_recovered_after_a_crash_is_uploaded() {
     let garage = Garage::start();
     let (url, got) = cdr_receiver();
-    let mut rec = recorder(&garage, "", &["--cdr-receiver", &url]);
+    // With a storage class set, as a deployment would: Garage takes PUTs that carry it.
+    let mut rec = recorder(
+        &garage,
+        "storage_class = \"STANDARD\"\n",
+        &["--cdr-receiver", &url],
+    );
     let mut client = rec.udp();
     let mut call = Call::genesys(&client);
     let invite = call.invite_sdp(&media_sdp(1, &[Codec::Pcmu, Codec::Pcmu], "sendonly"));
