@@ -290,6 +290,9 @@ fn classify(e: &object_store::Error, op: &str, key: &str) -> UploadError {
         {
             FailureKind::Auth
         }
+        // The server recomputed x-amz-checksum-sha256 and the body differed: corrupted on
+        // the way.
+        _ if text.contains("InvalidDigest") || text.contains("BadDigest") => FailureKind::Verify,
         _ if text.contains("status code") || text.contains("error response") => FailureKind::Server,
         _ => FailureKind::Unreachable,
     };
@@ -345,6 +348,52 @@ mod tests {
             .to_string();
         assert!(e.contains("storage.credentials_file"), "{e}");
         assert!(!e.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn client_errors_are_classified_by_who_is_at_fault() {
+        use object_store::Error as E;
+        let generic = |text: &str| E::Generic {
+            store: "S3",
+            source: text.to_string().into(),
+        };
+        let cases = [
+            (
+                E::PermissionDenied {
+                    path: "k".into(),
+                    source: "403".into(),
+                },
+                FailureKind::Auth,
+            ),
+            (
+                E::NotFound {
+                    path: "k".into(),
+                    source: "NoSuchBucket".into(),
+                },
+                FailureKind::NotFound,
+            ),
+            (
+                generic("400 Bad Request: <Code>InvalidDigest</Code>"),
+                FailureKind::Verify,
+            ),
+            (
+                generic("<Code>SignatureDoesNotMatch</Code>"),
+                FailureKind::Auth,
+            ),
+            (
+                generic("Server returned non-2xx status code: 500"),
+                FailureKind::Server,
+            ),
+            (
+                generic("error sending request: Connection refused"),
+                FailureKind::Unreachable,
+            ),
+        ];
+        for (e, kind) in cases {
+            let u = classify(&e, "PUT", "a/b.wav");
+            assert_eq!(u.kind, kind, "{e}");
+            assert!(u.message.starts_with("PUT a/b.wav: "), "{}", u.message);
+        }
     }
 
     #[test]
