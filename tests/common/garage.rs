@@ -318,7 +318,11 @@ impl Drop for Garage {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let log = self.log();
-            let tail = &log[log.len().saturating_sub(16 * 1024)..];
+            let mut start = log.len().saturating_sub(16 * 1024);
+            while !log.is_char_boundary(start) {
+                start += 1;
+            }
+            let tail = &log[start..];
             eprintln!("---- garage log ----\n{tail}\n---- end of garage log ----");
         }
         self.stop();
