@@ -88,6 +88,7 @@ enum Command {
 #[derive(Clone)]
 pub struct StorageHandle {
     commands: mpsc::UnboundedSender<Command>,
+    stats: Arc<StorageStats>,
     spool: JobSpool,
     config: Arc<StorageConfig>,
     recordings_dir: PathBuf,
@@ -102,19 +103,21 @@ impl std::fmt::Debug for StorageHandle {
 }
 
 impl StorageHandle {
-    /// Writes the recording's job file (durably) before its final recording.json, so that
-    /// a crash in between still uploads it. `doc` is its document.
-    pub async fn prepare(&self, dir: &Path, doc: &Value) -> Result<Job, JobFileError> {
+    /// The recording's job, its file written (durably) before the final recording.json, so
+    /// that a crash in between still uploads it. `doc` is its document.
+    pub async fn prepare(&self, dir: &Path, doc: &Value) -> (Job, Result<(), JobFileError>) {
         let job = jobs::new_job(&self.config, &self.recordings_dir, dir, doc);
         let spool = self.spool.clone();
         let saved = job.clone();
-        tokio::task::spawn_blocking(move || spool.save(&saved))
+        let result = tokio::task::spawn_blocking(move || spool.save(&saved))
             .await
-            .map_err(|e| JobFileError::Write {
-                path: dir.to_path_buf(),
-                source: std::io::Error::other(e),
-            })??;
-        Ok(job)
+            .unwrap_or_else(|e| {
+                Err(JobFileError::Write {
+                    path: dir.to_path_buf(),
+                    source: std::io::Error::other(e),
+                })
+            });
+        (job, result)
     }
 
     /// Queues a prepared job and waits up to `storage.cdr_wait_secs` for it to be
@@ -253,6 +256,7 @@ pub fn start(
     Ok(StorageService {
         handle: StorageHandle {
             commands: tx,
+            stats: stats.clone(),
             spool,
             config: Arc::new(config.clone()),
             recordings_dir: recordings_dir.to_path_buf(),
@@ -263,24 +267,22 @@ pub fn start(
 
 impl StorageHandle {
     /// For a recording task at its end, before its final recording.json: the job file,
-    /// and `storage` (queued) in the document. `None` (logged) when the job file cannot be
-    /// written: the recording then stays local only.
+    /// and `storage` (queued) in the document. A job file that cannot be written (a full
+    /// disk) is logged and counted; the job is still queued from memory, and the runner
+    /// writes its file again after every step.
     pub async fn prepare_document(
         &self,
         dir: &Path,
         doc: &mut crate::recording::session::RecordingDocument,
     ) -> Option<Job> {
         let value = serde_json::to_value(&*doc).ok()?;
-        match self.prepare(dir, &value).await {
-            Ok(job) => {
-                doc.storage = Some(StorageRecord::of(&job, UploadState::Queued));
-                Some(job)
-            }
-            Err(e) => {
-                tracing::error!(recording_id = doc.recording_id, error = %crate::error::Chain(&e), "cannot queue the recording for upload; it stays local only");
-                None
-            }
+        let (job, saved) = self.prepare(dir, &value).await;
+        if let Err(e) = saved {
+            self.stats.count_failure(FailureKind::Local);
+            tracing::error!(recording_id = doc.recording_id, error = %crate::error::Chain(&e), "cannot write the upload job file; uploading from memory until it can be written");
         }
+        doc.storage = Some(StorageRecord::of(&job, UploadState::Queued));
+        Some(job)
     }
 }
 
