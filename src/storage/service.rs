@@ -53,6 +53,8 @@ pub(super) struct Runner {
     /// The state last written to each job's recording.json (rewritten only on a change).
     written: HashMap<String, UploadState>,
     steps: JoinSet<(Step, Outcome)>,
+    /// The step of each running task, so that a task that died still frees its job.
+    running: HashMap<tokio::task::Id, Step>,
 }
 
 impl Runner {
@@ -73,6 +75,7 @@ impl Runner {
             waiters: HashMap::new(),
             written: HashMap::new(),
             steps: JoinSet::new(),
+            running: HashMap::new(),
         }
     }
 
@@ -88,9 +91,18 @@ impl Runner {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 Some(command) = commands.recv() => self.command(command),
-                Some(done) = self.steps.join_next(), if !self.steps.is_empty() => match done {
-                    Ok((step, outcome)) => self.apply(step, outcome).await,
-                    Err(e) => tracing::error!(error = %e, "storage step task failed"),
+                Some(done) = self.steps.join_next_with_id(), if !self.steps.is_empty() => match done {
+                    Ok((id, (step, outcome))) => {
+                        self.running.remove(&id);
+                        self.apply(step, outcome).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "storage step task failed");
+                        if let Some(step) = self.running.remove(&e.id()) {
+                            let failure = Failure { kind: FailureKind::Local, message: format!("step task failed: {e}") };
+                            self.apply(step, Outcome::Failed(failure)).await;
+                        }
+                    }
                 },
                 _ = sleep_until(wake), if wake.is_some() => {}
             }
@@ -124,10 +136,12 @@ impl Runner {
                 continue;
             };
             let ctx = self.ctx.clone();
-            self.steps.spawn(async move {
+            let running = step.clone();
+            let handle = self.steps.spawn(async move {
                 let outcome = run_step(&ctx, &job, step.work).await;
                 (step, outcome)
             });
+            self.running.insert(handle.id(), running);
         }
     }
 
