@@ -458,6 +458,18 @@ fn wrong_credentials_give_a_clear_error_and_a_metric_and_keep_the_recording() {
     );
     assert_eq!(job_files(&rec), 1);
     assert!(files_of(&dir).keys().any(|f| f.ends_with(".wav")));
+    // The API says so too, with the reason.
+    let id = doc["recording_id"].as_str().expect("id");
+    let api: Value =
+        serde_json::from_str(&rec.api("GET", &format!("/api/v1/recordings/{id}")).body)
+            .expect("json");
+    assert_eq!(api["storage"]["state"], "failed_retrying", "{api}");
+    assert!(
+        api["storage"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("auth: ")),
+        "{api}"
+    );
     assert!(garage.list("").is_empty());
     // The operator fixes the credentials and restarts: the recording was never lost.
     rec.kill9();
