@@ -41,8 +41,6 @@ pub struct Failure {
 
 struct Entry {
     job: Job,
-    /// When the queue took it (this process); the oldest one's age is a metric.
-    queued_at: Instant,
     busy: bool,
     consecutive_failures: u32,
     retry_at: Option<Instant>,
@@ -88,7 +86,7 @@ impl UploadQueue {
     }
 
     /// Takes a job; a second push of the same recording is ignored (`false`).
-    pub fn push(&mut self, job: Job, now: Instant) -> bool {
+    pub fn push(&mut self, job: Job) -> bool {
         if self.order.contains_key(&job.recording_id) {
             return false;
         }
@@ -99,7 +97,6 @@ impl UploadQueue {
             seq,
             Entry {
                 job,
-                queued_at: now,
                 busy: false,
                 consecutive_failures: 0,
                 retry_at: None,
@@ -232,14 +229,6 @@ impl UploadQueue {
     /// When the oldest job still queued was made (its job file's `created_unix`).
     pub fn oldest_created_unix(&self) -> Option<u64> {
         self.entries.values().map(|e| e.job.created_unix).min()
-    }
-
-    /// Age of the oldest job still queued (this process).
-    pub fn oldest_age(&self, now: Instant) -> Option<Duration> {
-        self.entries
-            .values()
-            .map(|e| now.saturating_duration_since(e.queued_at))
-            .max()
     }
 }
 

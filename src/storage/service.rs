@@ -125,7 +125,7 @@ impl Runner {
                     UploadState::Queued
                 };
                 self.publish(&id, &StorageRecord::of(&job, state), false);
-                self.core.push(job, Instant::now());
+                self.core.push(job);
             }
         }
     }
