@@ -339,10 +339,12 @@ fn the_server_down_for_a_while_loses_nothing_and_keep_local_false_deletes_only_a
         );
     }
     garage.restart();
-    wait_until("the local copies to go", Duration::from_secs(30), || {
-        copies.iter().all(|(d, _)| !d.exists())
-    });
-    assert_eq!(job_files(&rec), 0);
+    // The local copy goes first, then the job file (a crash in between redoes the finish).
+    wait_until(
+        "the local copies and the jobs to go",
+        Duration::from_secs(30),
+        || copies.iter().all(|(d, _)| !d.exists()) && job_files(&rec) == 0,
+    );
     for (dir, files) in &copies {
         let prefix = dir
             .strip_prefix(&rec.recordings_dir)
@@ -368,10 +370,9 @@ fn the_server_down_for_a_while_loses_nothing_and_keep_local_false_deletes_only_a
             );
         }
     }
-    assert_eq!(
-        metric(&rec, "sip_recorder_storage_recordings_uploaded_total "),
-        3.0
-    );
+    wait_until("3 uploads counted", Duration::from_secs(5), || {
+        metric(&rec, "sip_recorder_storage_recordings_uploaded_total ") == 3.0
+    });
     assert_eq!(metric(&rec, "sip_recorder_storage_queued_recordings "), 0.0);
 }
 
@@ -412,7 +413,9 @@ fn a_recorder_killed_in_the_middle_of_its_uploads_resumes_and_completes_them() {
         "{}",
         rec.log()
     );
-    assert_eq!(job_files(&rec), 0);
+    wait_until("the job files to go", Duration::from_secs(10), || {
+        job_files(&rec) == 0
+    });
 }
 
 #[test]

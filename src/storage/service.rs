@@ -216,6 +216,8 @@ impl Runner {
 
     fn finished(&mut self, job: Job) {
         self.written.remove(&job.recording_id);
+        // The queue gauge first: whoever sees the upload counted sees it dequeued.
+        self.publish_stats();
         self.stats
             .recordings_uploaded
             .fetch_add(1, Ordering::Relaxed);
