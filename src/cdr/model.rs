@@ -77,7 +77,7 @@ pub struct ObjectStorage {
 pub struct StoredObject {
     pub key: String,
     pub size: u64,
-    /// Hex SHA-256 the server verified; `None` for recording.json (it cannot name its own).
+    /// Hex SHA-256 the server verified (`None` when not known).
     pub sha256: Option<String>,
 }
 

@@ -122,8 +122,8 @@ pub struct StorageRecord {
     pub state: UploadState,
     pub bucket: String,
     pub key_prefix: String,
-    /// Listed once the upload began; `recording.json`'s own entry has no size or hash (a
-    /// document cannot hold its own digest).
+    /// Listed once the upload began. In the uploaded recording.json itself its own entry
+    /// is left out (a document cannot hold its own digest); the API and the CDR have it.
     #[serde(default)]
     pub objects: Vec<ObjectRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
