@@ -18,4 +18,5 @@ pub mod sdp;
 pub mod server;
 pub mod sip;
 pub mod siprec;
+pub mod storage;
 pub mod telemetry;

@@ -61,6 +61,9 @@ pub enum StartupError {
     /// CDR receivers or the CDR service.
     #[error(transparent)]
     Cdr(crate::cdr::CdrError),
+    /// `[storage]`: credentials, client or job directory.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::s3::StorageSetupError),
     /// A thread, signal handler or task of our own.
     #[error("cannot start {what}")]
     Internal {
@@ -120,11 +123,16 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     warn_about_settings(&config);
     crate::net::tls::install_crypto_provider();
     let logs = start_logs(&config)?;
-    recover_recordings(&config, &logs.cdr).await?;
+    let recovered = recover_recordings(&config).await?;
     let telemetry = Arc::new(Telemetry::default());
     let _ = telemetry.cdr_receivers.set(logs.cdr.receivers());
-    open_recordings_dir(&config, &telemetry)?;
     let shutdown = CancellationToken::new();
+    let storage = crate::storage::start_configured(&config, &telemetry, &shutdown)?;
+    let locations = crate::storage::queue_recovered(storage.as_ref(), &recovered).await;
+    for (r, location) in recovered.iter().zip(locations) {
+        recovered_cdrs(&logs.cdr, r, location);
+    }
+    open_recordings_dir(&config, &telemetry)?;
     let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(65536);
     let (transmitter, bound) = bind_sip_listeners(&config, media_ip, inbound_tx, &shutdown).await?;
     let uas = Uas::new(
@@ -141,7 +149,8 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         source,
     })?;
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-    let settings = recording_settings(&config, media_ip, &writer, &telemetry, &logs.cdr);
+    let mut settings = recording_settings(&config, media_ip, &writer, &telemetry, &logs.cdr);
+    settings.storage = storage;
     let recordings = RecordingTasks::new(settings, reports_tx);
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (api_tx, api_rx) = mpsc::unbounded_channel();
@@ -226,8 +235,7 @@ fn start_logs(config: &Config) -> Result<Logs, StartupError> {
 /// Finalize what a crash left unfinished before taking new calls.
 async fn recover_recordings(
     config: &Config,
-    cdr: &crate::cdr::CdrSink,
-) -> Result<(), StartupError> {
+) -> Result<Vec<crate::recording::startup::Recovered>, StartupError> {
     let recordings_dir = config.recording.dir.clone();
     let recovered = tokio::task::spawn_blocking(move || {
         crate::recording::startup::recover_unfinished(&recordings_dir)
@@ -239,10 +247,7 @@ async fn recover_recordings(
             "recordings recovered after an unclean stop"
         );
     }
-    for r in &recovered {
-        recovered_cdrs(cdr, r);
-    }
-    Ok(())
+    Ok(recovered)
 }
 
 fn open_recordings_dir(config: &Config, telemetry: &Telemetry) -> Result<(), StartupError> {
@@ -398,6 +403,7 @@ fn recording_settings(
         writer: writer.handle(),
         telemetry: telemetry.clone(),
         cdr: cdr.clone(),
+        storage: None,
     }
 }
 
@@ -773,9 +779,16 @@ fn internal_error_edr(io: &CoreIo, recording_id: &str, what: &str) {
 
 /// A recording finalized by startup recovery still gets its callLegEnd and recordingEnd,
 /// stamped with the time its files were last written.
-fn recovered_cdrs(cdr: &crate::cdr::CdrSink, r: &crate::recording::startup::Recovered) {
+fn recovered_cdrs(
+    cdr: &crate::cdr::CdrSink,
+    r: &crate::recording::startup::Recovered,
+    storage: Option<crate::cdr::ObjectStorage>,
+) {
     let (at, records) = crate::cdr::legs::recovered(&r.document);
-    for record in records {
+    for mut record in records {
+        if let crate::cdr::CdrEvent::RecordingEnd(end) = &mut record {
+            end.storage = storage.clone();
+        }
         cdr.record_at(record, at);
     }
 }

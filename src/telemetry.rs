@@ -48,6 +48,10 @@ pub struct Telemetry {
     pub cdr_receivers: std::sync::OnceLock<Arc<Vec<Arc<crate::cdr::ReceiverHealth>>>>,
     /// SIPREC metadata documents that could not be read (the calls were recorded anyway).
     pub metadata_unreadable: AtomicU64,
+    /// Object storage upload counters, set once at startup when `[storage]` is configured.
+    pub storage: std::sync::OnceLock<Arc<crate::storage::StorageStats>>,
+    /// recording.json `storage` of recordings whose upload is not finished, by id.
+    uploads: DashMap<String, Value>,
     responses: Mutex<BTreeMap<u16, u64>>,
     /// SIP requests taken despite an oddity (SPEC §3 tolerances), by kind.
     sip_tolerances: Mutex<BTreeMap<&'static str, u64>>,
@@ -76,6 +80,8 @@ impl Default for Telemetry {
             silent_streams: AtomicU64::default(),
             incomplete_recordings: AtomicU64::default(),
             cdr_receivers: std::sync::OnceLock::new(),
+            storage: std::sync::OnceLock::new(),
+            uploads: DashMap::default(),
             responses: Mutex::default(),
             sip_tolerances: Mutex::default(),
             active: DashMap::default(),
@@ -165,17 +171,47 @@ impl Telemetry {
             .rev()
             .find(|d| d["recording_id"] == recording_id)
             .cloned()
+            .map(|d| self.with_upload(d))
     }
 
     /// Active recordings first, then the most recent ended ones.
     pub fn recordings(&self) -> (Vec<Value>, Vec<Value>) {
         let active = self.active.iter().map(|e| e.value().clone()).collect();
-        let recent = self
+        let recent: Vec<Value> = self
             .recent
             .lock()
             .map(|r| r.iter().rev().cloned().collect())
             .unwrap_or_default();
-        (active, recent)
+        (
+            active,
+            recent.into_iter().map(|d| self.with_upload(d)).collect(),
+        )
+    }
+
+    /// An ended recording's upload state (recording.json `storage`) changed. A finished
+    /// upload is written into the recent document and no longer tracked apart.
+    pub fn publish_storage(&self, recording_id: &str, storage: Value, finished: bool) {
+        if !finished {
+            self.uploads.insert(recording_id.to_string(), storage);
+            return;
+        }
+        self.uploads.remove(recording_id);
+        if let Ok(mut recent) = self.recent.lock()
+            && let Some(doc) = recent
+                .iter_mut()
+                .find(|d| d["recording_id"] == recording_id)
+        {
+            doc["storage"] = storage;
+        }
+    }
+
+    fn with_upload(&self, mut doc: Value) -> Value {
+        if let Some(id) = doc["recording_id"].as_str()
+            && let Some(storage) = self.uploads.get(id)
+        {
+            doc["storage"] = storage.clone();
+        }
+        doc
     }
 
     pub fn active_recordings(&self) -> usize {

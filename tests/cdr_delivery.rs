@@ -301,6 +301,7 @@ async fn records_arrive_as_well_formed_xml_with_the_spec_fields() {
         end_reason: "bye".into(),
         files: vec!["a.wav".into()],
         duration_seconds: 42,
+        storage: None,
     }));
 
     wait_for("5 records", WAIT, || received(&rx).len() >= 5).await;

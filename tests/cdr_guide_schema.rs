@@ -191,6 +191,15 @@ const EXTENSIONS: &[(&str, &[(&str, Format)])] = &[
             ("files", Parent),
             ("files/file", Str),
             ("durationSeconds", Number),
+            ("objectStorage", Parent),
+            ("objectStorage/state", OneOf(&["uploaded", "pending"])),
+            ("objectStorage/bucket", Str),
+            ("objectStorage/keyPrefix", Str),
+            ("objectStorage/objects", Parent),
+            ("objectStorage/objects/object", Parent),
+            ("objectStorage/objects/object/key", Str),
+            ("objectStorage/objects/object/size", Number),
+            ("objectStorage/objects/object/sha256", Str),
         ],
     ),
     (
@@ -551,4 +560,49 @@ fn the_checker_refuses_what_the_guide_does_not_define() {
     }
     let millis = ok.replace("07:32:55Z", "07:32:55.123Z");
     assert!(std::panic::catch_unwind(|| check_document(&millis)).is_err());
+}
+
+/// The `<objectStorage>` extension of recordingEnd (`[storage]`), as the recorder's own
+/// serializer writes it, uploaded and pending, against the documented extension table.
+#[test]
+fn the_object_storage_extension_matches_its_documented_shape() {
+    use sip_recorder::cdr::{CdrEvent, ObjectStorage, RecordingEnd, StoredObject};
+    let end = |storage: ObjectStorage| {
+        let inner = CdrEvent::RecordingEnd(RecordingEnd {
+            recording_id: "5b0e0c4e-1111-4222-8333-944455556666".into(),
+            end_reason: "bye".into(),
+            files: vec!["stream-0.wav".into()],
+            duration_seconds: 3,
+            storage: Some(storage),
+        })
+        .inner_xml();
+        format!(
+            "<?xml version=\"1.0\"?>\n<records session=\"a865433a-4926-4549-a701-9bb5b93c75e6\" callBridge=\"158ba4f7-70eb-4a35-982c-71d4f1674277\"><record type=\"recordingEnd\" time=\"2015-07-23T07:32:55Z\" recordIndex=\"3\" correlatorIndex=\"2\">{inner}</record></records>"
+        )
+    };
+    let uploaded = end(ObjectStorage {
+        uploaded: true,
+        bucket: "recordings".into(),
+        key_prefix: "2026/12/01/r".into(),
+        objects: vec![
+            StoredObject {
+                key: "2026/12/01/r/stream-0.wav".into(),
+                size: 3244,
+                sha256: Some("9f".repeat(32)),
+            },
+            StoredObject {
+                key: "2026/12/01/r/recording.json".into(),
+                size: 900,
+                sha256: None,
+            },
+        ],
+    });
+    assert_eq!(check_document(&uploaded), ["recordingEnd"]);
+    let pending = end(ObjectStorage {
+        uploaded: false,
+        bucket: "recordings".into(),
+        ..ObjectStorage::default()
+    });
+    assert_eq!(check_document(&pending), ["recordingEnd"]);
+    assert!(!pending.contains("keyPrefix"), "{pending}");
 }

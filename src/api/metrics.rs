@@ -122,6 +122,9 @@ pub async fn render(State(s): State<ApiState>) -> impl IntoResponse {
         }
     }
     cdr_receivers(&mut out, t);
+    if let Some(storage) = t.storage.get() {
+        object_storage(&mut out, storage);
+    }
     let _ = writeln!(
         out,
         "# HELP sip_recorder_rtp_packets_undecodable_total RTP packets of a payload type no decoder takes (their time is silence in the file), by payload type.\n# TYPE sip_recorder_rtp_packets_undecodable_total counter"
@@ -182,5 +185,54 @@ fn cdr_receivers(out: &mut String, t: &crate::telemetry::Telemetry) {
             let label = r.receiver.replace(['"', '\\', '\n'], "_");
             let _ = writeln!(out, "{name}{{receiver=\"{label}\"}} {}", value(r));
         }
+    }
+}
+
+/// `[storage]`: uploads done, failed by reason, queued, bytes, the oldest queued job's age.
+fn object_storage(out: &mut String, s: &crate::storage::StorageStats) {
+    for (name, kind, help, value) in [
+        (
+            "sip_recorder_storage_objects_uploaded_total",
+            "counter",
+            "Objects uploaded to object storage and verified.",
+            s.objects_uploaded.load(Ordering::Relaxed),
+        ),
+        (
+            "sip_recorder_storage_recordings_uploaded_total",
+            "counter",
+            "Recordings whose every object is uploaded and verified.",
+            s.recordings_uploaded.load(Ordering::Relaxed),
+        ),
+        (
+            "sip_recorder_storage_bytes_uploaded_total",
+            "counter",
+            "Bytes uploaded and verified.",
+            s.bytes_uploaded.load(Ordering::Relaxed),
+        ),
+        (
+            "sip_recorder_storage_queued_recordings",
+            "gauge",
+            "Recordings waiting in the upload queue (retries included).",
+            s.queued.load(Ordering::Relaxed),
+        ),
+        (
+            "sip_recorder_storage_oldest_queued_seconds",
+            "gauge",
+            "Age of the oldest recording in the upload queue; 0 when empty.",
+            s.oldest_queued_age_secs(),
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    let name = "sip_recorder_storage_upload_failures_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Failed upload steps (each is retried), by reason.\n# TYPE {name} counter"
+    );
+    for (reason, n) in s.failures() {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
     }
 }

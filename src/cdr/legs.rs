@@ -229,6 +229,7 @@ pub fn recovered(doc: &RecoveredDocument) -> (OffsetDateTime, Vec<CdrEvent>) {
         end_reason: "recovered".to_string(),
         files,
         duration_seconds,
+        storage: None,
     }));
     (at, records)
 }

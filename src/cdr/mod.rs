@@ -39,8 +39,8 @@ use tracing::{error, info, warn};
 pub use delivery::ReceiverHealth;
 pub use edr::{EdrEvent, EdrLog, EdrRecord, EdrSettings, format_line};
 pub use model::{
-    BurstStats, CallLegEnd, CallLegEndReason, CallLegStart, CallLegUpdate, CdrEvent, RecordingEnd,
-    RecordingStart, RxAudio,
+    BurstStats, CallLegEnd, CallLegEndReason, CallLegStart, CallLegUpdate, CdrEvent, ObjectStorage,
+    RecordingEnd, RecordingStart, RxAudio, StoredObject,
 };
 
 use delivery::{DeliveryConfig, Receiver};

@@ -57,6 +57,28 @@ pub struct RecordingEnd {
     pub end_reason: String,
     pub files: Vec<String>,
     pub duration_seconds: u64,
+    /// Extension `<objectStorage>` when `[storage]` is configured.
+    pub storage: Option<ObjectStorage>,
+}
+
+/// Extension `<objectStorage>` of `recordingEnd`: where the recording's objects are. The
+/// location is given only once every object is uploaded and verified; until then the
+/// record says `pending` and names the bucket only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectStorage {
+    pub uploaded: bool,
+    pub bucket: String,
+    /// Empty while pending.
+    pub key_prefix: String,
+    pub objects: Vec<StoredObject>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredObject {
+    pub key: String,
+    pub size: u64,
+    /// Hex SHA-256 the server verified (`None` when not known).
+    pub sha256: Option<String>,
 }
 
 /// `callLegStart` for the recording SIP leg (guide §4.3).
@@ -208,6 +230,9 @@ impl CdrEvent {
                 elem(&mut x, "endReason", &r.end_reason);
                 files(&mut x, &r.files);
                 elem(&mut x, "durationSeconds", &r.duration_seconds.to_string());
+                if let Some(storage) = &r.storage {
+                    object_storage(&mut x, storage);
+                }
                 x.push_str("</recording>");
             }
             Self::CallLegStart(r) => {
@@ -339,6 +364,25 @@ fn finite(v: f64, decimals: usize) -> String {
 
 fn bool_str(b: bool) -> &'static str {
     if b { "true" } else { "false" }
+}
+
+fn object_storage(x: &mut String, s: &ObjectStorage) {
+    x.push_str("<objectStorage>");
+    elem(x, "state", if s.uploaded { "uploaded" } else { "pending" });
+    elem(x, "bucket", &s.bucket);
+    if s.uploaded {
+        elem(x, "keyPrefix", &s.key_prefix);
+        x.push_str("<objects>");
+        for o in &s.objects {
+            x.push_str("<object>");
+            elem(x, "key", &o.key);
+            elem(x, "size", &o.size.to_string());
+            opt_elem(x, "sha256", o.sha256.as_deref());
+            x.push_str("</object>");
+        }
+        x.push_str("</objects>");
+    }
+    x.push_str("</objectStorage>");
 }
 
 fn files(x: &mut String, files: &[String]) {
@@ -587,6 +631,16 @@ mod tests {
                 end_reason: v.clone(),
                 files: vec![v.clone()],
                 duration_seconds: 7,
+                storage: Some(ObjectStorage {
+                    uploaded: true,
+                    bucket: v.clone(),
+                    key_prefix: v.clone(),
+                    objects: vec![StoredObject {
+                        key: v.clone(),
+                        size: 1,
+                        sha256: Some(v.clone()),
+                    }],
+                }),
             }),
             CdrEvent::CallLegStart(CallLegStart {
                 call_leg: v.clone(),

@@ -203,6 +203,7 @@ pub(super) const TABLES: &[&str] = &[
     "shutdown",
     "log",
     "security",
+    "storage",
 ];
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -351,6 +352,10 @@ impl Config {
                     merge!(c.security.rate_limit_burst, f.rate_limit_burst);
                     merge!(c.security.rate_limited_action, f.rate_limited_action);
                     merge!(c.security.drop_scanners, f.drop_scanners);
+                }
+                "storage" => {
+                    let f: super::storage::StorageFile = section(text, name, value)?;
+                    c.storage = Some(f.into_config());
                 }
                 "log" => {
                     let f: LogFile = section(text, name, value)?;

@@ -17,10 +17,12 @@ macro_rules! merge {
 }
 
 mod file;
+mod storage;
 mod validate;
 
 // A listener's transport is the SIP core's notion; the configuration names it.
 pub use crate::sip::Transport;
+pub use storage::{ServerSideEncryption, StorageConfig};
 
 /// `udp:IP:PORT` | `tcp:IP:PORT` | `tls:IP:PORT` (IPv6 as `[::1]:5060`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
     pub security: SecurityConfig,
+    /// `[storage]`: upload finished recordings; `None` keeps them local only.
+    pub storage: Option<StorageConfig>,
 }
 
 /// Source control (SPEC §7).

@@ -87,11 +87,14 @@ fn example_file_shows_every_key() {
         else {
             panic!("expected UnknownKey for [{table}]");
         };
-        let body = text.split(&format!("[{table}]\n")).nth(1).unwrap();
+        // [storage] is optional: the example shows it commented out.
+        let comment = if *table == "storage" { "# " } else { "" };
+        let body = text.split(&format!("{comment}[{table}]\n")).nth(1).unwrap();
         let body = body.split("\n[").next().unwrap();
         for key in expected.split('`').skip(1).step_by(2) {
             assert!(
-                body.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                body.lines()
+                    .any(|l| l.starts_with(&format!("{comment}{key} = "))),
                 "config/sip-recorder.toml does not show {table}.{key}"
             );
         }
@@ -631,4 +634,92 @@ fn transport_has_one_name_for_via_edr_and_listen_addresses() {
     }
     assert_eq!(la("TLS:[::1]:5061").transport, Transport::Tls);
     assert_eq!(Transport::from_name("sctp"), None);
+}
+
+#[test]
+fn storage_is_off_without_its_table_and_every_key_is_read() {
+    assert_eq!(Config::default().storage, None);
+    let c = parse(
+        r#"
+            [storage]
+            endpoint = "http://127.0.0.1:3900"
+            region = "garage"
+            bucket = "recordings"
+            credentials_file = "/etc/sip-recorder/s3.toml"
+            virtual_hosted_style = true
+            prefix = "archive/"
+            key_template = "{kind}/{path}"
+            storage_class = "STANDARD_IA"
+            server_side_encryption = "aws:kms"
+            sse_kms_key_id = "key-1"
+            keep_local = false
+            upload_concurrency = 2
+            max_backoff_secs = 60
+            request_timeout_secs = 30
+            cdr_wait_secs = 0
+        "#,
+    )
+    .unwrap();
+    c.validate().unwrap();
+    let s = c.storage.unwrap();
+    assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+    assert_eq!(
+        (s.region.as_str(), s.bucket.as_str()),
+        ("garage", "recordings")
+    );
+    assert_eq!(
+        s.credentials_file,
+        Some(PathBuf::from("/etc/sip-recorder/s3.toml"))
+    );
+    assert!(s.virtual_hosted_style && !s.keep_local);
+    assert_eq!(
+        (s.prefix.as_str(), s.key_template.as_str()),
+        ("archive/", "{kind}/{path}")
+    );
+    assert_eq!(s.storage_class.as_deref(), Some("STANDARD_IA"));
+    assert_eq!(s.server_side_encryption, ServerSideEncryption::Kms);
+    assert_eq!(s.sse_kms_key_id.as_deref(), Some("key-1"));
+    assert_eq!(
+        (
+            s.upload_concurrency,
+            s.max_backoff_secs,
+            s.request_timeout_secs,
+            s.cdr_wait_secs
+        ),
+        (2, 60, 30, 0)
+    );
+}
+
+#[test]
+fn storage_keys_are_checked_by_name() {
+    let ok = "[storage]\nbucket = \"b\"\ncredentials_file = \"/c\"\n";
+    let e = parse(&format!("{ok}secret_access_key = \"x\"\n")).unwrap_err();
+    assert!(
+        matches!(&e, ConfigError::UnknownKey { table, key, .. } if table == "storage" && key == "secret_access_key"),
+        "{e}"
+    );
+    let e = parse(&format!("{ok}server_side_encryption = \"rot13\"\n")).unwrap_err();
+    assert_eq!(
+        e.key().as_deref(),
+        Some("storage.server_side_encryption"),
+        "{e}"
+    );
+    for (extra, key) in [
+        ("endpoint = \"ftp://x\"", "storage.endpoint"),
+        ("key_template = \"{nope}\"", "storage.key_template"),
+        ("key_template = \"x{path}\"", "storage.key_template"),
+        ("prefix = \"/abs\"", "storage.prefix"),
+        ("upload_concurrency = 0", "storage.upload_concurrency"),
+        ("max_backoff_secs = 0", "storage.max_backoff_secs"),
+        ("sse_kms_key_id = \"k\"", "storage.sse_kms_key_id"),
+    ] {
+        let c = parse(&format!("{ok}{extra}\n")).unwrap();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key().as_deref(), Some(key), "{extra}: {e}");
+    }
+    let c = parse("[storage]\ncredentials_file = \"/c\"\n").unwrap();
+    assert_eq!(
+        c.validate().unwrap_err().key().as_deref(),
+        Some("storage.bucket")
+    );
 }

@@ -17,6 +17,9 @@ impl Config {
         self.validate_cdr()?;
         self.validate_http()?;
         self.validate_security()?;
+        if let Some(storage) = &self.storage {
+            storage.validate()?;
+        }
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
         }

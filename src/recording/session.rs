@@ -312,6 +312,10 @@ pub struct RecordingDocument {
     /// Cisco BiB: which party's voice this dialog carries (`near_end` | `far_end`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cisco_bib_leg: Option<BibLeg>,
+    /// Object storage upload (`[storage]`): set when the recording is handed to the queue;
+    /// the queue keeps it up to date afterwards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::storage::StorageRecord>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -442,6 +446,7 @@ impl RecordingSession {
                 group_id: None,
                 correlation_id: None,
                 cisco_bib_leg: bib.map(|b| b.leg),
+                storage: None,
             },
         };
         match initial {

@@ -44,6 +44,8 @@ pub struct RecordingSettings {
     pub writer: WriterHandle,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub cdr: crate::cdr::CdrSink,
+    /// `[storage]`: finished recordings go to the upload queue.
+    pub storage: Option<crate::storage::StorageHandle>,
 }
 
 /// A recording task's report back to the SIP layer.
@@ -587,12 +589,29 @@ impl RecordingTask {
         self.session.judge();
         self.report_verdict();
         self.session.end(reason, OffsetDateTime::now_utc());
+        // The job file goes first: a crash after it still uploads the recording.
+        let storage = self.settings.storage.clone();
+        let upload = match &storage {
+            Some(s) => {
+                s.prepare_document(&self.dir, self.session.document_mut())
+                    .await
+            }
+            None => None,
+        };
         write_document(&self.dir, self.session.document()).await;
-        self.cdr_end(reason);
         self.settings.telemetry.publish_ended(
             &self.recording_id,
             serde_json::to_value(self.session.document()).ok(),
         );
+        let location = match (storage, upload) {
+            (Some(s), Some(job)) => {
+                let uploaded = s.submit_and_wait(job).await;
+                Some(crate::storage::cdr_location(s.bucket(), uploaded.as_ref()))
+            }
+            (Some(s), None) => Some(crate::storage::cdr_location(s.bucket(), None)),
+            (None, _) => None,
+        };
+        self.cdr_end(reason, location);
     }
 
     /// Cancelled before it was answered: nothing of it is kept.
@@ -677,7 +696,7 @@ impl RecordingTask {
         self.settings.cdr.record(connected);
     }
 
-    fn cdr_end(&self, reason: EndReason) {
+    fn cdr_end(&self, reason: EndReason, storage: Option<crate::cdr::ObjectStorage>) {
         let Some(established) = self.established_at else {
             return; // never answered: no recordingStart, so no recordingEnd either
         };
@@ -693,6 +712,7 @@ impl RecordingTask {
                 end_reason: reason.as_str().to_string(),
                 files: self.files(),
                 duration_seconds,
+                storage,
             }));
     }
 }

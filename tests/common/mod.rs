@@ -9,6 +9,7 @@ pub mod call;
 pub mod cdr;
 pub mod client;
 pub mod codec_ref;
+pub mod garage;
 pub mod msg;
 pub mod rtp;
 pub mod sdp;
