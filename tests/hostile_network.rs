@@ -168,6 +168,8 @@ fn run_flood(extra_toml: &str) -> (HashMap<u16, usize>, usize) {
 
     const FLOOD: usize = 2000;
     let mut flood = rec.udp();
+    // 2,000 answers arrive while the flood is still being sent.
+    flood.set_recv_buffer(8 << 20);
     let body = genesys_sdp(1, "sendonly");
     let started = Instant::now();
     let mut send_errors = 0;

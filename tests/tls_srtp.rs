@@ -550,8 +550,11 @@ fn baresip_call(rec: &Recorder, target: &dyn Fn(&str) -> String, extra_config: &
     }
     w.finalize().expect("finalize WAV");
     let sip_port = free_port();
+    // baresip picks its RTP ports at random from 1024-49152 unless told: keep it out of the
+    // blocks the tests' recorders lease (10000-29999), where it could take another test's port.
     let config = format!(
         "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
+         rtp_ports 30000-32000\n\
          audio_source aufile,{}\naudio_player aubridge,nil\naudio_alert aubridge,nil\n\
          module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
          module aubridge.so\nmodule srtp.so\nmodule_tmp uuid.so\nmodule_tmp account.so\n\

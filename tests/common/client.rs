@@ -65,6 +65,15 @@ impl SipClient {
         })
     }
 
+    /// Asks the kernel for a larger UDP receive buffer (capped at `net.core.rmem_max`): a
+    /// client that sends thousands of requests before reading must not lose their answers.
+    pub fn set_recv_buffer(&self, bytes: usize) {
+        let sock = self.udp.as_ref().expect("a UDP client");
+        socket2::SockRef::from(sock)
+            .set_recv_buffer_size(bytes)
+            .expect("SO_RCVBUF");
+    }
+
     pub fn tcp(server: SocketAddr) -> SipClient {
         let stream = TcpStream::connect_timeout(&server, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("TCP connect to {server}: {e}"));
