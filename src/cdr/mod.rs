@@ -3,10 +3,10 @@
 //!
 //! ```text
 //! caller ── CdrSink::record() ──(unbounded channel, never blocks)──▶ writer thread
-//!     writer: stamp correlatorIndex, serialize once, write+fsync+rename into each
-//!             receiver's spool (spool_dir/cdr/<receiver-key>/), wake delivery
-//!     delivery task per receiver: batch ─▶ POST ─▶ 2xx: delete │ anything else: backoff,
-//!                                                              retry forever (capped)
+//!     writer: stamp correlatorIndex, serialize once, append the group to each receiver's
+//!             segment log (spool_dir/cdr/<receiver-key>/, one fdatasync), wake delivery
+//!     delivery task per receiver: batch ─▶ POST ─▶ 2xx: acknowledge │ anything else:
+//!                                                  backoff, retry forever (capped)
 //! ```
 //!
 //! Identity: `<records session>` is a GUID new on every start (guide §3: "created when the
@@ -49,7 +49,7 @@ use spool::{Prepared, Spool};
 /// CMS supports up to 4 CDR receivers; so do we.
 pub const MAX_RECEIVERS: usize = 4;
 
-/// Records written per spool group commit (one directory fsync per group).
+/// Records written per spool group commit (one fdatasync per group).
 const GROUP_MAX: usize = 512;
 
 #[derive(Debug, Clone)]
@@ -499,13 +499,7 @@ fn warn_orphans(root: &std::path::Path, keys: &[String]) {
         if keys.contains(&name) || name == "local" || !de.path().is_dir() {
             continue;
         }
-        let pending = std::fs::read_dir(de.path())
-            .map(|d| {
-                d.flatten()
-                    .filter(|f| f.path().extension().is_some_and(|e| e == "cdr"))
-                    .count()
-            })
-            .unwrap_or(0);
+        let pending = spool::read_records(&de.path()).map_or(0, |r| r.len());
         if pending > 0 {
             warn!(dir = %de.path().display(), pending, "CDR spool of a receiver no longer configured");
         }
@@ -632,12 +626,14 @@ mod tests {
             }));
         }
         svc.shutdown().await;
-        let n = std::fs::read_dir(dir.path().join("cdr/local"))
-            .expect("local dir")
-            .flatten()
-            .filter(|f| f.path().extension().is_some_and(|e| e == "cdr"))
-            .count();
-        assert_eq!(n, 3);
+        let records = spool::read_records(&dir.path().join("cdr/local")).expect("local dir");
+        assert_eq!(records.len(), 3);
+        assert!(
+            records
+                .iter()
+                .all(|(e, _)| &*e.record_type == "callLegUpdate")
+        );
+        assert!(records[2].1.contains("leg2"), "{:?}", records[2]);
         assert_eq!(sink.spool_depth(), 0);
     }
 
