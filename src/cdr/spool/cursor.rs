@@ -86,16 +86,17 @@ impl CursorLog {
         }
     }
 
-    /// Makes `c` the durable cursor. Failing is logged, not returned: the cost of a lost
-    /// cursor is a re-send with the same session and correlator, which receivers dedupe.
-    pub fn write(&mut self, c: &Cursor) {
-        if let Err(err) = self.try_write(c) {
+    /// Makes `c` the cursor; `sync` makes it (and every earlier update) durable now.
+    /// Failing is logged, not returned: the cost of a lost cursor is a re-send with the same
+    /// session and correlator, which receivers dedupe.
+    pub fn write(&mut self, c: &Cursor, sync: bool) {
+        if let Err(err) = self.try_write(c, sync) {
             self.file = None;
             error!(spool = %self.dir.display(), %err, "could not persist the recordIndex cursor");
         }
     }
 
-    fn try_write(&mut self, c: &Cursor) -> io::Result<()> {
+    fn try_write(&mut self, c: &Cursor, sync: bool) -> io::Result<()> {
         if self.file.is_none() || self.len >= COMPACT_AT {
             return self.rewrite(c);
         }
@@ -106,7 +107,9 @@ impl CursorLog {
             .as_mut()
             .ok_or_else(|| io::Error::other("no cursor log"))?;
         f.write_all(&buf)?;
-        f.sync_data()?;
+        if sync {
+            f.sync_data()?;
+        }
         self.len += buf.len() as u64;
         Ok(())
     }
@@ -152,10 +155,10 @@ mod tests {
         let mut log = CursorLog::new(dir.path());
         let mut c2 = c.clone();
         c2.head_seq = 41;
-        log.write(&c2);
+        log.write(&c2, true);
         assert!(!dir.path().join(LEGACY).exists());
         c2.head_seq = 42;
-        log.write(&c2);
+        log.write(&c2, true);
         assert_eq!(CursorLog::read(dir.path()).head_seq, 42);
         // A torn last update: the one before it stands.
         let path = dir.path().join(LOG);
@@ -176,7 +179,7 @@ mod tests {
         };
         for i in 0..3000 {
             c.head_seq = i;
-            log.write(&c);
+            log.write(&c, true);
         }
         assert!(fs::metadata(dir.path().join(LOG)).expect("meta").len() <= COMPACT_AT + 64);
         assert_eq!(CursorLog::read(dir.path()).head_seq, 2999);

@@ -481,7 +481,7 @@ impl Spool {
         if batch.len() > st.pinned {
             st.pinned = batch.len();
             st.cursor.pinned = batch.len();
-            self.write_cursor(&mut st);
+            self.write_cursor(&mut st, true);
         }
         batch
     }
@@ -509,18 +509,21 @@ impl Spool {
         st.cursor.pinned = st.pinned;
         // Cursor first: after a crash before the deletes, `head_seq` tells the acknowledged
         // records apart; a crash before this write re-sends the batch with the same indexes.
-        self.write_cursor(&mut st);
+        // Not synced here: the next batch's pin write syncs it (one fdatasync per batch, not
+        // two). A process crash keeps it (page cache); only a power loss before the next
+        // batch can re-send this one, which receivers dedupe (session + correlatorIndex).
+        self.write_cursor(&mut st, false);
         collect(&mut st);
     }
 
-    /// Written before a batch goes out and after its 2xx: a crash in between re-sends the
-    /// batch with the indexes it had.
-    fn write_cursor(&self, st: &mut State) {
+    /// Written before a batch goes out (synced: a pinned record must stay pinned) and after
+    /// its 2xx: a crash in between re-sends the batch with the indexes it had.
+    fn write_cursor(&self, st: &mut State, sync: bool) {
         if !self.indexed {
             return;
         }
         let cursor = st.cursor.clone();
-        st.cursor_log.write(&cursor);
+        st.cursor_log.write(&cursor, sync);
     }
 
     /// Reads the inner XML of a spooled record.
