@@ -17,7 +17,11 @@ pub fn read_records(dir: &Path) -> io::Result<Vec<(Entry, String)>> {
     let mut log = Log::new(dir, u64::MAX);
     let mut replay = Replay::default();
     for id in Log::list(dir)? {
-        log.load_segment(id, &mut replay, false)?;
+        match log.load_segment(id, &mut replay, false) {
+            // Deleted by the running spool meanwhile: all of it was acknowledged.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
+        }
     }
     let mut out = Vec::new();
     for e in replay.records.into_values() {
@@ -26,7 +30,11 @@ pub fn read_records(dir: &Path) -> io::Result<Vec<(Entry, String)>> {
         }
         let path = dir.join(format!("{:020}.{}", e.loc.segment, super::log::EXT));
         let mut buf = vec![0u8; e.loc.len as usize];
-        std::fs::File::open(&path)?.read_exact_at(&mut buf, e.loc.offset)?;
+        match std::fs::File::open(&path) {
+            Ok(f) => f.read_exact_at(&mut buf, e.loc.offset)?,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        }
         out.push((e, String::from_utf8_lossy(&buf).into_owned()));
     }
     for r in legacy::find(dir)?.records {
