@@ -239,12 +239,19 @@ fn receiver_spool(dir: &Path) -> PathBuf {
         .expect("receiver spool")
 }
 
-fn spooled(dir: &Path) -> Vec<PathBuf> {
+/// The records a spool directory holds on disk, not yet acknowledged, read independently
+/// of the running service.
+fn spooled(dir: &Path) -> Vec<(cdr::spool::Entry, String)> {
+    cdr::spool::read_records(dir).unwrap_or_default()
+}
+
+/// The segment files of a spool directory.
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
                 .map(|d| d.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "cdr"))
+                .filter(|p| p.extension().is_some_and(|e| e == "seg"))
                 .collect()
         })
         .unwrap_or_default();
@@ -534,10 +541,10 @@ async fn slow_receiver_never_blocks_record() {
     assert_eq!(spooled(&receiver_spool(dir.path())).len(), 1001);
 }
 
-/// Simulated crash between the receiver's 2xx and the spool delete. A real `kill -9` in that
-/// window cannot be hit deterministically, so the receiver copies the spool files of the
-/// request it is answering (they are still on disk: deletion happens only after the 2xx);
-/// after the run the copies are put back, which is exactly the disk state such a crash
+/// Simulated crash between the receiver's 2xx and the segment delete. A real `kill -9` in
+/// that window cannot be hit deterministically, so the receiver copies the segment files of
+/// the request it is answering (they are still on disk: deletion happens only after the
+/// 2xx); after the run the copies are put back, which is exactly the disk state such a crash
 /// leaves behind. The restarted service knows from its cursor that they were acknowledged
 /// and sends each record exactly once.
 #[tokio::test]
@@ -554,7 +561,7 @@ async fn crash_between_ack_and_delete_sends_that_record_once() {
         *rx.hook.lock().expect("lock") = Some(Box::new(move |_body| {
             let mut done = done.lock().expect("lock");
             if !*done {
-                for f in spooled(&spool_dir) {
+                for f in segment_files(&spool_dir) {
                     let name = f.file_name().expect("name");
                     std::fs::copy(&f, backup.join(name)).expect("copy");
                 }
@@ -570,8 +577,9 @@ async fn crash_between_ack_and_delete_sends_that_record_once() {
     wait_for("spool emptied", WAIT, || sink.spool_depth() == 0).await;
     let first_session = sink.session().to_string();
     svc.shutdown().await;
-    let restored = spooled(backup.path());
+    let restored = segment_files(backup.path());
     assert_eq!(restored.len(), 1);
+    assert_eq!(spooled(backup.path()).len(), 1, "the in-flight record");
     for f in &restored {
         std::fs::copy(f, spool_dir.join(f.file_name().expect("name"))).expect("restore");
     }
@@ -589,7 +597,13 @@ async fn crash_between_ack_and_delete_sends_that_record_once() {
     );
     assert!(
         spooled(&spool_dir).is_empty(),
-        "the leftover file was removed"
+        "the leftover record was acknowledged"
+    );
+    assert!(
+        !spool_dir
+            .join(restored[0].file_name().expect("name"))
+            .exists(),
+        "the leftover segment was removed"
     );
     assert_eq!(keys[&(first_session, 1)], 1);
     assert_eq!(keys[&(sink2.session().to_string(), 0)], 1);

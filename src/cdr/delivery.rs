@@ -217,7 +217,11 @@ pub(crate) async fn run(
         if cancel.is_cancelled() {
             break;
         }
-        let batch = rx.spool.take_batch(cfg.batch_size.max(1));
+        // take_batch may fdatasync the cursor (a new batch pins its records): off the reactor.
+        let (spool, max) = (rx.spool.clone(), cfg.batch_size.max(1));
+        let Some(batch) = blocking(move || spool.take_batch(max)).await else {
+            break;
+        };
         if batch.is_empty() {
             tokio::select! {
                 _ = rx.notify.notified() => continue,

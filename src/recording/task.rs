@@ -342,7 +342,7 @@ impl RecordingTask {
         let json =
             serde_json::to_vec_pretty(self.session.document()).map_err(std::io::Error::other)?;
         let path = self.dir.join("recording.json");
-        tokio::task::spawn_blocking(move || write_replace(&path, &json, false))
+        tokio::task::spawn_blocking(move || write_first(&path, &json))
             .await
             .map_err(std::io::Error::other)??;
         if let Some(raw) = self.request.siprec_metadata.clone() {
@@ -762,6 +762,24 @@ fn write_replace(path: &Path, data: &[u8], sync: bool) -> std::io::Result<()> {
         f.sync_data()?;
     }
     std::fs::rename(&tmp, path)
+}
+
+/// The first recording.json of a new directory: there is no old document a reader or a
+/// crash could need instead, so it is written in place — no temporary file, no rename (a
+/// file creation is the costly part on this path). Not synced inline either, like
+/// [`write_replace`] with `sync` false. An existing file (a reused directory) is replaced
+/// atomically as usual.
+fn write_first(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(mut f) => f.write_all(data),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => write_replace(path, data, false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Remove date directories a discarded recording leaves empty (never `root` itself).
