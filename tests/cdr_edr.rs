@@ -189,6 +189,7 @@ fn edr_lines_follow_the_seed_field_by_field() {
     let deaf = genesys_call_active(&rec, &mut c);
     let (_, doc) = rec.wait_call_state(&deaf.call_id, "active", T);
     let id = doc["recording_id"].as_str().expect("id");
+    rec.wait_api_state(id, "active");
     let stop = rec.api("POST", &format!("/api/v1/recordings/{id}/stop"));
     assert_eq!(stop.status, 202, "{stop:?}");
     c.expect_request("BYE", T);

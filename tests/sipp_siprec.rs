@@ -71,13 +71,15 @@ fn api_get(rec: &Recorder, path: &str) -> Value {
 
 /// Every spooled CDR record's text (no receiver is configured: records stay in the spool).
 fn spooled_cdrs(rec: &Recorder) -> Vec<String> {
+    // Every spool directory below the spool (one per receiver, `local/` without one), read
+    // record by record as the recorder's own reader lists them.
     fn walk(dir: &Path, out: &mut Vec<String>) {
+        if let Ok(records) = sip_recorder::cdr::spool::read_records(dir) {
+            out.extend(records.into_iter().map(|(_, xml)| xml));
+        }
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                out.push(String::from_utf8_lossy(&bytes).into_owned());
+            if entry.path().is_dir() {
+                walk(&entry.path(), out);
             }
         }
     }

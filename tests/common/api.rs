@@ -88,6 +88,27 @@ impl Recorder {
         metric_value(&text, series).unwrap_or_else(|| panic!("no {series} in metrics:\n{text}"))
     }
 
+    /// Polls `GET /api/v1/recordings/{id}` until the API reports the recording in `state`
+    /// (recording.json is written before the API learns of the call); panics after 5 s.
+    pub fn wait_api_state(&self, recording_id: &str, state: &str) {
+        let path = format!("/api/v1/recordings/{recording_id}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let reply = self.api("GET", &path);
+            let doc: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+            if reply.status == 200 && doc["state"] == state {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the API never showed {recording_id} {state}: {} {}",
+                reply.status,
+                reply.body
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Polls a `/metrics` series until it reads `want` (the SIP core publishes its counters
     /// once a second); panics after 5 s.
     pub fn wait_metric(&self, series: &str, want: f64) {

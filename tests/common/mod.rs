@@ -128,6 +128,17 @@ impl RtpLease {
     }
 }
 
+/// The first port of an RTP port block this test process holds until it exits, for a
+/// client's media (SIPp binds its `-mp` port and that port + 2): an ephemeral port that was
+/// free a moment ago may have a taken neighbour, a leased block has none.
+pub fn media_port_block() -> u16 {
+    let lease = RtpLease::take((std::process::id() % u32::from(RTP_BLOCKS)) as u16);
+    let first = lease.min;
+    // The lease file names this process: it is reclaimed once the process is gone.
+    std::mem::forget(lease);
+    first
+}
+
 impl Drop for RtpLease {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);

@@ -1,7 +1,7 @@
 //! SIPp as the SRC: running a scenario of `scripts/sipp/` and reading its outcome.
 
 use super::client::Transport;
-use super::free_port;
+use super::{free_port, media_port_block};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -89,7 +89,7 @@ impl SippRun {
             .args(["-m", &self.calls.to_string()])
             .args(["-r", &self.rate.to_string(), "-l", &self.limit.to_string()])
             .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-            .args(["-mi", "127.0.0.1", "-mp", &free_port().to_string()])
+            .args(["-mi", "127.0.0.1", "-mp", &media_port_block().to_string()])
             .args(["-timeout", self.timeout, "-timeout_error", "-nostdin"])
             .arg("-trace_stat")
             .arg("-stf")
