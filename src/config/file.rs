@@ -2,7 +2,7 @@
 
 use super::{
     Config, ConfigError, FileSampleRate, ListenAddr, LogFormat, MediaConfig, MediaSource,
-    PausePolicy, RefusalAction, SipConfig, SrtpPolicy,
+    MediaWorkerCount, PausePolicy, RefusalAction, SipConfig, SrtpPolicy,
 };
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -65,6 +65,7 @@ struct MediaFile {
     srtp: Option<SrtpPolicy>,
     media_timeout_secs: Option<u64>,
     file_sample_rate: Option<FileSampleRate>,
+    workers: Option<MediaWorkerCount>,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +183,7 @@ impl MediaFile {
         merge!(c.srtp, self.srtp);
         merge!(c.media_timeout_secs, self.media_timeout_secs);
         merge!(c.file_sample_rate, self.file_sample_rate);
+        merge!(c.workers, self.workers);
     }
 }
 
