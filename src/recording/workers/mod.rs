@@ -10,6 +10,7 @@
 //! queue and a [`mio::Waker`]; the worker reads it between batches of readiness events.
 
 mod poller;
+pub use poller::{Port, Scratch, drain_socket};
 #[cfg(test)]
 mod tests;
 

@@ -133,11 +133,66 @@ struct Slot {
     blocks: mpsc::UnboundedSender<StreamBlock>,
 }
 
-/// Buffers every stream of the worker shares: one datagram, its decryption, one block.
-struct Scratch {
+/// Buffers every stream of a worker shares: one datagram, its decryption, one block.
+pub struct Scratch {
     datagram: Box<[u8]>,
     plain: Vec<u8>,
     out: Vec<i16>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            datagram: vec![0u8; DATAGRAM_MAX].into_boxed_slice(),
+            plain: Vec::with_capacity(DATAGRAM_MAX),
+            // 100 ms at 48 kHz: one block never needs more.
+            out: Vec::with_capacity(4800),
+        }
+    }
+}
+
+impl Scratch {
+    /// The shared PCM buffer a tick fills before the block gets its copy.
+    pub fn out(&mut self) -> &mut Vec<i16> {
+        &mut self.out
+    }
+}
+
+/// Which of a stream's ports a socket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// RTP, and RTCP when muxed.
+    Rtp,
+    /// The separate RTCP port (RTP + 1).
+    Rtcp,
+}
+
+/// Reads `socket` until it would block or `budget` datagrams were read, each straight into
+/// `receiver`; `true` when the budget ran out (the socket may hold more). This is all a
+/// worker does per packet.
+pub fn drain_socket(
+    socket: &UdpSocket,
+    port: Port,
+    receiver: &mut StreamReceiver,
+    scratch: &mut Scratch,
+    budget: usize,
+    now: Instant,
+) -> bool {
+    let Scratch {
+        datagram, plain, ..
+    } = scratch;
+    for _ in 0..budget {
+        match socket.recv_from(datagram) {
+            Ok((len, from)) if port == Port::Rtcp => {
+                receiver.on_rtcp_port(&datagram[..len], from, plain)
+            }
+            Ok((len, from)) => receiver.on_rtp_port(now, &datagram[..len], from, plain),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            // Interrupted, or an error queued on the socket: the next read goes on.
+            Err(_) => {}
+        }
+    }
+    true
 }
 
 /// The worker's streams, indexed by slot (the poll token) and by id (the queue's name).
@@ -162,12 +217,7 @@ impl Streams {
             free: Vec::new(),
             ids: HashMap::new(),
             backlog: Vec::new(),
-            scratch: Scratch {
-                datagram: vec![0u8; DATAGRAM_MAX].into_boxed_slice(),
-                plain: Vec::with_capacity(DATAGRAM_MAX),
-                // 100 ms at 48 kHz: one block never needs more.
-                out: Vec::with_capacity(4800),
-            },
+            scratch: Scratch::default(),
             load,
         }
     }
@@ -251,34 +301,24 @@ impl Streams {
         }
     }
 
-    /// Reads one socket until it would block or `budget` datagrams were read; `true` when
-    /// the budget ran out (the socket may hold more).
+    /// Reads one of a stream's sockets; `true` when the budget ran out.
     fn drain(&mut self, index: usize, rtcp: bool, budget: usize, now: Instant) -> bool {
         let Some(Some(slot)) = self.slots.get_mut(index) else {
             return false;
         };
-        let Scratch {
-            datagram, plain, ..
-        } = &mut self.scratch;
-        let socket = match (rtcp, slot.rtcp.as_ref()) {
-            (false, _) => &slot.rtp,
-            (true, Some(s)) => s,
+        let (socket, port) = match (rtcp, slot.rtcp.as_ref()) {
+            (false, _) => (&slot.rtp, Port::Rtp),
+            (true, Some(s)) => (s, Port::Rtcp),
             (true, None) => return false,
         };
-        for _ in 0..budget {
-            match socket.recv_from(datagram) {
-                Ok((len, from)) if rtcp => {
-                    slot.receiver.on_rtcp_port(&datagram[..len], from, plain)
-                }
-                Ok((len, from)) => slot
-                    .receiver
-                    .on_rtp_port(now, &datagram[..len], from, plain),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-                // Interrupted, or an error queued on the socket: the next read goes on.
-                Err(_) => {}
-            }
-        }
-        true
+        drain_socket(
+            socket,
+            port,
+            &mut slot.receiver,
+            &mut self.scratch,
+            budget,
+            now,
+        )
     }
 
     /// The worker-wide tick: every stream's PCM up to now goes to its recording task.
