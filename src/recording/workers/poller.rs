@@ -75,12 +75,15 @@ impl Worker {
             if busy {
                 std::thread::sleep(BUSY_PAUSE);
             }
-            let timeout = if self.streams.backlog.is_empty() {
-                next_tick.saturating_duration_since(Instant::now())
+            let timeout = if !self.streams.backlog.is_empty() {
+                Some(Duration::ZERO)
+            } else if self.streams.ids.is_empty() {
+                // No stream, nothing to tick: sleep until a command comes (idle costs 0 CPU).
+                None
             } else {
-                Duration::ZERO
+                Some(next_tick.saturating_duration_since(Instant::now()))
             };
-            if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
+            if let Err(e) = self.poll.poll(&mut self.events, timeout) {
                 if e.kind() != ErrorKind::Interrupted {
                     tracing::error!(worker = self.worker, error = %e, "media worker poll failed");
                     std::thread::sleep(Duration::from_millis(1));
