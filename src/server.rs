@@ -6,6 +6,7 @@ use crate::net::stream::{StreamSettings, StreamState, serve_tcp};
 use crate::net::{Inbound, Transmitter, udp};
 use crate::recording::EndReason;
 use crate::recording::task::{RecordingReport, RecordingSettings, RecordingTasks};
+use crate::recording::workers::MediaWorkers;
 use crate::recording::writer::{WavWriterPool, WriterConfig};
 use crate::sdp::{AnswerConfig, PortPool};
 use crate::sip::Transport;
@@ -71,6 +72,9 @@ pub enum StartupError {
         #[source]
         source: io::Error,
     },
+    /// The media worker threads (`media.workers`).
+    #[error("cannot start the media workers (media.workers)")]
+    MediaWorkers(#[source] crate::recording::workers::WorkerStartError),
     #[error("a start-up or shutdown task failed")]
     Task(#[from] tokio::task::JoinError),
     #[error("SIP core stopped unexpectedly")]
@@ -148,8 +152,11 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         what: "the WAV writer",
         source,
     })?;
+    let media =
+        MediaWorkers::start(config.media.workers.threads()).map_err(StartupError::MediaWorkers)?;
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-    let mut settings = recording_settings(&config, media_ip, &writer, &telemetry, &logs.cdr);
+    let mut settings =
+        recording_settings(&config, media_ip, &writer, &media, &telemetry, &logs.cdr);
     settings.storage = storage;
     let recordings = RecordingTasks::new(settings, reports_tx);
     let (control_tx, control_rx) = mpsc::unbounded_channel();
@@ -180,7 +187,9 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let grace = config.shutdown.grace_period;
     wait_for_shutdown(control_tx, core, grace).await?;
     shutdown.cancel();
-    // Every recording task has closed its files; this flushes anything left and stops the threads.
+    // Every recording task has stopped its streams and closed its files; this ends the media
+    // workers, flushes anything left and stops the writer threads.
+    tokio::task::spawn_blocking(move || media.shutdown()).await?;
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
     logs.shutdown().await?;
     tracing::info!("sip-recorder stopped");
@@ -389,6 +398,7 @@ fn recording_settings(
     config: &Config,
     media_ip: IpAddr,
     writer: &WavWriterPool,
+    media: &MediaWorkers,
     telemetry: &Arc<Telemetry>,
     cdr: &crate::cdr::CdrSink,
 ) -> RecordingSettings {
@@ -401,6 +411,7 @@ fn recording_settings(
         file_sample_rate: config.media.file_sample_rate,
         media_timeout: config.media.media_timeout,
         writer: writer.handle(),
+        media: media.clone(),
         telemetry: telemetry.clone(),
         cdr: cdr.clone(),
         storage: None,

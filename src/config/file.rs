@@ -2,7 +2,7 @@
 
 use super::{
     Config, ConfigError, FileSampleRate, ListenAddr, LogFormat, MediaConfig, MediaSource,
-    PausePolicy, RefusalAction, SipConfig, SrtpPolicy,
+    MediaWorkerCount, PausePolicy, RefusalAction, SipConfig, SrtpPolicy,
 };
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -66,6 +66,7 @@ struct MediaFile {
     srtp: Option<SrtpPolicy>,
     media_timeout_secs: Option<u64>,
     file_sample_rate: Option<FileSampleRate>,
+    workers: Option<MediaWorkerCount>,
 }
 
 #[derive(Deserialize)]
@@ -189,6 +190,7 @@ impl MediaFile {
             self.media_timeout_secs.map(Duration::from_secs)
         );
         merge!(c.file_sample_rate, self.file_sample_rate);
+        merge!(c.workers, self.workers);
     }
 }
 

@@ -156,6 +156,55 @@ pub struct MediaConfig {
     pub media_timeout: Duration,
     /// `media.file_sample_rate`: the rate of every stream's file. Default `auto`.
     pub file_sample_rate: FileSampleRate,
+    /// `media.workers`: media worker threads polling the RTP sockets. Default `auto`.
+    pub workers: MediaWorkerCount,
+}
+
+/// `media.workers = "auto" | N`: how many media worker threads receive RTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MediaWorkerCount {
+    /// One per core the process may run on.
+    #[default]
+    Auto,
+    Threads(usize),
+}
+
+impl MediaWorkerCount {
+    /// Largest accepted count: more threads than this only add contention.
+    pub const MAX: usize = 256;
+
+    pub fn threads(self) -> usize {
+        match self {
+            MediaWorkerCount::Threads(n) => n,
+            MediaWorkerCount::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MediaWorkerCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(i64),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Name(n) if n.eq_ignore_ascii_case("auto") => Ok(MediaWorkerCount::Auto),
+            // 0 and too many parse, so that validation names the key with the bound.
+            Raw::Count(n) if n >= 0 => Ok(MediaWorkerCount::Threads(
+                usize::try_from(n).unwrap_or(usize::MAX),
+            )),
+            Raw::Count(n) => Err(serde::de::Error::custom(format!(
+                "{n} is not a number of threads: give \"auto\" or 1 to {}",
+                Self::MAX
+            ))),
+            Raw::Name(n) => Err(serde::de::Error::custom(format!(
+                "\"{n}\" is not a number of threads: give \"auto\" or 1 to {}",
+                Self::MAX
+            ))),
+        }
+    }
 }
 
 /// `media.file_sample_rate = "auto" | 8000 | 16000 | 48000`.
@@ -420,6 +469,7 @@ impl Default for MediaConfig {
             srtp: SrtpPolicy::Optional,
             media_timeout: Duration::from_secs(60),
             file_sample_rate: FileSampleRate::Auto,
+            workers: MediaWorkerCount::Auto,
         }
     }
 }

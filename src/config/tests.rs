@@ -129,6 +129,7 @@ fn every_key_is_read_from_the_file() {
             pause_policy = "skip"
             media_timeout_secs = 9
             file_sample_rate = 48000
+            workers = 3
             [recording]
             dir = "/var/rec"
             layout = "{kind}/{recording_id}"
@@ -168,6 +169,7 @@ fn every_key_is_read_from_the_file() {
     assert_eq!(c.media.pause_policy, PausePolicy::Skip);
     assert_eq!(c.media.media_timeout, secs(9));
     assert_eq!(c.media.file_sample_rate, FileSampleRate::Hz(48000));
+    assert_eq!(c.media.workers, MediaWorkerCount::Threads(3));
     assert_eq!(c.recording.dir, PathBuf::from("/var/rec"));
     assert_eq!(c.recording.layout, "{kind}/{recording_id}");
     assert_eq!(c.spool.dir, PathBuf::from("/var/spool/rec"));
@@ -273,6 +275,8 @@ fn wrong_type_names_key_and_line() {
         ),
         ("[media]\nmedia_source = \"any\"\n", "media.media_source", 2),
         ("[media]\nmedia_ip = \"1.2.3\"\n", "media.media_ip", 2),
+        ("[media]\nworkers = \"many\"\n", "media.workers", 2),
+        ("[media]\nworkers = -2\n", "media.workers", 2),
         ("[cdr]\nreceivers = \"http://x\"\n", "cdr.receivers", 2),
         ("[http]\nlisten = \"localhost\"\n", "http.listen", 2),
         ("[limits]\nmax_sessions = -1\n", "limits.max_sessions", 2),
@@ -420,6 +424,12 @@ fn each_validation_error_names_its_key() {
         }),
         ("media.media_timeout_secs", |c| {
             c.media.media_timeout = secs(0)
+        }),
+        ("media.workers", |c| {
+            c.media.workers = MediaWorkerCount::Threads(0)
+        }),
+        ("media.workers", |c| {
+            c.media.workers = MediaWorkerCount::Threads(257)
         }),
         ("recording.dir", |c| c.recording.dir = PathBuf::new()),
         ("recording.layout", |c| {
@@ -722,4 +732,15 @@ fn storage_keys_are_checked_by_name() {
         c.validate().unwrap_err().key().as_deref(),
         Some("storage.bucket")
     );
+}
+
+#[test]
+fn media_workers_auto_is_one_per_core_and_a_count_is_taken_as_given() {
+    let c = parse("[media]\nworkers = \"auto\"\n").unwrap();
+    assert_eq!(c.media.workers, MediaWorkerCount::Auto);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(c.media.workers.threads(), cores);
+    let c = parse("[media]\nworkers = 1\n").unwrap();
+    assert_eq!(c.media.workers.threads(), 1);
+    c.validate().unwrap();
 }

@@ -173,6 +173,17 @@ impl Config {
         if m.media_timeout.is_zero() {
             return Err(invalid("media.media_timeout_secs", "must be at least 1"));
         }
+        if let super::MediaWorkerCount::Threads(n) = m.workers
+            && !(1..=super::MediaWorkerCount::MAX).contains(&n)
+        {
+            return Err(invalid(
+                "media.workers",
+                format!(
+                    "{n} media worker threads: give \"auto\" (one per core) or 1 to {}",
+                    super::MediaWorkerCount::MAX
+                ),
+            ));
+        }
         if let super::FileSampleRate::Hz(hz) = m.file_sample_rate {
             if !super::FileSampleRate::ALLOWED.contains(&hz) {
                 return Err(invalid(

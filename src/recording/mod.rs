@@ -41,4 +41,5 @@ pub mod startup;
 pub mod stream;
 pub mod task;
 pub mod wav;
+pub mod workers;
 pub mod writer;

@@ -1,5 +1,7 @@
-//! One task per received audio stream: it owns the stream's RTP (and RTCP) sockets and its
-//! [`StreamTimeline`], and hands finished PCM to its recording task a few times a second.
+//! One received audio stream: its sockets as bound for the answer ([`StreamSockets`]), and
+//! what a media worker (`recording::workers`) does with each datagram, control message and
+//! tick ([`StreamReceiver`]: source filter, SRTP, [`StreamTimeline`], accounting). The
+//! receiver never touches a socket or reads the clock; the worker passes both in.
 
 use crate::config::{FileSampleRate, MediaSource};
 use crate::media::accounting::{AccountingReport, StreamAccounting};
@@ -10,12 +12,11 @@ use crate::media::{
 use crate::recording::prepare::PrepareFailure;
 use crate::sdp::NegotiatedStream;
 use crate::sdp::crypto::CryptoAttribute;
+use std::net::UdpSocket;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
-/// How often finished PCM leaves the stream task. With the 60 ms reorder window and the
+/// How often finished PCM leaves a stream (one worker-wide tick). With the 60 ms reorder window and the
 /// writer's flush interval (`FLUSH_INTERVAL`) it bounds how far a file on disk trails the
 /// call: 100 + 60 + 800 ms < 1 s (SPEC §5).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -23,7 +24,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Interval at which the WAV writer brings every open file up to date on disk.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(800);
 
-/// PCM and counters from a stream task.
+/// PCM and counters from a stream, every [`POLL_INTERVAL`] and once more when it stops.
 #[derive(Debug)]
 pub struct StreamBlock {
     /// Position of the stream among the recording's audio streams.
@@ -38,11 +39,11 @@ pub struct StreamBlock {
     pub srtp_replays: u64,
     /// RTCP-reported counts, loss bursts/gaps, media gaps and loudness so far.
     pub accounting: AccountingReport,
-    /// The stream task ended; this is its last block.
+    /// The stream ended; this is its last block.
     pub last: bool,
 }
 
-/// What the recording task tells a stream task.
+/// What the recording task tells a stream.
 #[derive(Debug)]
 pub enum StreamControl {
     Pause,
@@ -60,7 +61,8 @@ pub enum StreamControl {
     Stop,
 }
 
-/// Sockets bound for one stream before the INVITE is answered.
+/// Sockets bound for one stream before the INVITE is answered (non-blocking; a media
+/// worker registers them with its poller).
 pub struct StreamSockets {
     pub rtp: UdpSocket,
     /// `None` with rtcp-mux.
@@ -88,11 +90,11 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
         socket2::Type::DGRAM,
         None,
     )?;
-    // Room for bursts while the task is busy: ~1 s of 20 ms packets with headroom.
+    // Room for bursts while the worker is busy: ~1 s of 20 ms packets with headroom.
     let _ = socket.set_recv_buffer_size(256 * 1024);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// The `(payload type, name)` pairs a stream was answered with, first codec first.
@@ -214,18 +216,39 @@ fn same_ip(a: IpAddr, b: IpAddr) -> bool {
     canon(a) == canon(b)
 }
 
-pub struct StreamTask {
+/// A stream ready to receive: its sockets and the state a media worker runs it with.
+pub struct MediaStream {
     pub index: usize,
     pub sockets: StreamSockets,
     pub timeline: StreamTimeline,
     pub remote: Option<IpAddr>,
     pub media_source: MediaSource,
+    /// Answered `inactive`: the timeline starts paused.
     pub paused: bool,
     /// Decrypts the sender's SRTP when the stream is `RTP/SAVP`.
     pub srtp: Option<SrtpReceiver>,
     pub accounting: StreamAccounting,
-    /// The undecodable-payload warning was logged (once per stream).
-    pub warned_undecodable: bool,
+}
+
+impl MediaStream {
+    /// Splits the sockets (for the worker's poller) from the receive state.
+    pub fn into_parts(self, now: Instant) -> (StreamSockets, StreamReceiver) {
+        let mut receiver = StreamReceiver {
+            index: self.index,
+            filter: SourceFilter::new(self.remote, self.media_source),
+            media_source: self.media_source,
+            timeline: self.timeline,
+            srtp: self.srtp,
+            accounting: self.accounting,
+            last_packet: None,
+            spoofed: 0,
+            warned_undecodable: false,
+        };
+        if self.paused {
+            receiver.timeline.pause(now);
+        }
+        (self.sockets, receiver)
+    }
 }
 
 /// Build the SRTP receiver for a negotiated stream (the offerer's key decrypts its media).
@@ -238,145 +261,140 @@ pub fn srtp_for(stream: &NegotiatedStream) -> Result<Option<SrtpReceiver>, Prepa
         .map_err(PrepareFailure::Srtp)
 }
 
-impl StreamTask {
-    pub async fn run(
-        mut self,
-        mut control: mpsc::UnboundedReceiver<StreamControl>,
-        blocks: mpsc::UnboundedSender<StreamBlock>,
+/// One stream's receive state, driven by its media worker: datagrams in, PCM blocks out.
+/// No sockets, no clock: `now` and the bytes are passed in.
+pub struct StreamReceiver {
+    index: usize,
+    filter: SourceFilter,
+    media_source: MediaSource,
+    timeline: StreamTimeline,
+    srtp: Option<SrtpReceiver>,
+    accounting: StreamAccounting,
+    last_packet: Option<Instant>,
+    /// Datagrams from an unexpected source (logged at powers of two).
+    spoofed: u64,
+    /// The undecodable-payload warning was logged (once per stream).
+    warned_undecodable: bool,
+}
+
+impl StreamReceiver {
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// A datagram on the RTP port: RTP, or RTCP when muxed. `plain` is scratch space for
+    /// SRTP decryption (shared by every stream of a worker).
+    pub fn on_rtp_port(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        from: SocketAddr,
+        plain: &mut Vec<u8>,
     ) {
-        let mut filter = SourceFilter::new(self.remote, self.media_source);
-        let mut buf = vec![0u8; 2048];
-        let mut rtcp_buf = vec![0u8; 2048];
-        let mut plain = Vec::with_capacity(2048);
-        let mut out: Vec<i16> = Vec::with_capacity(8192);
-        let mut tick = tokio::time::interval(POLL_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_packet = None;
-        let mut spoofed: u64 = 0;
-        if self.paused {
-            self.timeline.pause(Instant::now());
+        if !self.filter.accept(from) {
+            self.spoofed += 1;
+            if self.spoofed.is_power_of_two() {
+                tracing::warn!(stream = self.index, %from, dropped = self.spoofed, "RTP from an unexpected source dropped");
+            }
+            return;
         }
-        loop {
-            tokio::select! {
-                r = self.sockets.rtp.recv_from(&mut buf) => {
-                    let Ok((len, from)) = r else { continue };
-                    if !filter.accept(from) {
-                        spoofed += 1;
-                        if spoofed.is_power_of_two() {
-                            tracing::warn!(stream = self.index, %from, dropped = spoofed, "RTP from an unexpected source dropped");
-                        }
-                        continue;
-                    }
-                    let data = &buf[..len];
-                    if crate::media::rtp::is_rtcp(data) {
-                        self.take_rtcp(data, &mut plain);
-                        continue;
-                    }
-                    let data = match self.srtp.as_mut() {
-                        None => data,
-                        Some(srtp) => {
-                            // Failures are counted by the receiver; the call goes on.
-                            if srtp.unprotect_rtp(data, &mut plain).is_err() {
-                                continue;
-                            }
-                            &plain[..]
-                        }
-                    };
-                    if let Ok(packet) = RtpPacket::parse(data) {
-                        let now = Instant::now();
-                        self.accounting.on_rtp(now, packet.ssrc, packet.sequence, is_comfort_noise(&packet));
-                        self.timeline.push(now, &packet);
-                        last_packet = Some(now);
-                    }
+        if crate::media::rtp::is_rtcp(data) {
+            self.take_rtcp(data, plain);
+            return;
+        }
+        let data = match self.srtp.as_mut() {
+            None => data,
+            Some(srtp) => {
+                // Failures are counted by the receiver; the call goes on.
+                if srtp.unprotect_rtp(data, plain).is_err() {
+                    return;
                 }
-                r = recv_optional(self.sockets.rtcp.as_ref(), &mut rtcp_buf) => {
-                    if let Ok((len, from)) = r && filter.accept_rtcp(from) {
-                        self.take_rtcp(&rtcp_buf[..len], &mut plain);
-                    }
-                }
-                cmd = control.recv() => {
-                    let now = Instant::now();
-                    match cmd {
-                        Some(StreamControl::Pause) => {
-                            self.timeline.pause(now);
-                            self.accounting.pause();
-                        }
-                        Some(StreamControl::Resume) => {
-                            self.timeline.resume(now);
-                            self.accounting.resume();
-                        }
-                        Some(StreamControl::Renegotiated { codecs, remote, telephone_event, srtp }) => {
-                            match (srtp, self.srtp.as_mut()) {
-                                (Some(key), Some(receiver)) => {
-                                    // New keys on re-INVITE; the same key keeps the state.
-                                    if let Err(e) = receiver.rekey(key.suite, key.key_salt()) {
-                                        tracing::warn!(stream = self.index, error = %e, "SRTP re-key refused");
-                                    }
-                                }
-                                (Some(key), None) => match SrtpReceiver::new(key.suite, key.key_salt()) {
-                                    Ok(r) => self.srtp = Some(r),
-                                    Err(e) => tracing::warn!(stream = self.index, error = %e, "SRTP key refused"),
-                                },
-                                (None, _) => self.srtp = None,
-                            }
-                            if remote != filter.expected_ip && remote.is_some_and(|ip| !ip.is_unspecified()) {
-                                filter = SourceFilter::new(remote, self.media_source);
-                            }
-                            let refused = self.timeline.set_codecs(codecs.iter().map(|(pt, n)| (*pt, n.as_str())));
-                            if !refused.is_empty() {
-                                tracing::warn!(stream = self.index, ?refused, "codec change not applied");
-                            }
-                            let _ = telephone_event;
-                        }
-                        Some(StreamControl::Stop) | None => {
-                            // Packets that came before the BYE may still sit in the socket.
-                            let mut drained = 0;
-                            while drained < 1024 {
-                                let Ok((len, from)) = self.sockets.rtp.try_recv_from(&mut buf) else { break };
-                                drained += 1;
-                                if !filter.accept(from) {
-                                    continue;
-                                }
-                                if crate::media::rtp::is_rtcp(&buf[..len]) {
-                                    self.take_rtcp(&buf[..len], &mut plain);
-                                    continue;
-                                }
-                                let data = match self.srtp.as_mut() {
-                                    None => &buf[..len],
-                                    Some(srtp) => {
-                                        if srtp.unprotect_rtp(&buf[..len], &mut plain).is_err() {
-                                            continue;
-                                        }
-                                        &plain[..]
-                                    }
-                                };
-                                if let Ok(packet) = RtpPacket::parse(data) {
-                                    self.accounting.on_rtp(now, packet.ssrc, packet.sequence, is_comfort_noise(&packet));
-                                    self.timeline.push(now, &packet);
-                                }
-                            }
-                            while let Some(socket) = self.sockets.rtcp.as_ref() {
-                                let Ok((len, from)) = socket.try_recv_from(&mut rtcp_buf) else { break };
-                                if filter.accept_rtcp(from) {
-                                    self.take_rtcp(&rtcp_buf[..len], &mut plain);
-                                }
-                            }
-                            self.timeline.finish(now, &mut out);
-                            self.accounting.finish(now);
-                            let _ = blocks.send(self.block(&mut out, last_packet, true));
-                            return;
-                        }
-                    }
-                }
-                _ = tick.tick() => {
-                    self.timeline.poll(Instant::now(), &mut out);
-                    self.warn_undecodable();
-                    if blocks.send(self.block(&mut out, last_packet, false)).is_err() {
-                        return;
-                    }
+                &plain[..]
+            }
+        };
+        if let Ok(packet) = RtpPacket::parse(data) {
+            let cn = is_comfort_noise(&packet);
+            self.accounting
+                .on_rtp(now, packet.ssrc, packet.sequence, cn);
+            self.timeline.push(now, &packet);
+            self.last_packet = Some(now);
+        }
+    }
+
+    /// A datagram on the separate RTCP port (RTP + 1).
+    pub fn on_rtcp_port(&mut self, data: &[u8], from: SocketAddr, plain: &mut Vec<u8>) {
+        if self.filter.accept_rtcp(from) {
+            self.take_rtcp(data, plain);
+        }
+    }
+
+    /// Pause, resume or re-negotiation. `Stop` is the worker's (it drains the sockets first,
+    /// then calls [`StreamReceiver::finish`]); here it is ignored.
+    pub fn apply(&mut self, now: Instant, control: StreamControl) {
+        match control {
+            StreamControl::Pause => {
+                self.timeline.pause(now);
+                self.accounting.pause();
+            }
+            StreamControl::Resume => {
+                self.timeline.resume(now);
+                self.accounting.resume();
+            }
+            StreamControl::Renegotiated {
+                codecs,
+                remote,
+                telephone_event: _,
+                srtp,
+            } => self.renegotiated(&codecs, remote, srtp),
+            StreamControl::Stop => {}
+        }
+    }
+
+    fn renegotiated(
+        &mut self,
+        codecs: &[(u8, String)],
+        remote: Option<IpAddr>,
+        srtp: Option<CryptoAttribute>,
+    ) {
+        match (srtp, self.srtp.as_mut()) {
+            (Some(key), Some(receiver)) => {
+                // New keys on re-INVITE; the same key keeps the state.
+                if let Err(e) = receiver.rekey(key.suite, key.key_salt()) {
+                    tracing::warn!(stream = self.index, error = %e, "SRTP re-key refused");
                 }
             }
+            (Some(key), None) => match SrtpReceiver::new(key.suite, key.key_salt()) {
+                Ok(r) => self.srtp = Some(r),
+                Err(e) => tracing::warn!(stream = self.index, error = %e, "SRTP key refused"),
+            },
+            (None, _) => self.srtp = None,
         }
+        if remote != self.filter.expected_ip && remote.is_some_and(|ip| !ip.is_unspecified()) {
+            self.filter = SourceFilter::new(remote, self.media_source);
+        }
+        let refused = self
+            .timeline
+            .set_codecs(codecs.iter().map(|(pt, n)| (*pt, n.as_str())));
+        if !refused.is_empty() {
+            tracing::warn!(stream = self.index, ?refused, "codec change not applied");
+        }
+    }
+
+    /// The tick: PCM up to the horizon and the counters so far. `out` is worker scratch;
+    /// the block gets an exact-size copy, so the scratch keeps its capacity.
+    pub fn poll(&mut self, now: Instant, out: &mut Vec<i16>) -> StreamBlock {
+        out.clear();
+        self.timeline.poll(now, out);
+        self.warn_undecodable();
+        self.block(out, false)
+    }
+
+    /// The last block: everything up to `now`, padded to it.
+    pub fn finish(&mut self, now: Instant, out: &mut Vec<i16>) -> StreamBlock {
+        out.clear();
+        self.timeline.finish(now, out);
+        self.accounting.finish(now);
+        self.block(out, true)
     }
 
     /// One RTCP datagram from the SRC (SRTCP decrypted first when the stream is SRTP).
@@ -411,34 +429,21 @@ impl StreamTask {
         }
     }
 
-    fn block(
-        &mut self,
-        out: &mut Vec<i16>,
-        last_packet: Option<Instant>,
-        last: bool,
-    ) -> StreamBlock {
+    fn block(&mut self, out: &mut Vec<i16>, last: bool) -> StreamBlock {
         self.accounting.on_pcm(out);
+        let samples = out.as_slice().to_vec();
+        out.clear();
         StreamBlock {
             index: self.index,
-            samples: std::mem::replace(out, Vec::with_capacity(8192)),
+            samples,
             stats: self.timeline.stats(),
             dtmf: self.timeline.take_dtmf(),
-            last_packet,
+            last_packet: self.last_packet,
             srtp_auth_failures: self.srtp.as_ref().map_or(0, SrtpReceiver::auth_failures),
             srtp_replays: self.srtp.as_ref().map_or(0, SrtpReceiver::replays),
             accounting: self.accounting.report(),
             last,
         }
-    }
-}
-
-async fn recv_optional(
-    socket: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
-    match socket {
-        Some(s) => s.recv_from(buf).await,
-        None => std::future::pending().await,
     }
 }
 

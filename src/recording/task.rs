@@ -42,6 +42,8 @@ pub struct RecordingSettings {
     pub file_sample_rate: FileSampleRate,
     pub media_timeout: Duration,
     pub writer: WriterHandle,
+    /// The media worker threads every stream's sockets are polled on.
+    pub media: super::workers::MediaWorkers,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub cdr: crate::cdr::CdrSink,
     /// `[storage]`: finished recordings go to the upload queue.
@@ -152,7 +154,8 @@ struct StreamHandle {
     /// Its entry in recording.json `streams` (and its file name).
     index: usize,
     sdp_index: usize,
-    control: mpsc::UnboundedSender<StreamControl>,
+    /// The stream on its media worker; dropping it stops the stream.
+    control: super::workers::StreamLink,
     file: FileId,
     sample_rate: u32,
     direction: Direction,
@@ -318,9 +321,9 @@ impl RecordingTask {
         tokio::fs::create_dir_all(&self.dir).await?;
         self.started = Instant::now();
         let media = self.initial_media.clone();
-        let mut tasks = Vec::new();
+        let mut opened = Vec::new();
         for (index, stream) in media.iter().enumerate() {
-            tasks.push(self.open_stream(index, stream)?);
+            opened.push(self.open_stream(index, stream)?);
         }
         if let [left, right, ..] = self.streams.as_slice() {
             let interleaver = StereoInterleaver::new(left.sample_rate, right.sample_rate)
@@ -348,9 +351,10 @@ impl RecordingTask {
         if let Some(raw) = self.request.siprec_metadata.clone() {
             tokio::fs::write(self.dir.join(super::session::METADATA_FILE), raw).await?;
         }
-        // Receiving starts only once everything exists: a failure above leaves no task behind.
-        for (task, control_rx) in tasks {
-            tokio::spawn(task.run(control_rx, blocks.clone()));
+        // Receiving starts only once everything exists: a failure above leaves no stream
+        // on a worker.
+        for stream in opened {
+            self.start_stream(stream, &blocks);
         }
         Ok(())
     }

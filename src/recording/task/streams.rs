@@ -7,7 +7,7 @@ use crate::media::accounting::StreamAccounting;
 use crate::recording::mix::{MIXED_FILE, interleave_files, mix_files};
 use crate::recording::prepare::PrepareFailure;
 use crate::recording::stream::{
-    StreamBlock, StreamControl, StreamTask, answered_codecs, bind_stream, srtp_for, timeline_for,
+    MediaStream, StreamBlock, StreamControl, answered_codecs, bind_stream, srtp_for, timeline_for,
 };
 use crate::recording::wav::WavFormat;
 use crate::sdp::{Direction, MediaKind, MediaSession, NegotiatedStream};
@@ -15,16 +15,15 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-type Opened = (StreamTask, mpsc::UnboundedReceiver<StreamControl>);
-
 impl RecordingTask {
-    /// Sockets, timeline and file of recording.json stream `index`; the task is not started.
-    /// Everything that can fail happens before the file is created.
+    /// Sockets, timeline and file of recording.json stream `index`, assigned to a media
+    /// worker but not yet receiving ([`RecordingTask::start_stream`]). Everything that can
+    /// fail happens before the file is created.
     pub(super) fn open_stream(
         &mut self,
         index: usize,
         stream: &NegotiatedStream,
-    ) -> Result<Opened, PrepareFailure> {
+    ) -> Result<MediaStream, PrepareFailure> {
         let sockets = bind_stream(self.settings.media_bind_ip, stream).map_err(|source| {
             PrepareFailure::RtpPort {
                 port: stream.local_port,
@@ -50,7 +49,7 @@ impl RecordingTask {
             entry.file = Some(name);
             entry.sample_rate = Some(sample_rate);
         }
-        let (control, control_rx) = mpsc::unbounded_channel();
+        let control = self.settings.media.assign();
         let receiving = stream.answered_direction == Direction::RecvOnly;
         self.streams.push(StreamHandle {
             index,
@@ -66,7 +65,7 @@ impl RecordingTask {
             finished: false,
             closed: false,
         });
-        let task = StreamTask {
+        Ok(MediaStream {
             index,
             sockets,
             timeline,
@@ -75,9 +74,27 @@ impl RecordingTask {
             paused: !receiving,
             srtp,
             accounting: StreamAccounting::new(sample_rate),
-            warned_undecodable: false,
+        })
+    }
+
+    /// Hands an opened stream to its media worker: from here on it receives.
+    pub(super) fn start_stream(
+        &mut self,
+        stream: MediaStream,
+        blocks: &mpsc::UnboundedSender<StreamBlock>,
+    ) {
+        let index = stream.index;
+        let Some(handle) = self.streams.iter().find(|h| h.index == index) else {
+            return;
         };
-        Ok((task, control_rx))
+        if handle.control.start(stream, blocks.clone()).is_err() {
+            // Only at shutdown: the workers end after every recording.
+            tracing::error!(
+                recording_id = self.recording_id,
+                stream = index,
+                "media workers gone: stream not recorded"
+            );
+        }
     }
 
     /// Open a stream for every recording.json stream the re-offer added.
@@ -101,14 +118,14 @@ impl RecordingTask {
                 .collect();
         for (index, stream) in added {
             match self.open_stream(index, &stream) {
-                Ok((task, control_rx)) => {
+                Ok(opened) => {
                     tracing::info!(
                         recording_id = self.recording_id,
                         stream = index,
                         port = stream.local_port,
                         "stream added"
                     );
-                    tokio::spawn(task.run(control_rx, blocks.clone()));
+                    self.start_stream(opened, &blocks);
                 }
                 Err(e) => {
                     // The answer already went out; the rest of the recording goes on.

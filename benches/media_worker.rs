@@ -1,0 +1,115 @@
+//! The media worker's per-packet path: what a worker does with one datagram — the source
+//! filter, RTP parse, accounting, timeline and PCMU decode, and the worker-wide tick's share
+//! — first on in-memory bytes, then with the receive itself (`recvfrom` on a loopback
+//! socket, drained as a worker drains a ready socket).
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use sip_recorder::config::MediaSource;
+use sip_recorder::media::accounting::StreamAccounting;
+use sip_recorder::media::rtp::write_packet;
+use sip_recorder::media::{Decoder, StreamTimeline, TimelineConfig};
+use sip_recorder::recording::stream::{MediaStream, StreamReceiver, StreamSockets};
+use sip_recorder::recording::workers::{Port, Scratch, drain_socket};
+use std::hint::black_box;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// A PCMU receiver on a loopback socket, as a worker holds it.
+fn pcmu_receiver(start: Instant) -> (UdpSocket, StreamReceiver) {
+    let rtp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("loopback bind");
+    rtp.set_nonblocking(true).expect("non-blocking");
+    let decoder = Decoder::for_codec("PCMU").expect("PCMU is supported");
+    let config = TimelineConfig::for_decoder(&decoder);
+    // Decoder and output rate are the same: no conversion that could fail.
+    let timeline = StreamTimeline::new(config, 0, decoder, start).expect("same rate");
+    let stream = MediaStream {
+        index: 0,
+        sockets: StreamSockets { rtp, rtcp: None },
+        timeline,
+        remote: Some(Ipv4Addr::LOCALHOST.into()),
+        media_source: MediaSource::Strict,
+        paused: false,
+        srtp: None,
+        accounting: StreamAccounting::new(8000),
+    };
+    let (sockets, receiver) = stream.into_parts(start);
+    (sockets.rtp, receiver)
+}
+
+fn packet(wire: &mut Vec<u8>, n: u64) {
+    wire.clear();
+    write_packet(
+        wire,
+        false,
+        0,
+        n as u16,
+        (n as u32).wrapping_mul(160),
+        0x1234_5678,
+        &[0x55; 160],
+    );
+}
+
+/// In-memory datagrams on a virtual 20 ms clock; every 5th packet is a tick (100 ms).
+fn receiver_per_packet(c: &mut Criterion) {
+    let mut g = c.benchmark_group("media_worker");
+    g.throughput(Throughput::Elements(1));
+    let start = Instant::now();
+    let (_socket, mut receiver) = pcmu_receiver(start);
+    let from: SocketAddr = (Ipv4Addr::LOCALHOST, 40_000).into();
+    let mut scratch_plain = Vec::with_capacity(2048);
+    let mut out = Vec::with_capacity(4800);
+    let mut wire = Vec::with_capacity(256);
+    let mut n = 0u64;
+    g.bench_function("receiver_per_packet/pcmu", |b| {
+        b.iter(|| {
+            packet(&mut wire, n);
+            let now = start + Duration::from_millis(20 * n);
+            receiver.on_rtp_port(now, black_box(&wire), from, &mut scratch_plain);
+            if n % 5 == 4 {
+                black_box(receiver.poll(now, &mut out));
+            }
+            n += 1;
+        })
+    });
+    g.finish();
+}
+
+/// 64 datagrams queued on a loopback socket (sent outside the timing), then drained by
+/// `drain_socket` exactly as a worker drains a ready socket; one tick per 5 packets' worth.
+fn loopback_drain(c: &mut Criterion) {
+    const BURST: u64 = 64;
+    let mut g = c.benchmark_group("media_worker");
+    g.throughput(Throughput::Elements(BURST));
+    let start = Instant::now();
+    let (socket, mut receiver) = pcmu_receiver(start);
+    let to = socket.local_addr().expect("bound");
+    let socket = mio::net::UdpSocket::from_std(socket);
+    let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("loopback bind");
+    let mut scratch = Scratch::default();
+    let mut wire = Vec::with_capacity(256);
+    let mut n = 0u64;
+    g.bench_function("loopback_drain_64/pcmu", |b| {
+        b.iter_batched(
+            || {
+                for _ in 0..BURST {
+                    packet(&mut wire, n);
+                    sender.send_to(&wire, to).expect("loopback send");
+                    n += 1;
+                }
+                start + Duration::from_millis(20 * n)
+            },
+            |now| {
+                let more = drain_socket(&socket, Port::Rtp, &mut receiver, &mut scratch, 1024, now);
+                for _ in 0..BURST / 5 {
+                    black_box(receiver.poll(now, scratch.out()));
+                }
+                more
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, receiver_per_packet, loopback_drain);
+criterion_main!(benches);
