@@ -2,6 +2,7 @@
 //! a dozen series do not need a metrics registry in the hot path.
 
 use super::ApiState;
+use crate::telemetry::Telemetry;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -9,14 +10,36 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 pub async fn render(State(s): State<ApiState>) -> impl IntoResponse {
-    let t = &s.telemetry;
+    let t: &Telemetry = &s.telemetry;
     let mut out = String::with_capacity(2048);
-    let mut gauge = |name: &str, help: &str, value: f64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
-    };
+    state_gauges(&mut out, t);
+    event_counters(&mut out, t);
+    sip_counters(&mut out, t);
+    rtp_by_codec(&mut out, t);
+    cdr_receivers(&mut out, t);
+    if let Some(storage) = t.storage.get() {
+        object_storage(&mut out, storage);
+    }
+    rtp_undecodable(&mut out, t);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// One unlabelled series with its HELP and TYPE lines.
+fn series(out: &mut String, kind: &str, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+/// The HELP and TYPE lines of a labelled counter family; its series follow.
+fn counter_family(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+}
+
+/// What the recorder holds right now: recordings, dialogs, ports, drain and disk state.
+fn state_gauges(out: &mut String, t: &Telemetry) {
+    let mut gauge = |name: &str, help: &str, value: f64| series(out, "gauge", name, help, value);
     gauge(
         "sip_recorder_active_recordings",
         "Recordings in progress.",
@@ -52,50 +75,56 @@ pub async fn render(State(s): State<ApiState>) -> impl IntoResponse {
         "Used percent of the recordings disk.",
         t.disk_used_percent.load(Ordering::Relaxed) as f64,
     );
-    let _ = writeln!(
-        out,
-        "# HELP sip_recorder_recordings_total Recordings started (calls per second = rate of this).\n\
-         # TYPE sip_recorder_recordings_total counter\nsip_recorder_recordings_total {}",
-        t.recordings_started.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sip_recorder_silent_streams_total Streams that ended without sound (one-way or silent audio).\n\
-         # TYPE sip_recorder_silent_streams_total counter\nsip_recorder_silent_streams_total {}",
-        t.silent_streams.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sip_recorder_incomplete_recordings_total Recordings that ended with loss, media gaps or missing packets.\n\
-         # TYPE sip_recorder_incomplete_recordings_total counter\nsip_recorder_incomplete_recordings_total {}",
-        t.incomplete_recordings.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sip_recorder_siprec_metadata_unreadable_total SIPREC metadata documents that could not be read (calls recorded anyway).\n\
-         # TYPE sip_recorder_siprec_metadata_unreadable_total counter\nsip_recorder_siprec_metadata_unreadable_total {}",
-        t.metadata_unreadable.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sip_recorder_sip_responses_total SIP responses sent, by status code.\n# TYPE sip_recorder_sip_responses_total counter"
-    );
-    for (code, n) in t.responses() {
-        let _ = writeln!(
-            out,
-            "sip_recorder_sip_responses_total{{code=\"{code}\"}} {n}"
-        );
+}
+
+/// Recordings started, and those that ended silent, incomplete or with unreadable metadata.
+fn event_counters(out: &mut String, t: &Telemetry) {
+    for (name, help, value) in [
+        (
+            "sip_recorder_recordings_total",
+            "Recordings started (calls per second = rate of this).",
+            &t.recordings_started,
+        ),
+        (
+            "sip_recorder_silent_streams_total",
+            "Streams that ended without sound (one-way or silent audio).",
+            &t.silent_streams,
+        ),
+        (
+            "sip_recorder_incomplete_recordings_total",
+            "Recordings that ended with loss, media gaps or missing packets.",
+            &t.incomplete_recordings,
+        ),
+        (
+            "sip_recorder_siprec_metadata_unreadable_total",
+            "SIPREC metadata documents that could not be read (calls recorded anyway).",
+            &t.metadata_unreadable,
+        ),
+    ] {
+        series(out, "counter", name, help, value.load(Ordering::Relaxed));
     }
-    let _ = writeln!(
+}
+
+/// SIP responses by status code and requests taken despite an oddity by kind.
+fn sip_counters(out: &mut String, t: &Telemetry) {
+    let name = "sip_recorder_sip_responses_total";
+    counter_family(out, name, "SIP responses sent, by status code.");
+    for (code, n) in t.responses() {
+        let _ = writeln!(out, "{name}{{code=\"{code}\"}} {n}");
+    }
+    let name = "sip_recorder_sip_tolerances_total";
+    counter_family(
         out,
-        "# HELP sip_recorder_sip_tolerances_total SIP requests taken despite an oddity (SPEC 3), by kind.\n# TYPE sip_recorder_sip_tolerances_total counter"
+        name,
+        "SIP requests taken despite an oddity (SPEC 3), by kind.",
     );
     for (kind, n) in t.sip_tolerances() {
-        let _ = writeln!(
-            out,
-            "sip_recorder_sip_tolerances_total{{kind=\"{kind}\"}} {n}"
-        );
+        let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {n}");
     }
+}
+
+/// RTP packets received, lost and late, one family each, by codec.
+fn rtp_by_codec(out: &mut String, t: &Telemetry) {
     let rtp = t.rtp_by_codec();
     for (name, help, pick) in [
         (
@@ -114,32 +143,31 @@ pub async fn render(State(s): State<ApiState>) -> impl IntoResponse {
             2,
         ),
     ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        counter_family(out, name, help);
         for (codec, c) in &rtp {
             let v = [c.received, c.lost, c.late][pick];
+            // The codec name comes from the SDP: keep it from breaking the label syntax.
             let codec = codec.replace(['"', '\\', '\n'], "_");
             let _ = writeln!(out, "{name}{{codec=\"{codec}\"}} {v}");
         }
     }
-    cdr_receivers(&mut out, t);
-    if let Some(storage) = t.storage.get() {
-        object_storage(&mut out, storage);
-    }
-    let _ = writeln!(
+}
+
+/// RTP packets of a payload type no decoder takes, by payload type.
+fn rtp_undecodable(out: &mut String, t: &Telemetry) {
+    let name = "sip_recorder_rtp_packets_undecodable_total";
+    counter_family(
         out,
-        "# HELP sip_recorder_rtp_packets_undecodable_total RTP packets of a payload type no decoder takes (their time is silence in the file), by payload type.\n# TYPE sip_recorder_rtp_packets_undecodable_total counter"
+        name,
+        "RTP packets of a payload type no decoder takes (their time is silence in the file), by payload type.",
     );
     for (pt, n) in t.rtp_undecodable() {
-        let _ = writeln!(
-            out,
-            "sip_recorder_rtp_packets_undecodable_total{{payload_type=\"{pt}\"}} {n}"
-        );
+        let _ = writeln!(out, "{name}{{payload_type=\"{pt}\"}} {n}");
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
 /// Per CDR receiver: up (last attempt succeeded), pending records, delivered and failed.
-fn cdr_receivers(out: &mut String, t: &crate::telemetry::Telemetry) {
+fn cdr_receivers(out: &mut String, t: &Telemetry) {
     let receivers = t.cdr_receivers();
     let _ = writeln!(
         out,
