@@ -8,7 +8,7 @@ use super::{
 use quick_xml::Reader;
 use quick_xml::XmlVersion;
 use quick_xml::escape::resolve_predefined_entity;
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, BytesText, Event};
 
 /// A field of BroadWorks' `broadWorksRecordingMetadata`.
 #[derive(Debug, Clone, Copy)]
@@ -470,17 +470,7 @@ fn open(
 
 /// Parse a recording metadata document (RFC 7865 and the dialects in the module comment).
 pub fn parse_metadata(xml: &[u8]) -> Result<RecordingMetadata, MetadataError> {
-    if xml.len() > MAX_METADATA_BYTES {
-        return Err(MetadataError::TooLarge(xml.len()));
-    }
-    // RFC 7865 metadata is UTF-8; checking it all up front also covers text in skipped
-    // elements, which is never decoded below.
-    if let Err(e) = std::str::from_utf8(xml) {
-        return Err(MetadataError::NotXml(e.to_string()));
-    }
-    // quick-xml skips a byte order mark without counting it in its positions; without it
-    // here, the offsets of raw-kept elements would be three bytes off.
-    let xml = xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml);
+    let xml = checked_input(xml)?;
     let mut reader = Reader::from_reader(xml);
     let cfg = reader.config_mut();
     // One code path for `<x/>` and `<x></x>`.
@@ -488,80 +478,21 @@ pub fn parse_metadata(xml: &[u8]) -> Result<RecordingMetadata, MetadataError> {
     cfg.check_end_names = true;
     cfg.allow_dangling_amp = false;
 
-    let mut b = Builder::default();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut text = String::new();
-    let mut root_done = false;
-
+    let mut walk = Walk::default();
     loop {
         // Where the next event starts: the first byte of a raw-kept element.
         let at = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
         match reader.read_event()? {
-            Event::Start(e) => {
-                if root_done {
-                    return Err(MetadataError::NotXml(
-                        "content after the root element".into(),
-                    ));
-                }
-                if stack.len() >= MAX_METADATA_DEPTH {
-                    return Err(MetadataError::TooDeep);
-                }
-                let frame = match open(&mut b, stack.last().copied(), &e)? {
-                    Frame::Raw(_) => Frame::Raw(at),
-                    Frame::Text(f) => {
-                        text.clear();
-                        Frame::Text(f)
-                    }
-                    other => other,
-                };
-                stack.push(frame);
-            }
+            Event::Start(e) => walk.start(at, &e)?,
             Event::End(_) => {
-                // check_end_names guarantees a matching Start, so the stack is not empty;
-                // an empty one is still reported rather than trusted.
-                let Some(frame) = stack.pop() else {
-                    return Err(MetadataError::NotXml("unmatched end tag".into()));
-                };
-                match frame {
-                    Frame::Text(field) => {
-                        b.set_text(field, &text)?;
-                        text.clear();
-                    }
-                    Frame::Raw(start) => {
-                        let end = usize::try_from(reader.buffer_position()).unwrap_or(xml.len());
-                        b.keep_raw(xml.get(start..end).unwrap_or_default());
-                    }
-                    _ => {}
-                }
-                if stack.is_empty() {
-                    root_done = true;
-                }
+                let end = usize::try_from(reader.buffer_position()).unwrap_or(xml.len());
+                walk.end(xml, end)?;
             }
-            Event::Text(t) => {
-                if let Some(Frame::Text(_)) = stack.last() {
-                    text.push_str(&t.xml10_content()?);
-                } else if stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) {
-                    return Err(MetadataError::NotXml(
-                        "text outside the root element".into(),
-                    ));
-                }
-            }
-            Event::GeneralRef(r) => {
-                // Resolve even where the text is unused, so a bad entity is always an error.
-                let mut s = String::new();
-                resolve_ref(&r, &mut s)?;
-                if stack.is_empty() {
-                    return Err(MetadataError::NotXml(
-                        "text outside the root element".into(),
-                    ));
-                }
-                if let Some(Frame::Text(_)) = stack.last() {
-                    text.push_str(&s);
-                }
-            }
+            Event::Text(t) => walk.text(&t)?,
+            Event::GeneralRef(r) => walk.general_ref(&r)?,
             Event::CData(c) => {
-                if let Some(Frame::Text(_)) = stack.last() {
-                    text.push_str(&c.xml10_content()?);
+                if walk.in_text_field() {
+                    walk.text.push_str(&c.xml10_content()?);
                 }
             }
             Event::DocType(_) => return Err(MetadataError::Doctype),
@@ -573,13 +504,117 @@ pub fn parse_metadata(xml: &[u8]) -> Result<RecordingMetadata, MetadataError> {
             Event::Eof => break,
         }
     }
-    if !stack.is_empty() {
-        return Err(MetadataError::NotXml(
-            "document ends inside an element".into(),
-        ));
+    walk.finish()
+}
+
+/// The size and encoding checks made before any parsing; returns the document without a BOM.
+fn checked_input(xml: &[u8]) -> Result<&[u8], MetadataError> {
+    if xml.len() > MAX_METADATA_BYTES {
+        return Err(MetadataError::TooLarge(xml.len()));
     }
-    if !root_done {
-        return Err(MetadataError::NotXml("no root element".into()));
+    // RFC 7865 metadata is UTF-8; checking it all up front also covers text in skipped
+    // elements, which is never decoded below.
+    if let Err(e) = std::str::from_utf8(xml) {
+        return Err(MetadataError::NotXml(e.to_string()));
     }
-    Ok(b.finish())
+    // quick-xml skips a byte order mark without counting it in its positions; without it
+    // here, the offsets of raw-kept elements would be three bytes off.
+    Ok(xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml))
+}
+
+/// One document's walk: the metadata built so far, the open elements, the text of the
+/// innermost text field, and whether the root element has closed.
+#[derive(Default)]
+struct Walk {
+    b: Builder,
+    stack: Vec<Frame>,
+    text: String,
+    root_done: bool,
+}
+
+impl Walk {
+    fn in_text_field(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Text(_)))
+    }
+
+    /// A start tag at byte `at`.
+    fn start(&mut self, at: usize, e: &BytesStart<'_>) -> Result<(), MetadataError> {
+        if self.root_done {
+            return Err(MetadataError::NotXml(
+                "content after the root element".into(),
+            ));
+        }
+        if self.stack.len() >= MAX_METADATA_DEPTH {
+            return Err(MetadataError::TooDeep);
+        }
+        let frame = match open(&mut self.b, self.stack.last().copied(), e)? {
+            Frame::Raw(_) => Frame::Raw(at),
+            Frame::Text(f) => {
+                self.text.clear();
+                Frame::Text(f)
+            }
+            other => other,
+        };
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    /// An end tag that ends at byte `end` of `xml`.
+    fn end(&mut self, xml: &[u8], end: usize) -> Result<(), MetadataError> {
+        // check_end_names guarantees a matching Start, so the stack is not empty;
+        // an empty one is still reported rather than trusted.
+        let Some(frame) = self.stack.pop() else {
+            return Err(MetadataError::NotXml("unmatched end tag".into()));
+        };
+        match frame {
+            Frame::Text(field) => {
+                self.b.set_text(field, &self.text)?;
+                self.text.clear();
+            }
+            Frame::Raw(start) => self.b.keep_raw(xml.get(start..end).unwrap_or_default()),
+            _ => {}
+        }
+        if self.stack.is_empty() {
+            self.root_done = true;
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, t: &BytesText<'_>) -> Result<(), MetadataError> {
+        if self.in_text_field() {
+            self.text.push_str(&t.xml10_content()?);
+        } else if self.stack.is_empty() && !t.iter().all(u8::is_ascii_whitespace) {
+            return Err(MetadataError::NotXml(
+                "text outside the root element".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn general_ref(&mut self, r: &BytesRef<'_>) -> Result<(), MetadataError> {
+        // Resolve even where the text is unused, so a bad entity is always an error.
+        let mut s = String::new();
+        resolve_ref(r, &mut s)?;
+        if self.stack.is_empty() {
+            return Err(MetadataError::NotXml(
+                "text outside the root element".into(),
+            ));
+        }
+        if self.in_text_field() {
+            self.text.push_str(&s);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<RecordingMetadata, MetadataError> {
+        if !self.stack.is_empty() {
+            return Err(MetadataError::NotXml(
+                "document ends inside an element".into(),
+            ));
+        }
+        if !self.root_done {
+            return Err(MetadataError::NotXml("no root element".into()));
+        }
+        Ok(self.b.finish())
+    }
 }
