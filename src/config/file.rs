@@ -1,8 +1,9 @@
 //! The TOML file format: private per-table structs, table-by-table parsing, error line numbers.
 
 use super::{
-    Config, ConfigError, FileSampleRate, ListenAddr, LogFormat, MediaConfig, MediaSource,
-    MediaWorkerCount, PausePolicy, RefusalAction, SipConfig, SrtpPolicy,
+    CdrConfig, Config, ConfigError, FileSampleRate, HttpConfig, LimitsConfig, ListenAddr,
+    LogFormat, MediaConfig, MediaSource, MediaWorkerCount, PausePolicy, RefusalAction,
+    SecurityConfig, SipConfig, SrtpPolicy,
 };
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -194,6 +195,65 @@ impl MediaFile {
     }
 }
 
+impl CdrFile {
+    fn merge_into(self, c: &mut CdrConfig) {
+        merge!(c.receivers, self.receivers);
+        merge!(c.batch_size, self.batch_size);
+        merge!(
+            c.request_timeout,
+            self.request_timeout_secs.map(Duration::from_secs)
+        );
+        merge!(
+            c.max_backoff,
+            self.max_backoff_secs.map(Duration::from_secs)
+        );
+        merge!(c.receiver_options, self.receiver_options);
+        merge!(c.edr_log_ack, self.edr_log_ack);
+    }
+}
+
+impl HttpFile {
+    fn merge_into(self, c: &mut HttpConfig) {
+        merge!(c.listen, self.listen);
+        merge!(c.users, self.users);
+        merge!(c.tokens, self.tokens);
+        // "" = none, as for the SIP listener's certificate.
+        let path = |p: PathBuf| (!p.as_os_str().is_empty()).then_some(p);
+        if let Some(p) = self.tls_certificate {
+            c.tls_certificate = path(p);
+        }
+        if let Some(p) = self.tls_private_key {
+            c.tls_private_key = path(p);
+        }
+    }
+}
+
+impl LimitsFile {
+    fn merge_into(self, c: &mut LimitsConfig) {
+        merge!(c.max_sessions, self.max_sessions);
+        merge!(c.retry_after_secs, self.retry_after_secs);
+        merge!(
+            c.disk_high_watermark_percent,
+            self.disk_high_watermark_percent
+        );
+        merge!(
+            c.disk_low_watermark_percent,
+            self.disk_low_watermark_percent
+        );
+    }
+}
+
+impl SecurityFile {
+    fn merge_into(self, c: &mut SecurityConfig) {
+        merge!(c.allow, self.allow);
+        merge!(c.refused_action, self.refused_action);
+        merge!(c.rate_limit_per_second, self.rate_limit_per_second);
+        merge!(c.rate_limit_burst, self.rate_limit_burst);
+        merge!(c.rate_limited_action, self.rate_limited_action);
+        merge!(c.drop_scanners, self.drop_scanners);
+    }
+}
+
 pub(super) const TABLES: &[&str] = &[
     "sip",
     "media",
@@ -297,48 +357,9 @@ impl Config {
                     let f: SpoolFile = section(text, name, value)?;
                     merge!(c.spool.dir, f.dir);
                 }
-                "cdr" => {
-                    let f: CdrFile = section(text, name, value)?;
-                    merge!(c.cdr.receivers, f.receivers);
-                    merge!(c.cdr.batch_size, f.batch_size);
-                    merge!(
-                        c.cdr.request_timeout,
-                        f.request_timeout_secs.map(Duration::from_secs)
-                    );
-                    merge!(
-                        c.cdr.max_backoff,
-                        f.max_backoff_secs.map(Duration::from_secs)
-                    );
-                    merge!(c.cdr.receiver_options, f.receiver_options);
-                    merge!(c.cdr.edr_log_ack, f.edr_log_ack);
-                }
-                "http" => {
-                    let f: HttpFile = section(text, name, value)?;
-                    merge!(c.http.listen, f.listen);
-                    merge!(c.http.users, f.users);
-                    merge!(c.http.tokens, f.tokens);
-                    // "" = none, as for the SIP listener's certificate.
-                    let path = |p: PathBuf| (!p.as_os_str().is_empty()).then_some(p);
-                    if let Some(p) = f.tls_certificate {
-                        c.http.tls_certificate = path(p);
-                    }
-                    if let Some(p) = f.tls_private_key {
-                        c.http.tls_private_key = path(p);
-                    }
-                }
-                "limits" => {
-                    let f: LimitsFile = section(text, name, value)?;
-                    merge!(c.limits.max_sessions, f.max_sessions);
-                    merge!(c.limits.retry_after_secs, f.retry_after_secs);
-                    merge!(
-                        c.limits.disk_high_watermark_percent,
-                        f.disk_high_watermark_percent
-                    );
-                    merge!(
-                        c.limits.disk_low_watermark_percent,
-                        f.disk_low_watermark_percent
-                    );
-                }
+                "cdr" => section::<CdrFile>(text, name, value)?.merge_into(&mut c.cdr),
+                "http" => section::<HttpFile>(text, name, value)?.merge_into(&mut c.http),
+                "limits" => section::<LimitsFile>(text, name, value)?.merge_into(&mut c.limits),
                 "shutdown" => {
                     let f: ShutdownFile = section(text, name, value)?;
                     merge!(
@@ -347,13 +368,7 @@ impl Config {
                     );
                 }
                 "security" => {
-                    let f: SecurityFile = section(text, name, value)?;
-                    merge!(c.security.allow, f.allow);
-                    merge!(c.security.refused_action, f.refused_action);
-                    merge!(c.security.rate_limit_per_second, f.rate_limit_per_second);
-                    merge!(c.security.rate_limit_burst, f.rate_limit_burst);
-                    merge!(c.security.rate_limited_action, f.rate_limited_action);
-                    merge!(c.security.drop_scanners, f.drop_scanners);
+                    section::<SecurityFile>(text, name, value)?.merge_into(&mut c.security);
                 }
                 "storage" => {
                     let f: super::storage::StorageFile = section(text, name, value)?;
