@@ -50,7 +50,27 @@ impl Config {
         Ok(())
     }
 
+    /// `[sip]`, checked in the order of its groups: listeners and TLS, message bounds,
+    /// timers, connections, the Server header.
     fn validate_sip(&self) -> Result<(), ConfigError> {
+        self.validate_sip_listeners()?;
+        self.validate_sip_message_bounds()?;
+        self.validate_sip_timers()?;
+        self.validate_sip_connections()?;
+        if let Some(h) = &self.sip.server_header {
+            // It goes verbatim into a header line: a CR or LF would inject headers.
+            if h.chars().any(|c| c.is_control()) {
+                return Err(invalid(
+                    "sip.server_header",
+                    "must not contain control characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// At least one listener, none twice; a certificate and key if any is TLS.
+    fn validate_sip_listeners(&self) -> Result<(), ConfigError> {
         let s = &self.sip;
         if s.listen.is_empty() {
             return Err(invalid("sip.listen", "at least one listener is needed"));
@@ -80,6 +100,11 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        Ok(())
+    }
+
+    fn validate_sip_message_bounds(&self) -> Result<(), ConfigError> {
+        let s = &self.sip;
         if s.max_message_size < MIN_MESSAGE_SIZE {
             return Err(invalid(
                 "sip.max_message_size",
@@ -89,6 +114,12 @@ impl Config {
         if s.max_headers == 0 {
             return Err(invalid("sip.max_headers", "must be at least 1"));
         }
+        Ok(())
+    }
+
+    /// T1 and T2 (RFC 3261 17.1.1.1), the Session-Expires floor, the TCP idle timeout.
+    fn validate_sip_timers(&self) -> Result<(), ConfigError> {
+        let s = &self.sip;
         if s.t1.is_zero() {
             return Err(invalid("sip.t1_ms", "must be at least 1"));
         }
@@ -111,6 +142,11 @@ impl Config {
         if s.tcp_idle_timeout.is_zero() {
             return Err(invalid("sip.tcp_idle_timeout_secs", "must be at least 1"));
         }
+        Ok(())
+    }
+
+    fn validate_sip_connections(&self) -> Result<(), ConfigError> {
+        let s = &self.sip;
         if s.max_connections == 0 {
             return Err(invalid("sip.max_connections", "must be at least 1"));
         }
@@ -119,15 +155,6 @@ impl Config {
                 "sip.max_connections_per_source",
                 "must be at least 1",
             ));
-        }
-        if let Some(h) = &s.server_header {
-            // It goes verbatim into a header line: a CR or LF would inject headers.
-            if h.chars().any(|c| c.is_control()) {
-                return Err(invalid(
-                    "sip.server_header",
-                    "must not contain control characters",
-                ));
-            }
         }
         Ok(())
     }
