@@ -342,67 +342,14 @@ pub fn start(settings: CdrSettings) -> Result<(CdrSink, CdrService), CdrError> {
         .map(|r| parse_receiver(r))
         .collect::<Result<Vec<_>, _>>()?;
     let root = settings.spool_dir.join("cdr");
-    let open = |dir: PathBuf, max| {
-        Spool::open(dir.clone(), max).map_err(|source| CdrError::Spool { path: dir, source })
-    };
 
     let session: Arc<str> = uuid::Uuid::new_v4().to_string().into();
     let instance = load_instance(&root)?;
     let cancel = CancellationToken::new();
-    let mut targets = Vec::new();
-    let mut receivers = Vec::new();
-    let mut keys = Vec::new();
-    for (raw, url) in settings.receivers.iter().zip(urls) {
-        let options = settings
-            .receiver_options
-            .get(raw)
-            .cloned()
-            .unwrap_or_default();
-        let key = receiver_key(&url);
-        let spool = Arc::new(open(root.join(&key), Some(settings.max_spool_records))?);
-        if !spool.is_empty() {
-            info!(receiver = %url, pending = spool.len(), "re-sending spooled CDRs");
-        }
-        let notify = Arc::new(Notify::new());
-        // Wake the task once so a reloaded spool is sent without waiting for a new record.
-        notify.notify_one();
-        targets.push(Target {
-            spool: spool.clone(),
-            notify: Some(notify.clone()),
-        });
-        let health = Arc::new(ReceiverHealth::new(&url, spool.clone()));
-        receivers.push((
-            Receiver {
-                url,
-                spool,
-                notify,
-                health,
-            },
-            options,
-        ));
-        keys.push(key);
-    }
-    if receivers.is_empty() {
-        targets.push(Target {
-            spool: Arc::new(open(root.join("local"), None)?),
-            notify: None,
-        });
-        keys.push("local".into());
-    }
-    warn_orphans(&root, &keys);
-
-    let mut tasks = Vec::new();
+    let Spools { targets, receivers } = open_receiver_spools(&settings, &root, urls)?;
     let health: Vec<Arc<ReceiverHealth>> =
         receivers.iter().map(|(r, _)| r.health.clone()).collect();
-    for (rx, options) in receivers {
-        let cfg = DeliveryConfig {
-            batch_size: options.batch_size.unwrap_or(settings.batch_size),
-            max_backoff: options.max_backoff.unwrap_or(settings.max_backoff),
-            instance: instance.clone(),
-        };
-        let client = http_client(&rx.url, &options, settings.request_timeout)?;
-        tasks.push(rt.spawn(delivery::run(rx, client, cfg, cancel.clone())));
-    }
+    let tasks = spawn_deliveries(&rt, &settings, receivers, &instance, &cancel)?;
 
     let (tx, rx) = mpsc::unbounded_channel();
     let stopping = Arc::new(AtomicBool::new(false));
@@ -430,6 +377,91 @@ pub fn start(settings: CdrSettings) -> Result<(CdrSink, CdrService), CdrError> {
         stopping,
     };
     Ok((sink, service))
+}
+
+/// What [`open_receiver_spools`] opened: the writer's targets, and each receiver with its
+/// options for its delivery task.
+struct Spools {
+    targets: Vec<Target>,
+    receivers: Vec<(Receiver, ReceiverOptions)>,
+}
+
+fn open_spool(dir: PathBuf, max: Option<usize>) -> Result<Spool, CdrError> {
+    Spool::open(dir.clone(), max).map_err(|source| CdrError::Spool { path: dir, source })
+}
+
+/// Opens one spool per receiver under `root`, or the `local` one when there is none.
+fn open_receiver_spools(
+    settings: &CdrSettings,
+    root: &Path,
+    urls: Vec<Url>,
+) -> Result<Spools, CdrError> {
+    let mut targets = Vec::new();
+    let mut receivers = Vec::new();
+    let mut keys = Vec::new();
+    for (raw, url) in settings.receivers.iter().zip(urls) {
+        let options = settings
+            .receiver_options
+            .get(raw)
+            .cloned()
+            .unwrap_or_default();
+        let key = receiver_key(&url);
+        let spool = Arc::new(open_spool(
+            root.join(&key),
+            Some(settings.max_spool_records),
+        )?);
+        if !spool.is_empty() {
+            info!(receiver = %url, pending = spool.len(), "re-sending spooled CDRs");
+        }
+        let notify = Arc::new(Notify::new());
+        // Wake the task once so a reloaded spool is sent without waiting for a new record.
+        notify.notify_one();
+        targets.push(Target {
+            spool: spool.clone(),
+            notify: Some(notify.clone()),
+        });
+        let health = Arc::new(ReceiverHealth::new(&url, spool.clone()));
+        receivers.push((
+            Receiver {
+                url,
+                spool,
+                notify,
+                health,
+            },
+            options,
+        ));
+        keys.push(key);
+    }
+    if receivers.is_empty() {
+        targets.push(Target {
+            spool: Arc::new(open_spool(root.join("local"), None)?),
+            notify: None,
+        });
+        keys.push("local".into());
+    }
+    warn_orphans(root, &keys);
+    Ok(Spools { targets, receivers })
+}
+
+/// One delivery task per receiver, each with its own HTTP client and overrides applied.
+fn spawn_deliveries(
+    rt: &tokio::runtime::Handle,
+    settings: &CdrSettings,
+    receivers: Vec<(Receiver, ReceiverOptions)>,
+    instance: &Arc<str>,
+    cancel: &CancellationToken,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, CdrError> {
+    let mut tasks = Vec::new();
+    for (rx, options) in receivers {
+        let cfg = DeliveryConfig {
+            batch_size: options.batch_size.unwrap_or(settings.batch_size),
+            max_backoff: options.max_backoff.unwrap_or(settings.max_backoff),
+            instance: instance.clone(),
+        };
+        let client = http_client(&rx.url, &options, settings.request_timeout)?;
+        tasks.push(rt.spawn(delivery::run(rx, client, cfg, cancel.clone())));
+    }
+    Ok(tasks)
 }
 
 fn http_client(
