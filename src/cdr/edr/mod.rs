@@ -161,7 +161,38 @@ fn encode_one(v: &str) -> String {
 /// Formats one EDR line (without the trailing LF).
 pub fn format_line(r: &EdrRecord, instance: &str) -> String {
     let at = r.at.unwrap_or_else(OffsetDateTime::now_utc);
+    let mut line = fmt_time(at);
+    line.push('<');
+    for c in r.instance.as_deref().unwrap_or(instance).chars() {
+        match c {
+            '<' | '>' => push_pct(&mut line, c),
+            c => encode_value(&mut line, c.encode_utf8(&mut [0; 4])),
+        }
+    }
+    line.push('>');
+    line.push_str(r.event.as_str());
+    for (k, v) in fields_of(r) {
+        line.push('|');
+        line.push_str(&k);
+        line.push('=');
+        line.push_str(&v);
+    }
+    line
+}
+
+/// The `KEY=value` fields of one line, encoded, in key order (stable: equal keys keep the
+/// order they were added in).
+fn fields_of(r: &EdrRecord) -> Vec<(String, String)> {
     let mut fields: Vec<(String, String)> = Vec::with_capacity(20);
+    text_fields(r, &mut fields);
+    numeric_fields(r, &mut fields);
+    extra_fields(r, &mut fields);
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    fields
+}
+
+/// Header values and addresses, as received: percent-encoded.
+fn text_fields(r: &EdrRecord, fields: &mut Vec<(String, String)>) {
     let mut opt = |k: &str, v: &Option<String>| {
         if let Some(v) = v {
             fields.push((k.to_string(), encode_one(v)));
@@ -177,6 +208,10 @@ pub fn format_line(r: &EdrRecord, instance: &str) -> String {
     opt("VIA_BRANCH", &r.via_branch);
     opt("VIA_RECEIVED", &r.via_received);
     opt("REMOTE_IP", &r.remote_ip);
+}
+
+/// Numbers, flags (present only when set), response codes and times.
+fn numeric_fields(r: &EdrRecord, fields: &mut Vec<(String, String)>) {
     let numbers = [
         ("CSEQ", r.cseq.map(u64::from)),
         ("VIA_PORT", r.via_port.map(u64::from)),
@@ -211,6 +246,10 @@ pub fn format_line(r: &EdrRecord, instance: &str) -> String {
     if let Some(t) = r.response_at {
         fields.push(("RESPONSE_AT".into(), fmt_time(t)));
     }
+}
+
+/// Fields a caller added by name; the name becomes an upper-case `[A-Z0-9_]` key.
+fn extra_fields(r: &EdrRecord, fields: &mut Vec<(String, String)>) {
     for (k, v) in &r.extra {
         let key: String = k
             .chars()
@@ -221,25 +260,6 @@ pub fn format_line(r: &EdrRecord, instance: &str) -> String {
             fields.push((key, encode_one(v)));
         }
     }
-    fields.sort_by(|a, b| a.0.cmp(&b.0));
-
-    let mut line = fmt_time(at);
-    line.push('<');
-    for c in r.instance.as_deref().unwrap_or(instance).chars() {
-        match c {
-            '<' | '>' => push_pct(&mut line, c),
-            c => encode_value(&mut line, c.encode_utf8(&mut [0; 4])),
-        }
-    }
-    line.push('>');
-    line.push_str(r.event.as_str());
-    for (k, v) in fields {
-        line.push('|');
-        line.push_str(&k);
-        line.push('=');
-        line.push_str(&v);
-    }
-    line
 }
 
 #[derive(Debug, Clone)]
