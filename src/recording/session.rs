@@ -376,6 +376,68 @@ fn decoded_rate(codec: &str, clock_rate: u32) -> u32 {
     }
 }
 
+/// The document as the call starts: who called whom, the request as received, no streams yet.
+fn initial_document(
+    recording_id: &str,
+    call_leg_id: String,
+    req: &RecordingRequest,
+    at: OffsetDateTime,
+    cisco_bib_leg: Option<BibLeg>,
+) -> RecordingDocument {
+    let g = req.genesys.as_ref();
+    RecordingDocument {
+        recording_id: recording_id.to_string(),
+        call_leg_id,
+        kind: req.kind,
+        record_id: g.map(|g| g.record_id.clone()),
+        calluuid: g.and_then(|g| g.calluuid.clone()),
+        dn: g.and_then(|g| g.dn.clone()),
+        other_dn: g.and_then(|g| g.other_dn.clone()),
+        record_dn: g.and_then(|g| g.record_dn.clone()),
+        uri_params: req.uri_params.clone(),
+        sip_call_id: req.sip_call_id.clone(),
+        from: req.from.clone(),
+        to: req.to.clone(),
+        request_uri: req.request_uri.clone(),
+        sip_headers: req
+            .sip_headers
+            .iter()
+            .map(|h| HeaderEntry {
+                name: h.name.clone(),
+                value: h.value.clone(),
+            })
+            .collect(),
+        started_at: rfc3339(at),
+        ended_at: None,
+        state: RecordingState::Active,
+        end_reason: None,
+        pauses: vec![],
+        streams: vec![],
+        mixed_file: None,
+        mixed_duration_seconds: None,
+        stereo_file: None,
+        stereo_duration_seconds: None,
+        complete: true,
+        warnings: vec![],
+        dtmf: vec![],
+        participants: None,
+        siprec_session_id: None,
+        metadata_file: req
+            .siprec_metadata
+            .as_ref()
+            .map(|_| METADATA_FILE.to_string()),
+        metadata_error: None,
+        metadata_updates: vec![],
+        metadata_updates_unlisted: 0,
+        broadworks: None,
+        metadata_extensions: vec![],
+        group_id: None,
+        correlation_id: None,
+        cisco_bib_leg,
+        storage: None,
+    }
+}
+
 impl RecordingSession {
     /// `call_leg_id` comes from the UAS's seeded generator with the recording id, so this
     /// core draws nothing itself.
@@ -386,7 +448,6 @@ impl RecordingSession {
         media: &MediaSession,
         at: OffsetDateTime,
     ) -> Self {
-        let g = req.genesys.as_ref();
         let initial = req
             .siprec_metadata
             .as_ref()
@@ -397,57 +458,7 @@ impl RecordingSession {
             history: ParticipantHistory::default(),
             cisco_parties: cisco_recording_participants(&req.sip_headers),
             bib_party: bib.as_ref().and_then(|b| b.party()),
-            doc: RecordingDocument {
-                recording_id: recording_id.to_string(),
-                call_leg_id,
-                kind: req.kind,
-                record_id: g.map(|g| g.record_id.clone()),
-                calluuid: g.and_then(|g| g.calluuid.clone()),
-                dn: g.and_then(|g| g.dn.clone()),
-                other_dn: g.and_then(|g| g.other_dn.clone()),
-                record_dn: g.and_then(|g| g.record_dn.clone()),
-                uri_params: req.uri_params.clone(),
-                sip_call_id: req.sip_call_id.clone(),
-                from: req.from.clone(),
-                to: req.to.clone(),
-                request_uri: req.request_uri.clone(),
-                sip_headers: req
-                    .sip_headers
-                    .iter()
-                    .map(|h| HeaderEntry {
-                        name: h.name.clone(),
-                        value: h.value.clone(),
-                    })
-                    .collect(),
-                started_at: rfc3339(at),
-                ended_at: None,
-                state: RecordingState::Active,
-                end_reason: None,
-                pauses: vec![],
-                streams: vec![],
-                mixed_file: None,
-                mixed_duration_seconds: None,
-                stereo_file: None,
-                stereo_duration_seconds: None,
-                complete: true,
-                warnings: vec![],
-                dtmf: vec![],
-                participants: None,
-                siprec_session_id: None,
-                metadata_file: req
-                    .siprec_metadata
-                    .as_ref()
-                    .map(|_| METADATA_FILE.to_string()),
-                metadata_error: None,
-                metadata_updates: vec![],
-                metadata_updates_unlisted: 0,
-                broadworks: None,
-                metadata_extensions: vec![],
-                group_id: None,
-                correlation_id: None,
-                cisco_bib_leg: bib.map(|b| b.leg),
-                storage: None,
-            },
+            doc: initial_document(recording_id, call_leg_id, req, at, bib.map(|b| b.leg)),
         };
         match initial {
             Some(Ok(m)) => {
