@@ -110,12 +110,42 @@ async fn wait_ready(args: &Args, local_ip: IpAddr) -> Result<(), String> {
 }
 
 async fn run(args: Args) -> Result<bool, String> {
+    let shared = connect(&args).await?;
+    let (results, elapsed) = place_calls(&args, &shared).await?;
+    let report = report::Report::new(
+        &results,
+        &shared.pacer.stats,
+        shared.peak.load(Ordering::Relaxed),
+        elapsed,
+    );
+    let mut ok = report.failed_total() == 0;
+    let verification = match &args.verify {
+        Some(dir) => {
+            let expect = verify::Expectation {
+                streams: usize::from(args.streams),
+                hold: args.hold,
+                tolerance: args.duration_tolerance,
+            };
+            let timeout = Duration::from_secs_f64(args.verify_timeout.max(0.0));
+            let v = verify::verify(dir, &results, &expect, timeout).await;
+            ok &= v.ok();
+            Some(v)
+        }
+        None => None,
+    };
+    print_report(&args, &report, verification.as_ref(), ok);
+    Ok(ok)
+}
+
+/// Waits for the target if asked, opens the SIP transport and the RTP pacer, and draws the
+/// tones and run id every call shares.
+async fn connect(args: &Args) -> Result<Arc<Shared>, String> {
     let local_ip = match args.local_ip {
         Some(ip) => ip,
         None => route_ip(args.target).map_err(|e| format!("no route to {}: {e}", args.target))?,
     };
     if args.wait_ready > 0.0 {
-        wait_ready(&args, local_ip).await?;
+        wait_ready(args, local_ip).await?;
     }
     let sip = transport::SipTransport::open(args.transport, args.target, local_ip)
         .await
@@ -128,7 +158,7 @@ async fn run(args: Args) -> Result<bool, String> {
     let pacer = rtp::Pacer::start(tasks, usize::from(args.streams), local_ip)
         .map_err(|e| format!("RTP sockets: {e}"))?;
     let codec: Codec = args.codec;
-    let shared = Arc::new(Shared {
+    Ok(Arc::new(Shared {
         tones: vec![
             Arc::new(tone::ToneFrames::new(codec, 440.0)),
             Arc::new(tone::ToneFrames::new(codec, 880.0)),
@@ -140,8 +170,16 @@ async fn run(args: Args) -> Result<bool, String> {
         local_ip,
         active: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
-    });
+    }))
+}
 
+/// Places calls at `--rate`, at most `--concurrency` at once, until `--calls` are placed or
+/// `--duration` has passed (10 calls if neither is given); returns every call's result and
+/// the time from the first call to the end of the last.
+async fn place_calls(
+    args: &Args,
+    shared: &Arc<Shared>,
+) -> Result<(Vec<CallResult>, Duration), String> {
     let total = match (args.calls, args.duration) {
         (Some(n), _) => Some(n),
         (None, Some(_)) => None,
@@ -179,41 +217,27 @@ async fn run(args: Args) -> Result<bool, String> {
             Err(e) => return Err(format!("call task failed: {e}")),
         }
     }
-    let elapsed = started.elapsed();
-    let report = report::Report::new(
-        &results,
-        &shared.pacer.stats,
-        shared.peak.load(Ordering::Relaxed),
-        elapsed,
-    );
-    let mut ok = report.failed_total() == 0;
+    Ok((results, started.elapsed()))
+}
 
-    let verification = match &args.verify {
-        Some(dir) => {
-            let expect = verify::Expectation {
-                streams: usize::from(args.streams),
-                hold: args.hold,
-                tolerance: args.duration_tolerance,
-            };
-            let timeout = Duration::from_secs_f64(args.verify_timeout.max(0.0));
-            let v = verify::verify(dir, &results, &expect, timeout).await;
-            ok &= v.ok();
-            Some(v)
-        }
-        None => None,
-    };
+/// The report on stdout: one JSON document with `--json`, else text for a person.
+fn print_report(
+    args: &Args,
+    report: &report::Report,
+    verification: Option<&verify::Verification>,
+    ok: bool,
+) {
     if args.json {
         let mut j = report.to_json();
-        if let Some(v) = &verification {
+        if let Some(v) = verification {
             j["verify"] = v.to_json();
         }
         j["ok"] = ok.into();
         println!("{j}");
     } else {
         println!("{}", report.human());
-        if let Some(v) = &verification {
+        if let Some(v) = verification {
             println!("{}", v.human());
         }
     }
-    Ok(ok)
 }
