@@ -180,8 +180,7 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     stats: Arc<PacerStats>,
 ) {
-    let mut streams: Vec<Stream> = Vec::new();
-    let mut index: HashMap<u64, usize> = HashMap::new();
+    let mut table = StreamTable::default();
     let mut buf = [0u8; 1500];
     let mut tick = tokio::time::interval(PTIME);
     // Burst: a late tick is caught up, so every stream sends one packet per 20 ms of its
@@ -196,44 +195,10 @@ async fn run(
             .max_late_us
             .fetch_max(late.as_micros() as u64, Ordering::Relaxed);
 
-        let mut pause_acks = Vec::new();
-        let mut remove_acks = Vec::new();
+        let mut acks = Acks::default();
         loop {
             match commands.try_recv() {
-                Ok(Command::Add(key, spec)) => {
-                    index.insert(key, streams.len());
-                    streams.push(Stream {
-                        key,
-                        seq: rand::random(),
-                        ts: rand::random(),
-                        sent: 0,
-                        frame: 0,
-                        paused: false,
-                        spec,
-                    });
-                }
-                Ok(Command::Pause(key, ack)) => {
-                    if let Some(&i) = index.get(&key) {
-                        streams[i].paused = true;
-                    }
-                    pause_acks.push(ack);
-                }
-                Ok(Command::Resume(key)) => {
-                    if let Some(&i) = index.get(&key) {
-                        streams[i].paused = false;
-                    }
-                }
-                Ok(Command::Remove(key, ack)) => {
-                    if let Some(i) = index.remove(&key) {
-                        let s = streams.swap_remove(i);
-                        if let Some(moved) = streams.get(i) {
-                            index.insert(moved.key, i);
-                        }
-                        remove_acks.push((ack, s.sent));
-                    } else {
-                        remove_acks.push((ack, 0));
-                    }
-                }
+                Ok(command) => table.apply(command, &mut acks),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     closed = true;
@@ -242,34 +207,14 @@ async fn run(
             }
         }
         // Acknowledged before this tick's sends: nothing more leaves for these streams.
-        for ack in pause_acks {
-            let _ = ack.send(());
-        }
-        for (ack, sent) in remove_acks {
-            let _ = ack.send(sent);
-        }
-        if closed && streams.is_empty() {
+        acks.send();
+        if closed && table.streams.is_empty() {
             return;
         }
 
-        for s in streams.iter_mut() {
+        for s in table.streams.iter_mut() {
             if !s.paused {
-                let len = packet(&mut buf, s, s.sent == 0);
-                let sock = &socks[s.spec.socket.min(socks.len() - 1)];
-                let ok = match sock.try_send_to(&buf[..len], s.spec.dest) {
-                    Ok(_) => true,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        stats.blocked.fetch_add(1, Ordering::Relaxed);
-                        sock.send_to(&buf[..len], s.spec.dest).await.is_ok()
-                    }
-                    Err(_) => false,
-                };
-                if ok {
-                    s.sent += 1;
-                    s.seq = s.seq.wrapping_add(1);
-                } else {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                }
+                send_packet(&socks, &mut buf, s, &stats).await;
             }
             // The media clock runs on through pauses and failed sends, as a real sender's.
             s.ts = s.ts.wrapping_add(TS_PER_FRAME);
@@ -278,5 +223,94 @@ async fn run(
         if Instant::now() > scheduled + PTIME {
             stats.overruns.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// The streams one pacer task sends, with each key's position for commands.
+#[derive(Default)]
+struct StreamTable {
+    streams: Vec<Stream>,
+    index: HashMap<u64, usize>,
+}
+
+/// Replies owed for this tick's commands, sent together once all are applied.
+#[derive(Default)]
+struct Acks {
+    paused: Vec<oneshot::Sender<()>>,
+    removed: Vec<(oneshot::Sender<u64>, u64)>,
+}
+
+impl Acks {
+    fn send(self) {
+        for ack in self.paused {
+            let _ = ack.send(());
+        }
+        for (ack, sent) in self.removed {
+            let _ = ack.send(sent);
+        }
+    }
+}
+
+impl StreamTable {
+    fn apply(&mut self, command: Command, acks: &mut Acks) {
+        match command {
+            Command::Add(key, spec) => {
+                self.index.insert(key, self.streams.len());
+                self.streams.push(Stream {
+                    key,
+                    seq: rand::random(),
+                    ts: rand::random(),
+                    sent: 0,
+                    frame: 0,
+                    paused: false,
+                    spec,
+                });
+            }
+            Command::Pause(key, ack) => {
+                if let Some(&i) = self.index.get(&key) {
+                    self.streams[i].paused = true;
+                }
+                acks.paused.push(ack);
+            }
+            Command::Resume(key) => {
+                if let Some(&i) = self.index.get(&key) {
+                    self.streams[i].paused = false;
+                }
+            }
+            Command::Remove(key, ack) => {
+                let sent = self.remove(key).map_or(0, |s| s.sent);
+                acks.removed.push((ack, sent));
+            }
+        }
+    }
+
+    /// Swap-removes the stream, re-indexing the one moved into its place.
+    fn remove(&mut self, key: u64) -> Option<Stream> {
+        let i = self.index.remove(&key)?;
+        let s = self.streams.swap_remove(i);
+        if let Some(moved) = self.streams.get(i) {
+            self.index.insert(moved.key, i);
+        }
+        Some(s)
+    }
+}
+
+/// Sends the stream's next packet; a full socket buffer is waited out, not dropped.
+async fn send_packet(socks: &[UdpSocket], buf: &mut [u8], s: &mut Stream, stats: &PacerStats) {
+    let len = packet(buf, s, s.sent == 0);
+    let sock = &socks[s.spec.socket.min(socks.len() - 1)];
+    let ok = match sock.try_send_to(&buf[..len], s.spec.dest) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            stats.blocked.fetch_add(1, Ordering::Relaxed);
+            sock.send_to(&buf[..len], s.spec.dest).await.is_ok()
+        }
+        Err(_) => false,
+    };
+    if ok {
+        s.sent += 1;
+        s.seq = s.seq.wrapping_add(1);
+    } else {
+        stats.errors.fetch_add(1, Ordering::Relaxed);
     }
 }
