@@ -200,6 +200,7 @@ impl G726Decoder {
 
     /// `dq` is the signed difference with its sign kept apart, since a negative zero (a code
     /// word whose log magnitude underflows) still sets the sign of the stored difference.
+    /// One function on purpose: it follows the ITU-T G.726 reference's `update` step by step.
     fn update(&mut self, y: i32, wi: i32, fi: i32, dq: (i32, bool), sr: i32, dqsez: i32) {
         let (dq, negative) = dq;
         let pk0: i16 = i16::from(dqsez < 0);
