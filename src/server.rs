@@ -526,13 +526,7 @@ fn uas_config(config: &Config, media_ip: IpAddr) -> UasConfig {
         server_header: config.sip.server_header.clone(),
         report_acks: config.cdr.edr_log_ack,
         sources: crate::sip::source_policy::SourcePolicyConfig {
-            // Validated by Config::validate.
-            allow: config
-                .security
-                .allow
-                .iter()
-                .filter_map(|c| c.parse().ok())
-                .collect(),
+            allow: config.security.allow.clone(),
             reply_to_refused: config.security.refused_action == crate::config::RefusalAction::Reply,
             rate_per_second: f64::from(config.security.rate_limit_per_second),
             burst: f64::from(config.security.rate_limit_burst),

@@ -1,7 +1,7 @@
 //! The TOML file format: private per-table structs, table-by-table parsing, error line numbers.
 
 use super::{
-    CdrConfig, Config, ConfigError, FileSampleRate, HttpConfig, LimitsConfig, ListenAddr,
+    CdrConfig, Cidr, Config, ConfigError, FileSampleRate, HttpConfig, LimitsConfig, ListenAddr,
     LogFormat, MediaConfig, MediaSource, MediaWorkerCount, PausePolicy, RefusalAction,
     SecurityConfig, SipConfig, SrtpPolicy,
 };
@@ -122,7 +122,7 @@ struct ShutdownFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SecurityFile {
-    allow: Option<Vec<String>>,
+    allow: Option<Vec<Cidr>>,
     refused_action: Option<RefusalAction>,
     rate_limit_per_second: Option<u32>,
     rate_limit_burst: Option<u32>,

@@ -20,8 +20,10 @@ mod file;
 mod storage;
 mod validate;
 
-// A listener's transport is the SIP core's notion; the configuration names it.
+// A listener's transport and an allow-list network are the SIP core's notions; the
+// configuration names them.
 pub use crate::sip::Transport;
+pub use crate::sip::source_policy::Cidr;
 pub use storage::{ServerSideEncryption, StorageConfig};
 
 /// `udp:IP:PORT` | `tcp:IP:PORT` | `tls:IP:PORT` (IPv6 as `[::1]:5060`).
@@ -71,8 +73,8 @@ pub struct Config {
 /// Source control (SPEC §7).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecurityConfig {
-    /// CIDRs allowed to send SIP; empty allows everyone. Default empty.
-    pub allow: Vec<String>,
+    /// Networks allowed to send SIP; empty allows everyone. Default empty.
+    pub allow: Vec<Cidr>,
     /// Refused sources get 403 (`Reply`, default) or nothing (`Drop`).
     pub refused_action: RefusalAction,
     /// Out-of-dialog requests per second per source IP; 0 disables. Default 1000.

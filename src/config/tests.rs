@@ -744,3 +744,23 @@ fn media_workers_auto_is_one_per_core_and_a_count_is_taken_as_given() {
     assert_eq!(c.media.workers.threads(), 1);
     c.validate().unwrap();
 }
+
+#[test]
+fn security_allow_is_parsed_into_networks_and_a_bad_entry_is_named() {
+    let c =
+        parse("[security]\nallow = [\"10.0.0.0/8\", \"2001:db8::/32\", \"192.0.2.7\"]\n").unwrap();
+    let allow = &c.security.allow;
+    assert_eq!(allow.len(), 3);
+    assert!(allow[0].contains("10.9.8.7".parse().unwrap()));
+    assert!(!allow[0].contains("11.0.0.1".parse().unwrap()));
+    assert!(allow[1].contains("2001:db8::1".parse().unwrap()));
+    assert!(allow[2].contains("192.0.2.7".parse().unwrap()));
+    for bad in ["10.0.0.0/33", "not-a-network", "10.0.0.0/x"] {
+        let e = parse(&format!(
+            "[security]\nallow = [\"10.0.0.0/8\", \"{bad}\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key().as_deref(), Some("security.allow"), "{bad}: {e}");
+        assert!(e.to_string().contains(bad), "{bad}: {e}");
+    }
+}

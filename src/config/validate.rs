@@ -238,11 +238,6 @@ impl Config {
     }
 
     fn validate_security(&self) -> Result<(), ConfigError> {
-        for cidr in &self.security.allow {
-            if let Err(e) = cidr.parse::<crate::sip::source_policy::Cidr>() {
-                return Err(invalid("security.allow", e));
-            }
-        }
         if self.security.rate_limit_per_second > 0 && self.security.rate_limit_burst == 0 {
             return Err(invalid(
                 "security.rate_limit_burst",

@@ -39,6 +39,15 @@ impl FromStr for Cidr {
     }
 }
 
+/// Read from the configuration as its text form, so that a bad entry is refused where the
+/// file is parsed, naming `security.allow`.
+impl<'de> serde::Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
