@@ -770,7 +770,7 @@ fn log_transaction(io: &CoreIo, record: &crate::sip::transaction_log::Transactio
 fn internal_error_edr(io: &CoreIo, recording_id: &str, what: &str) {
     let Some(call_id) = io
         .telemetry
-        .recording(recording_id)
+        .published(recording_id)
         .and_then(|d| d["sip_call_id"].as_str().map(str::to_string))
     else {
         return;

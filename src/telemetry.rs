@@ -26,6 +26,20 @@ pub struct RecordingChange {
     pub document: Option<Value>,
 }
 
+/// How a recording task is asked for its current document: the API and `/metrics` ask only
+/// when they are read, instead of every task serializing its document every second.
+pub type SnapshotRequests = tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<Value>>;
+
+/// How long a read waits for a busy recording task before it shows the last published state.
+const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// An active recording: its document as of its last state change, and how to ask it for
+/// the current one (counters included).
+struct ActiveRecording {
+    document: Value,
+    snapshots: SnapshotRequests,
+}
+
 /// Changes buffered for slow event subscribers before they miss some (they then get a
 /// fresh full list).
 const EVENT_BUFFER: usize = 1024;
@@ -55,10 +69,10 @@ pub struct Telemetry {
     responses: Mutex<BTreeMap<u16, u64>>,
     /// SIP requests taken despite an oddity (SPEC §3 tolerances), by kind.
     sip_tolerances: Mutex<BTreeMap<&'static str, u64>>,
-    /// recording.json of every active recording, by recording id.
-    active: DashMap<String, Value>,
+    /// Every active recording, by recording id.
+    active: DashMap<String, ActiveRecording>,
     recent: Mutex<VecDeque<Value>>,
-    /// RTP counters of ended recordings by codec (active ones are summed at render time).
+    /// RTP counters of ended recordings by codec (active ones are summed at scrape time).
     rtp_ended: Mutex<BTreeMap<String, RtpCounters>>,
     /// Undecodable RTP packets of ended recordings by payload type.
     undecodable_ended: Mutex<BTreeMap<u8, u64>>,
@@ -131,15 +145,29 @@ impl Telemetry {
         self.responses.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
-    pub fn publish_active(&self, recording_id: &str, document: Value) {
-        // Events on state changes only: counters move every second and would drown them.
+    /// A recording's state changed (started, paused, resumed, streams or metadata changed):
+    /// its document is published and told to event subscribers.
+    pub fn publish_active(
+        &self,
+        recording_id: &str,
+        document: Value,
+        snapshots: &SnapshotRequests,
+    ) {
+        // Events for what subscribers follow (state, pauses), not for a metadata refresh.
         let changed = self.active.get(recording_id).is_none_or(|old| {
-            old["state"] != document["state"] || old["pauses"] != document["pauses"]
+            old.document["state"] != document["state"]
+                || old.document["pauses"] != document["pauses"]
         });
         if changed {
             self.changed(recording_id, Some(document.clone()));
         }
-        self.active.insert(recording_id.to_string(), document);
+        self.active.insert(
+            recording_id.to_string(),
+            ActiveRecording {
+                document,
+                snapshots: snapshots.clone(),
+            },
+        );
     }
 
     /// A recording ended (or was discarded, `document = None`): move it to the recent list.
@@ -161,9 +189,15 @@ impl Telemetry {
         }
     }
 
-    pub fn recording(&self, recording_id: &str) -> Option<Value> {
-        if let Some(doc) = self.active.get(recording_id) {
-            return Some(doc.clone());
+    /// The current document of an active recording (asked from its task), else of a recent
+    /// ended one.
+    pub async fn recording(&self, recording_id: &str) -> Option<Value> {
+        let active = self
+            .active
+            .get(recording_id)
+            .map(|a| (a.document.clone(), a.snapshots.clone()));
+        if let Some((published, snapshots)) = active {
+            return Some(current(published, &snapshots).await);
         }
         let recent = self.recent.lock().ok()?;
         recent
@@ -174,9 +208,37 @@ impl Telemetry {
             .map(|d| self.with_upload(d))
     }
 
-    /// Active recordings first, then the most recent ended ones.
-    pub fn recordings(&self) -> (Vec<Value>, Vec<Value>) {
-        let active = self.active.iter().map(|e| e.value().clone()).collect();
+    /// A recording's document as last published (active) or as it ended (recent), without
+    /// asking its task: for the fields that do not change during a call.
+    pub fn published(&self, recording_id: &str) -> Option<Value> {
+        if let Some(a) = self.active.get(recording_id) {
+            return Some(a.document.clone());
+        }
+        let recent = self.recent.lock().ok()?;
+        recent
+            .iter()
+            .rev()
+            .find(|d| d["recording_id"] == recording_id)
+            .cloned()
+    }
+
+    /// Whether a recording is active (the API's stop refuses others).
+    pub fn is_active(&self, recording_id: &str) -> bool {
+        self.active.contains_key(recording_id)
+    }
+
+    /// Active recordings' documents as of their last state change: what events report.
+    pub fn published_active(&self) -> Vec<Value> {
+        self.active
+            .iter()
+            .map(|e| e.value().document.clone())
+            .collect()
+    }
+
+    /// Active recordings' current documents (asked from their tasks), then the most recent
+    /// ended ones.
+    pub async fn recordings(&self) -> (Vec<Value>, Vec<Value>) {
+        let active = self.current_active().await;
         let recent: Vec<Value> = self
             .recent
             .lock()
@@ -186,6 +248,31 @@ impl Telemetry {
             active,
             recent.into_iter().map(|d| self.with_upload(d)).collect(),
         )
+    }
+
+    /// Every active recording's current document, all asked at once.
+    pub async fn current_active(&self) -> Vec<Value> {
+        let asked: Vec<(Value, SnapshotRequests)> = self
+            .active
+            .iter()
+            .map(|e| (e.value().document.clone(), e.value().snapshots.clone()))
+            .collect();
+        let mut docs = Vec::with_capacity(asked.len());
+        let pending: Vec<_> = asked
+            .into_iter()
+            .map(|(published, snapshots)| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let asked = snapshots.send(tx).is_ok();
+                (published, asked.then_some(rx))
+            })
+            .collect();
+        for (published, rx) in pending {
+            docs.push(match rx {
+                Some(rx) => answer_or(published, rx).await,
+                None => published,
+            });
+        }
+        docs
     }
 
     /// An ended recording's upload state (recording.json `storage`) changed. A finished
@@ -218,10 +305,11 @@ impl Telemetry {
         self.active.len()
     }
 
-    pub fn rtp_by_codec(&self) -> BTreeMap<String, RtpCounters> {
+    /// RTP counters by codec: ended recordings plus `active` (their current documents).
+    pub fn rtp_by_codec(&self, active: &[Value]) -> BTreeMap<String, RtpCounters> {
         let mut totals = self.rtp_ended.lock().map(|t| t.clone()).unwrap_or_default();
-        for doc in self.active.iter() {
-            add_rtp(&mut totals, doc.value());
+        for doc in active {
+            add_rtp(&mut totals, doc);
         }
         totals
     }
@@ -232,20 +320,36 @@ impl Telemetry {
     }
 
     /// RTP packets no decoder took, by payload type, over all recordings.
-    pub fn rtp_undecodable(&self) -> BTreeMap<u8, u64> {
+    pub fn rtp_undecodable(&self, active: &[Value]) -> BTreeMap<u8, u64> {
         let mut totals = self
             .undecodable_ended
             .lock()
             .map(|t| t.clone())
             .unwrap_or_default();
-        for doc in self.active.iter() {
-            add_undecodable(&mut totals, doc.value());
+        for doc in active {
+            add_undecodable(&mut totals, doc);
         }
         totals
     }
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// The task's current document, or the published one when it does not answer in time.
+async fn current(published: Value, snapshots: &SnapshotRequests) -> Value {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if snapshots.send(tx).is_err() {
+        return published;
+    }
+    answer_or(published, rx).await
+}
+
+async fn answer_or(published: Value, rx: tokio::sync::oneshot::Receiver<Value>) -> Value {
+    match tokio::time::timeout(SNAPSHOT_WAIT, rx).await {
+        Ok(Ok(doc)) => doc,
+        _ => published,
     }
 }
 
@@ -275,5 +379,86 @@ fn add_rtp(totals: &mut BTreeMap<String, RtpCounters>, doc: &Value) {
         t.received += s["packets_received"].as_u64().unwrap_or(0);
         t.lost += s["packets_lost"].as_u64().unwrap_or(0);
         t.late += s["packets_late"].as_u64().unwrap_or(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A recording task's side of the snapshot channel: answers every request with `doc`
+    /// and counts the requests.
+    fn task_answering(doc: Value) -> (SnapshotRequests, Arc<AtomicU64>) {
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<Value>>();
+        let asked = Arc::new(AtomicU64::new(0));
+        let counter = asked.clone();
+        tokio::spawn(async move {
+            while let Some(reply) = rx.recv().await {
+                counter.fetch_add(1, Ordering::Relaxed);
+                let _ = reply.send(doc.clone());
+            }
+        });
+        (tx, asked)
+    }
+
+    #[tokio::test]
+    async fn reads_ask_the_task_for_its_current_document_and_only_when_read() {
+        let t = Telemetry::default();
+        let published = json!({"recording_id": "r1", "state": "active", "pauses": 0,
+            "streams": [{"codec": "PCMU", "packets_received": 0}]});
+        let current = json!({"recording_id": "r1", "state": "active", "pauses": 0,
+            "streams": [{"codec": "PCMU", "packets_received": 250}]});
+        let (snapshots, asked) = task_answering(current.clone());
+        t.publish_active("r1", published.clone(), &snapshots);
+        assert_eq!(asked.load(Ordering::Relaxed), 0, "publishing asks nothing");
+        assert_eq!(t.recording("r1").await, Some(current.clone()));
+        let (active, _) = t.recordings().await;
+        assert_eq!(active, vec![current.clone()]);
+        let rtp = t.rtp_by_codec(&t.current_active().await);
+        assert_eq!(rtp["PCMU"].received, 250);
+        assert_eq!(asked.load(Ordering::Relaxed), 3, "one question per read");
+        // Events and the EDR see the published document, without asking.
+        assert_eq!(t.published_active(), vec![published.clone()]);
+        assert_eq!(t.published("r1"), Some(published));
+        assert_eq!(asked.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_task_that_does_not_answer_shows_its_published_document() {
+        let t = Telemetry::default();
+        let published = json!({"recording_id": "r2", "state": "paused", "pauses": 1});
+        // A task busy past the wait: requests are taken and never answered.
+        let (snapshots, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let held = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Some(reply) = rx.recv().await {
+                kept.push(reply);
+            }
+        });
+        t.publish_active("r2", published.clone(), &snapshots);
+        assert_eq!(t.recording("r2").await, Some(published.clone()));
+        assert!(t.is_active("r2"));
+        t.publish_ended("r2", Some(json!({"recording_id": "r2", "state": "ended"})));
+        assert!(!t.is_active("r2"));
+        assert_eq!(t.recording("r2").await.unwrap()["state"], "ended");
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn events_follow_state_and_pauses_not_every_publish() {
+        let t = Telemetry::default();
+        let mut changes = t.subscribe();
+        let (snapshots, _asked) = task_answering(json!({}));
+        let doc = |state: &str, pauses: u64, meta: u64| json!({"recording_id": "r3", "state": state, "pauses": pauses, "metadata_updates": meta});
+        t.publish_active("r3", doc("active", 0, 0), &snapshots);
+        t.publish_active("r3", doc("active", 0, 1), &snapshots);
+        t.publish_active("r3", doc("paused", 1, 1), &snapshots);
+        let mut states = Vec::new();
+        while let Ok(c) = changes.try_recv() {
+            states.push(c.document.unwrap()["state"].as_str().unwrap().to_string());
+        }
+        assert_eq!(states, ["active", "paused"]);
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::rtp::{Codec, Pacer, RtpSender, media_sdp, send_tones};
 use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -243,4 +244,48 @@ fn api_over_tls() {
     let mut buf = String::new();
     let _ = plain.read_to_string(&mut buf);
     assert!(!buf.starts_with("HTTP/1.1 200"), "{buf}");
+}
+
+/// The API and `/metrics` show a live call's packet counters as they grow, with no state
+/// change in between: each read asks the recording for its current document (recordings
+/// publish only their state changes).
+#[test]
+fn api_and_metrics_show_live_counters_between_state_changes() {
+    let rec = Recorder::start(&[]);
+    let mut c = rec.udp();
+    let mut call = Call::genesys(&c);
+    let invite = call.invite_sdp(&media_sdp(1, &[Codec::Pcmu], "sendonly"));
+    let answer = sdp_of(&establish(&mut c, &mut call, &invite));
+    let (_, doc) = rec.wait_call_state(&call.call_id, "active", T);
+    let id = doc["recording_id"].as_str().expect("id").to_string();
+    rec.wait_api_state(&id, "active");
+    let dest = SocketAddr::from(([127, 0, 0, 1], answer.audio()[0].port));
+    let mut sender = RtpSender::new(Codec::Pcmu, dest, 440.0);
+    let pacer = Pacer::new();
+    for upto in [50u64, 100] {
+        send_tones(&pacer, (upto - 50)..upto, &mut [&mut sender]);
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let (_, body) = api(&rec, "GET", &format!("/api/v1/recordings/{id}"));
+            let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            let metrics = metrics_text(rec.http_addr);
+            let scraped: f64 = metrics
+                .lines()
+                .filter(|l| l.starts_with("sip_recorder_rtp_packets_received_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            let api_count = v["streams"][0]["packets_received"].as_u64();
+            if api_count == Some(upto) && scraped == upto as f64 {
+                assert_eq!(v["state"], "active", "{v}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "after {upto} packets: API shows {api_count:?}, /metrics {scraped}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    hang_up(&mut c, &mut call);
+    rec.wait_call_state(&call.call_id, "ended", T);
 }

@@ -415,7 +415,7 @@ fn on_client(session: &mut Session, text: &str, state: &ApiState, replies: &mut 
             let m = &v["message"];
             let ok = match m["type"].as_str() {
                 Some("subscribeRequest") => {
-                    let (active, _) = state.telemetry.recordings();
+                    let active = state.telemetry.published_active();
                     subscribe(session, m, &active)
                 }
                 _ => false,
@@ -455,7 +455,7 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
             change = changes.recv() => match change {
                 // Missed changes only cost a fuller diff: the snapshot is the truth.
                 Ok(_) | Err(RecvError::Lagged(_)) => {
-                    let (active, _) = state.telemetry.recordings();
+                    let active = state.telemetry.published_active();
                     refresh(&mut session, &active);
                 }
                 Err(RecvError::Closed) => return,

@@ -11,16 +11,18 @@ use std::sync::atomic::Ordering;
 
 pub async fn render(State(s): State<ApiState>) -> impl IntoResponse {
     let t: &Telemetry = &s.telemetry;
+    // Active recordings' counters, asked from their tasks for this scrape.
+    let active = t.current_active().await;
     let mut out = String::with_capacity(2048);
     state_gauges(&mut out, t);
     event_counters(&mut out, t);
     sip_counters(&mut out, t);
-    rtp_by_codec(&mut out, t);
+    rtp_by_codec(&mut out, t, &active);
     cdr_receivers(&mut out, t);
     if let Some(storage) = t.storage.get() {
         object_storage(&mut out, storage);
     }
-    rtp_undecodable(&mut out, t);
+    rtp_undecodable(&mut out, t, &active);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -124,8 +126,8 @@ fn sip_counters(out: &mut String, t: &Telemetry) {
 }
 
 /// RTP packets received, lost and late, one family each, by codec.
-fn rtp_by_codec(out: &mut String, t: &Telemetry) {
-    let rtp = t.rtp_by_codec();
+fn rtp_by_codec(out: &mut String, t: &Telemetry, active: &[serde_json::Value]) {
+    let rtp = t.rtp_by_codec(active);
     for (name, help, pick) in [
         (
             "sip_recorder_rtp_packets_received_total",
@@ -154,14 +156,14 @@ fn rtp_by_codec(out: &mut String, t: &Telemetry) {
 }
 
 /// RTP packets of a payload type no decoder takes, by payload type.
-fn rtp_undecodable(out: &mut String, t: &Telemetry) {
+fn rtp_undecodable(out: &mut String, t: &Telemetry, active: &[serde_json::Value]) {
     let name = "sip_recorder_rtp_packets_undecodable_total";
     counter_family(
         out,
         name,
         "RTP packets of a payload type no decoder takes (their time is silence in the file), by payload type.",
     );
-    for (pt, n) in t.rtp_undecodable() {
+    for (pt, n) in t.rtp_undecodable(active) {
         let _ = writeln!(out, "{name}{{payload_type=\"{pt}\"}} {n}");
     }
 }

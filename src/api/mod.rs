@@ -95,7 +95,7 @@ async fn list(State(s): State<ApiState>, headers: HeaderMap) -> Response {
     if let Err(d) = authorize(&s, &headers, ApiRole::Read).await {
         return d.into_response();
     }
-    let (active, recent) = s.telemetry.recordings();
+    let (active, recent) = s.telemetry.recordings().await;
     Json(serde_json::json!({ "active": active, "recent": recent })).into_response()
 }
 
@@ -103,7 +103,7 @@ async fn one(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<Strin
     if let Err(d) = authorize(&s, &headers, ApiRole::Read).await {
         return d.into_response();
     }
-    match s.telemetry.recording(&id) {
+    match s.telemetry.recording(&id).await {
         Some(doc) => Json(doc).into_response(),
         None => (StatusCode::NOT_FOUND, "no such recording\n").into_response(),
     }
@@ -113,11 +113,7 @@ async fn stop(State(s): State<ApiState>, headers: HeaderMap, Path(id): Path<Stri
     if let Err(d) = authorize(&s, &headers, ApiRole::Admin).await {
         return d.into_response();
     }
-    let active = s
-        .telemetry
-        .recording(&id)
-        .is_some_and(|d| d["state"] != "ended");
-    if !active {
+    if !s.telemetry.is_active(&id) {
         return (StatusCode::NOT_FOUND, "no such active recording\n").into_response();
     }
     if s.commands

@@ -192,6 +192,8 @@ struct RecordingTask {
     stereo: Option<Stereo>,
     /// When the 200 OK went out; `None` until then (and no CDRs before it).
     established_at: Option<Instant>,
+    /// Where the API and `/metrics` ask for the current document when they are read.
+    snapshots: crate::telemetry::SnapshotRequests,
 }
 
 impl RecordingTask {
@@ -243,6 +245,7 @@ impl RecordingTask {
             blocks_tx: None,
             stereo: None,
             established_at: None,
+            snapshots: mpsc::unbounded_channel().0,
         }
     }
 
@@ -253,6 +256,8 @@ impl RecordingTask {
     ) {
         let (blocks_tx, mut blocks) = mpsc::unbounded_channel();
         self.blocks_tx = Some(blocks_tx.clone());
+        let (snapshots_tx, mut snapshots) = mpsc::unbounded_channel();
+        self.snapshots = snapshots_tx;
         let prepared = self.prepare(blocks_tx).await;
         let recording_id = self.recording_id.clone();
         if let Err(e) = &prepared {
@@ -301,8 +306,12 @@ impl RecordingTask {
                     }
                 },
                 Some(block) = blocks.recv() => self.take_block(block),
+                Some(reply) = snapshots.recv() => {
+                    if let Ok(doc) = serde_json::to_value(self.session.document()) {
+                        let _ = reply.send(doc);
+                    }
+                }
                 _ = media_check.tick() => {
-                    self.publish();
                     if !timeout_reported && self.media_timed_out(Instant::now()) {
                         timeout_reported = true;
                         tracing::warn!(recording_id, timeout_secs = self.settings.media_timeout.as_secs(), "no RTP: ending recording");
@@ -527,7 +536,7 @@ impl RecordingTask {
         if let Ok(doc) = serde_json::to_value(self.session.document()) {
             self.settings
                 .telemetry
-                .publish_active(&self.recording_id, doc);
+                .publish_active(&self.recording_id, doc, &self.snapshots);
         }
     }
 
