@@ -134,7 +134,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let storage = crate::storage::start_configured(&config, &telemetry, &shutdown)?;
     let locations = crate::storage::queue_recovered(storage.as_ref(), &recovered).await;
     for (r, location) in recovered.iter().zip(locations) {
-        recovered_cdrs(&logs.cdr, r, location);
+        r.send_cdrs(&logs.cdr, location);
     }
     open_recordings_dir(&config, &telemetry)?;
     let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(65536);
@@ -780,20 +780,4 @@ fn internal_error_edr(io: &CoreIo, recording_id: &str, what: &str) {
     io.edr.log(crate::cdr::edr::mapping::shutdown_record(
         instance, &exception,
     ));
-}
-
-/// A recording finalized by startup recovery still gets its callLegEnd and recordingEnd,
-/// stamped with the time its files were last written.
-fn recovered_cdrs(
-    cdr: &crate::cdr::CdrSink,
-    r: &crate::recording::startup::Recovered,
-    storage: Option<crate::cdr::ObjectStorage>,
-) {
-    let (at, records) = crate::cdr::legs::recovered(&r.document);
-    for mut record in records {
-        if let crate::cdr::CdrEvent::RecordingEnd(end) = &mut record {
-            end.storage = storage.clone();
-        }
-        cdr.record_at(record, at);
-    }
 }

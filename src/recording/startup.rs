@@ -94,6 +94,21 @@ where
 /// Directory depth searched below the recordings root (the default layout uses 4).
 const MAX_DEPTH: usize = 8;
 
+impl Recovered {
+    /// A recording finalized by startup recovery still gets its callLegEnd and recordingEnd,
+    /// stamped with the time its files were last written; `storage` says where its upload
+    /// stands.
+    pub fn send_cdrs(&self, cdr: &crate::cdr::CdrSink, storage: Option<crate::cdr::ObjectStorage>) {
+        let (at, records) = crate::cdr::legs::recovered(&self.document);
+        for mut record in records {
+            if let crate::cdr::CdrEvent::RecordingEnd(end) = &mut record {
+                end.storage = storage.clone();
+            }
+            cdr.record_at(record, at);
+        }
+    }
+}
+
 /// Find and finalize every unfinished recording under `root`. Problems with one recording
 /// are logged and do not stop the others.
 pub fn recover_unfinished(root: &Path) -> Vec<Recovered> {
