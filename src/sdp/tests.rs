@@ -433,9 +433,9 @@ fn srtp_line_with_mki_is_declined() {
     // undecryptable line, and the plain RTP line is still taken.
 }
 
-#[test]
-fn srtp_is_answered_with_the_recorders_own_key_and_follows_the_policy() {
-    let only = offer(&[
+/// An offer with only an SRTP line, two crypto lines (the first supported one is taken).
+fn savp_only_offer() -> Offer {
+    offer(&[
         "v=0",
         "o=- 1 1 IN IP4 10.0.0.1",
         "s=-",
@@ -444,7 +444,12 @@ fn srtp_is_answered_with_the_recorders_own_key_and_follows_the_policy() {
         "m=audio 4002 RTP/SAVP 0",
         "a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
         "a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
-    ]);
+    ])
+}
+
+#[test]
+fn srtp_is_answered_with_the_recorders_own_key_and_a_same_key_reoffer_keeps_it() {
+    let only = savp_only_offer();
     let mut pool = PortPool::new(20000, 20099);
     let s = answer_offer(&only, &cfg(), &mut pool, 2, &mut key_rng()).unwrap();
     let keys = s.streams[0].srtp.as_ref().expect("SRTP negotiated");
@@ -486,7 +491,12 @@ fn srtp_is_answered_with_the_recorders_own_key_and_follows_the_policy() {
     };
     assert_eq!(next.answer_sdp, s.answer_sdp);
     release_ports(&next, &mut pool);
+}
 
+#[test]
+fn srtp_policy_off_refuses_an_encrypted_only_offer_and_required_a_plain_one() {
+    let only = savp_only_offer();
+    let mut pool = PortPool::new(20000, 20099);
     // Policy off: an encrypted-only offer gets 488, nothing left allocated.
     let off = AnswerConfig {
         srtp: SrtpPolicy::Off,
@@ -521,6 +531,11 @@ fn srtp_is_answered_with_the_recorders_own_key_and_follows_the_policy() {
             ..
         })
     ));
+}
+
+#[test]
+fn an_encrypted_offer_whose_suites_are_all_unknown_is_refused() {
+    let mut pool = PortPool::new(20000, 20099);
     // An encrypted offer whose suites are all unknown cannot be recorded: 488.
     let unknown = offer(&[
         "v=0",
