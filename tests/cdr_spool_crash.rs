@@ -35,39 +35,24 @@ fn refusing_receiver(refusing: Arc<AtomicBool>) -> (String, Arc<Mutex<Vec<Post>>
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = got.clone();
     let count = Arc::new(AtomicUsize::new(0));
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("addr");
-            let app = Router::new().route(
-                "/cdr",
-                post(move |body: String| {
-                    let (sink, count, refusing) = (sink.clone(), count.clone(), refusing.clone());
-                    async move {
-                        tokio::time::sleep(Duration::from_millis(30)).await;
-                        let ok = count.fetch_add(1, Ordering::Relaxed) % 4 != 3
-                            && !refusing.load(Ordering::Relaxed);
-                        sink.lock().expect("lock").push(Post { body, ok });
-                        if ok {
-                            StatusCode::OK
-                        } else {
-                            StatusCode::INTERNAL_SERVER_ERROR
-                        }
-                    }
-                }),
-            );
-            let _ = axum::serve(listener, app).await;
-        });
-    });
-    let addr = rx.recv().expect("receiver address");
-    (format!("http://{addr}/cdr"), got)
+    let app = Router::new().route(
+        "/cdr",
+        post(move |body: String| {
+            let (sink, count, refusing) = (sink.clone(), count.clone(), refusing.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let ok = count.fetch_add(1, Ordering::Relaxed) % 4 != 3
+                    && !refusing.load(Ordering::Relaxed);
+                sink.lock().expect("lock").push(Post { body, ok });
+                if ok {
+                    StatusCode::OK
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            }
+        }),
+    );
+    (common::cdr::serve(app), got)
 }
 
 /// (session, correlatorIndex, recordIndex) of every record of a document.

@@ -37,8 +37,8 @@ fn recorder(garage: &Garage, storage_extra: &str, args: &[&str]) -> Recorder {
     )
 }
 
-/// A two-stream PCMU call with 200 ms of tones, hung up; returns its Call-ID.
-fn short_call(rec: &Recorder) -> String {
+/// A two-stream PCMU call that sent `packets` 20 ms packets of tones per stream, still up.
+fn call_with_tones(rec: &Recorder, packets: u64) -> (SipClient, Call) {
     let mut client = rec.udp();
     let mut call = Call::genesys(&client);
     let invite = call.invite_sdp(&media_sdp(1, &[Codec::Pcmu, Codec::Pcmu], "sendonly"));
@@ -47,7 +47,13 @@ fn short_call(rec: &Recorder) -> String {
     let dest = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
     let mut a = RtpSender::new(Codec::Pcmu, dest(ports[0]), 440.0);
     let mut b = RtpSender::new(Codec::Pcmu, dest(ports[1]), 1000.0);
-    send_tones(&Pacer::new(), 0..10, &mut [&mut a, &mut b]);
+    send_tones(&Pacer::new(), 0..packets, &mut [&mut a, &mut b]);
+    (client, call)
+}
+
+/// A two-stream PCMU call with 200 ms of tones, hung up; returns its Call-ID.
+fn short_call(rec: &Recorder) -> String {
+    let (mut client, mut call) = call_with_tones(rec, 10);
     hang_up(&mut client, &mut call);
     call.call_id.clone()
 }
@@ -604,15 +610,7 @@ fn a_recording_recovered_after_a_crash_is_uploaded() {
         "storage_class = \"STANDARD\"\n",
         &["--cdr-receiver", &url],
     );
-    let mut client = rec.udp();
-    let mut call = Call::genesys(&client);
-    let invite = call.invite_sdp(&media_sdp(1, &[Codec::Pcmu, Codec::Pcmu], "sendonly"));
-    let ok = establish(&mut client, &mut call, &invite);
-    let ports: Vec<u16> = sdp_of(&ok).audio().iter().map(|m| m.port).collect();
-    let dest = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
-    let mut a = RtpSender::new(Codec::Pcmu, dest(ports[0]), 440.0);
-    let mut b = RtpSender::new(Codec::Pcmu, dest(ports[1]), 1000.0);
-    send_tones(&Pacer::new(), 0..60, &mut [&mut a, &mut b]);
+    let (_client, call) = call_with_tones(&rec, 60);
     rec.wait_call_state(&call.call_id, "active", Duration::from_secs(5));
     rec.kill9();
     rec.restart();

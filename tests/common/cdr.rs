@@ -16,6 +16,24 @@ pub fn cdr_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
 pub fn cdr_receiver_refusing_until(until: Instant) -> (String, Arc<Mutex<Vec<String>>>) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = got.clone();
+    let app = Router::new().route(
+        "/cdr",
+        post(move |body: String| {
+            let sink = sink.clone();
+            async move {
+                if Instant::now() < until {
+                    return (StatusCode::NOT_FOUND, "not yet");
+                }
+                sink.lock().expect("lock").push(body);
+                (StatusCode::OK, "ok")
+            }
+        }),
+    );
+    (serve(app), got)
+}
+
+/// Serves `app` on 127.0.0.1:0 in its own thread and runtime; returns `http://ADDR/cdr`.
+pub fn serve(app: Router) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -28,22 +46,9 @@ pub fn cdr_receiver_refusing_until(until: Instant) -> (String, Arc<Mutex<Vec<Str
                 .expect("bind");
             tx.send(listener.local_addr().expect("addr"))
                 .expect("send addr");
-            let app = Router::new().route(
-                "/cdr",
-                post(move |body: String| {
-                    let sink = sink.clone();
-                    async move {
-                        if Instant::now() < until {
-                            return (StatusCode::NOT_FOUND, "not yet");
-                        }
-                        sink.lock().expect("lock").push(body);
-                        (StatusCode::OK, "ok")
-                    }
-                }),
-            );
             let _ = axum::serve(listener, app).await;
         });
     });
     let addr = rx.recv().expect("receiver address");
-    (format!("http://{addr}/cdr"), got)
+    format!("http://{addr}/cdr")
 }
