@@ -199,13 +199,17 @@ impl Telemetry {
         if let Some((published, snapshots)) = active {
             return Some(current(published, &snapshots).await);
         }
+        self.ended(recording_id).map(|d| self.with_upload(d))
+    }
+
+    /// The final document of a recently ended recording.
+    fn ended(&self, recording_id: &str) -> Option<Value> {
         let recent = self.recent.lock().ok()?;
         recent
             .iter()
             .rev()
             .find(|d| d["recording_id"] == recording_id)
             .cloned()
-            .map(|d| self.with_upload(d))
     }
 
     /// A recording's document as last published (active) or as it ended (recent), without
@@ -214,12 +218,7 @@ impl Telemetry {
         if let Some(a) = self.active.get(recording_id) {
             return Some(a.document.clone());
         }
-        let recent = self.recent.lock().ok()?;
-        recent
-            .iter()
-            .rev()
-            .find(|d| d["recording_id"] == recording_id)
-            .cloned()
+        self.ended(recording_id)
     }
 
     /// Whether a recording is active (the API's stop refuses others).
