@@ -7,6 +7,7 @@
 use super::{ConfigError, LAYOUT_PLACEHOLDERS, invalid};
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The placeholder that stands for the recording's directory relative to `recording.dir`.
 pub const PATH_PLACEHOLDER: &str = "path";
@@ -56,13 +57,13 @@ pub struct StorageConfig {
     pub keep_local: bool,
     /// Objects uploaded at once over all recordings. Default 4.
     pub upload_concurrency: usize,
-    /// Retry backoff cap; retries never stop. Default 300 s.
-    pub max_backoff_secs: u64,
-    /// Per request (PUT, HEAD). Default 120 s.
-    pub request_timeout_secs: u64,
+    /// Retry backoff cap (`storage.max_backoff_secs`); retries never stop. Default 300 s.
+    pub max_backoff: Duration,
+    /// Per request (PUT, HEAD) (`storage.request_timeout_secs`). Default 120 s.
+    pub request_timeout: Duration,
     /// How long a recording's end waits for its upload before the `recordingEnd` CDR goes
-    /// out saying `pending`. Default 10 s; 0 never waits.
-    pub cdr_wait_secs: u64,
+    /// out saying `pending` (`storage.cdr_wait_secs`). Default 10 s; 0 never waits.
+    pub cdr_wait: Duration,
 }
 
 impl Default for StorageConfig {
@@ -80,9 +81,9 @@ impl Default for StorageConfig {
             sse_kms_key_id: None,
             keep_local: true,
             upload_concurrency: 4,
-            max_backoff_secs: 300,
-            request_timeout_secs: 120,
-            cdr_wait_secs: 10,
+            max_backoff: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(120),
+            cdr_wait: Duration::from_secs(10),
         }
     }
 }
@@ -124,9 +125,15 @@ impl StorageFile {
         c.sse_kms_key_id = self.sse_kms_key_id.and_then(text);
         merge!(c.keep_local, self.keep_local);
         merge!(c.upload_concurrency, self.upload_concurrency);
-        merge!(c.max_backoff_secs, self.max_backoff_secs);
-        merge!(c.request_timeout_secs, self.request_timeout_secs);
-        merge!(c.cdr_wait_secs, self.cdr_wait_secs);
+        merge!(
+            c.max_backoff,
+            self.max_backoff_secs.map(Duration::from_secs)
+        );
+        merge!(
+            c.request_timeout,
+            self.request_timeout_secs.map(Duration::from_secs)
+        );
+        merge!(c.cdr_wait, self.cdr_wait_secs.map(Duration::from_secs));
         c
     }
 }
@@ -167,16 +174,16 @@ impl StorageConfig {
         if self.upload_concurrency == 0 || self.upload_concurrency > 64 {
             return Err(invalid("storage.upload_concurrency", "must be 1 to 64"));
         }
-        if self.max_backoff_secs == 0 {
+        if self.max_backoff.is_zero() {
             return Err(invalid("storage.max_backoff_secs", "must be at least 1"));
         }
-        if self.request_timeout_secs == 0 {
+        if self.request_timeout.is_zero() {
             return Err(invalid(
                 "storage.request_timeout_secs",
                 "must be at least 1",
             ));
         }
-        if self.cdr_wait_secs > 300 {
+        if self.cdr_wait > Duration::from_secs(300) {
             return Err(invalid("storage.cdr_wait_secs", "must be at most 300"));
         }
         if self.credentials_file.is_none()

@@ -692,11 +692,11 @@ fn storage_is_off_without_its_table_and_every_key_is_read() {
     assert_eq!(
         (
             s.upload_concurrency,
-            s.max_backoff_secs,
-            s.request_timeout_secs,
-            s.cdr_wait_secs
+            s.max_backoff,
+            s.request_timeout,
+            s.cdr_wait
         ),
-        (2, 60, 30, 0)
+        (2, secs(60), secs(30), secs(0))
     );
 }
 

@@ -27,7 +27,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -124,7 +123,7 @@ impl StorageHandle {
     /// uploaded. Returns the verified record, or `None` while the upload is still going.
     pub async fn submit_and_wait(&self, job: Job) -> Option<StorageRecord> {
         let (tx, rx) = oneshot::channel();
-        let wait = Duration::from_secs(self.config.cdr_wait_secs);
+        let wait = self.config.cdr_wait;
         let _ = self.commands.send(Command::Submit {
             job,
             done: (!wait.is_zero()).then_some(tx),

@@ -162,7 +162,7 @@ impl Bucket {
         config: &StorageConfig,
         credentials: &Credentials,
     ) -> Result<Bucket, StorageSetupError> {
-        let timeout = Duration::from_secs(config.request_timeout_secs);
+        let timeout = config.request_timeout;
         let client = ClientOptions::new()
             .with_timeout(timeout)
             .with_connect_timeout(Duration::from_secs(5).min(timeout))

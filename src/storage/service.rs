@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -60,10 +60,7 @@ pub(super) struct Runner {
 impl Runner {
     pub fn new(s: RunnerSetup) -> Runner {
         Runner {
-            core: UploadQueue::new(
-                s.config.upload_concurrency,
-                Duration::from_secs(s.config.max_backoff_secs),
-            ),
+            core: UploadQueue::new(s.config.upload_concurrency, s.config.max_backoff),
             ctx: Arc::new(StepContext {
                 bucket: s.bucket,
                 spool: s.spool,
