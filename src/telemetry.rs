@@ -192,12 +192,13 @@ impl Telemetry {
     /// The current document of an active recording (asked from its task), else of a recent
     /// ended one.
     pub async fn recording(&self, recording_id: &str) -> Option<Value> {
-        let active = self
+        let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT;
+        let asked = self
             .active
             .get(recording_id)
-            .map(|a| (a.document.clone(), a.snapshots.clone()));
-        if let Some((published, snapshots)) = active {
-            return Some(current(published, &snapshots).await);
+            .map(|a| (a.document.clone(), ask(&a.snapshots)));
+        if let Some((published, answer)) = asked {
+            return Some(answer_or(published, answer, deadline).await);
         }
         self.ended(recording_id).map(|d| self.with_upload(d))
     }
@@ -249,27 +250,18 @@ impl Telemetry {
         )
     }
 
-    /// Every active recording's current document, all asked at once.
+    /// Every active recording's current document. All are asked at once and share one
+    /// deadline: tasks too busy to answer cost one wait in all, not one wait each.
     pub async fn current_active(&self) -> Vec<Value> {
-        let asked: Vec<(Value, SnapshotRequests)> = self
+        let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT;
+        let asked: Vec<_> = self
             .active
             .iter()
-            .map(|e| (e.value().document.clone(), e.value().snapshots.clone()))
+            .map(|e| (e.value().document.clone(), ask(&e.value().snapshots)))
             .collect();
         let mut docs = Vec::with_capacity(asked.len());
-        let pending: Vec<_> = asked
-            .into_iter()
-            .map(|(published, snapshots)| {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                let asked = snapshots.send(tx).is_ok();
-                (published, asked.then_some(rx))
-            })
-            .collect();
-        for (published, rx) in pending {
-            docs.push(match rx {
-                Some(rx) => answer_or(published, rx).await,
-                None => published,
-            });
+        for (published, answer) in asked {
+            docs.push(answer_or(published, answer, deadline).await);
         }
         docs
     }
@@ -336,17 +328,24 @@ impl Telemetry {
     }
 }
 
-/// The task's current document, or the published one when it does not answer in time.
-async fn current(published: Value, snapshots: &SnapshotRequests) -> Value {
+type Answer = tokio::sync::oneshot::Receiver<Value>;
+
+/// Asks a recording task for its current document; `None` when the task is gone.
+fn ask(snapshots: &SnapshotRequests) -> Option<Answer> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    if snapshots.send(tx).is_err() {
-        return published;
-    }
-    answer_or(published, rx).await
+    snapshots.send(tx).is_ok().then_some(rx)
 }
 
-async fn answer_or(published: Value, rx: tokio::sync::oneshot::Receiver<Value>) -> Value {
-    match tokio::time::timeout(SNAPSHOT_WAIT, rx).await {
+/// The task's answer, or its published document when it does not answer by `deadline`.
+async fn answer_or(
+    published: Value,
+    answer: Option<Answer>,
+    deadline: tokio::time::Instant,
+) -> Value {
+    let Some(answer) = answer else {
+        return published;
+    };
+    match tokio::time::timeout_at(deadline, answer).await {
         Ok(Ok(doc)) => doc,
         _ => published,
     }
@@ -439,6 +438,21 @@ mod tests {
         t.publish_active("r2", published.clone(), &snapshots);
         assert_eq!(t.recording("r2").await, Some(published.clone()));
         assert!(t.is_active("r2"));
+        // Several such tasks cost one wait in all, not one each.
+        for id in ["r4", "r5", "r6", "r7"] {
+            t.publish_active(
+                id,
+                json!({"recording_id": id, "state": "active"}),
+                &snapshots,
+            );
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(t.current_active().await.len(), 5);
+        assert!(
+            started.elapsed() < SNAPSHOT_WAIT * 2,
+            "five unanswering recordings took {:?}",
+            started.elapsed()
+        );
         t.publish_ended("r2", Some(json!({"recording_id": "r2", "state": "ended"})));
         assert!(!t.is_active("r2"));
         assert_eq!(t.recording("r2").await.unwrap()["state"], "ended");
