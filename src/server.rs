@@ -319,21 +319,10 @@ async fn bind_sip_listeners(
     Ok((Transmitter::new(udp_sockets, connections), bound))
 }
 
-/// A SIP UDP socket with room for a burst (a registration storm, a dispatcher failing over
-/// hundreds of calls at once): the kernel default (~200 KiB) holds only a few hundred
-/// INVITEs with SDP. The kernel caps the request at `net.core.rmem_max`.
-fn bind_sip_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    const SIP_UDP_RECV_BUFFER: usize = 4 * 1024 * 1024;
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        None,
-    )?;
-    let _ = socket.set_recv_buffer_size(SIP_UDP_RECV_BUFFER);
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
-}
+/// A SIP UDP listener's receive buffer: room for a burst (a registration storm, a dispatcher
+/// failing over hundreds of calls at once); the kernel default (~200 KiB) holds only a few
+/// hundred INVITEs with SDP.
+const SIP_UDP_RECV_BUFFER: usize = 4 * 1024 * 1024;
 
 impl Listening<'_> {
     async fn bind_udp(
@@ -345,7 +334,11 @@ impl Listening<'_> {
             listen: *listen,
             source,
         };
-        let socket = Arc::new(bind_sip_udp(listen.addr).map_err(bind_error)?);
+        let socket = Arc::new(
+            crate::net::bind_udp(listen.addr, SIP_UDP_RECV_BUFFER)
+                .and_then(UdpSocket::from_std)
+                .map_err(bind_error)?,
+        );
         let local = socket.local_addr().map_err(bind_error)?;
         tokio::spawn(udp::serve(
             socket.clone(),

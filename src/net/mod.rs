@@ -71,3 +71,21 @@ impl Transmitter {
         }
     }
 }
+
+/// A non-blocking UDP socket bound to `addr` that asks the kernel for `recv_buffer` bytes of
+/// receive buffer (capped at `net.core.rmem_max`; a smaller buffer is not an error): room
+/// for a burst that arrives while its reader is busy.
+pub fn bind_udp(
+    addr: std::net::SocketAddr,
+    recv_buffer: usize,
+) -> std::io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        None,
+    )?;
+    let _ = socket.set_recv_buffer_size(recv_buffer);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}

@@ -84,17 +84,11 @@ pub fn bind_stream(bind_ip: IpAddr, stream: &NegotiatedStream) -> std::io::Resul
     Ok(StreamSockets { rtp, rtcp })
 }
 
+/// Room for bursts while the worker is busy: ~1 s of 20 ms packets with headroom.
+const RTP_RECV_BUFFER: usize = 256 * 1024;
+
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        None,
-    )?;
-    // Room for bursts while the worker is busy: ~1 s of 20 ms packets with headroom.
-    let _ = socket.set_recv_buffer_size(256 * 1024);
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
+    crate::net::bind_udp(addr, RTP_RECV_BUFFER)
 }
 
 /// The `(payload type, name)` pairs a stream was answered with, first codec first.
