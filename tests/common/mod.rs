@@ -244,6 +244,20 @@ impl Recorder {
     }
 
     pub fn start_with(config: RecorderConfig, extra_args: &[&str]) -> Recorder {
+        // The ports come from `free_port`, free when picked; another test's socket may take
+        // one before the recorder binds it. Only that is retried, with fresh ports.
+        for _ in 0..3 {
+            let mut rec = Recorder::spawn(config.clone(), extra_args);
+            match rec.wait_ready() {
+                Ok(()) => return rec,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("{log}"),
+            }
+        }
+        panic!("sip-recorder found its ports taken three times in a row")
+    }
+
+    fn spawn(config: RecorderConfig, extra_args: &[&str]) -> Recorder {
         let dir = tempfile::Builder::new()
             .prefix("sip-recorder-test")
             .tempdir()
@@ -274,7 +288,7 @@ impl Recorder {
         .stderr(Stdio::from(log2))
         .spawn()
         .expect("spawn sip-recorder");
-        let mut rec = Recorder {
+        Recorder {
             child,
             exit: None,
             sip_addr,
@@ -288,33 +302,31 @@ impl Recorder {
             extra_args,
             _rtp: rtp,
             dir,
-        };
-        rec.wait_ready();
-        rec
+        }
     }
 
-    /// Ready = answers OPTIONS over UDP with 200.
-    fn wait_ready(&mut self) {
+    /// Ready = answers OPTIONS over UDP with 200; otherwise what went wrong, with the log.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let mut client = SipClient::udp(self.sip_addr);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
+                return Err(format!(
                     "sip-recorder exited during startup with {status}\n{}",
                     self.log()
-                );
+                ));
             }
             client.send(&options_request(&client));
             if let Some(m) = client.recv(Duration::from_millis(50))
                 && m.status() == Some(200)
             {
-                return;
+                return Ok(());
             }
         }
-        panic!(
+        Err(format!(
             "sip-recorder did not answer OPTIONS with 200 within 10 s\n{}",
             self.log()
-        );
+        ))
     }
 
     pub fn pid(&self) -> u32 {

@@ -607,6 +607,8 @@ impl Recorder {
         .spawn()
         .expect("respawn sip-recorder");
         self.exit = None;
-        self.wait_ready();
+        if let Err(log) = self.wait_ready() {
+            panic!("{log}");
+        }
     }
 }
