@@ -502,7 +502,14 @@ impl StreamTimeline {
             return;
         }
         let key = (self.epoch, ext);
-        let at = match self.buf.binary_search_by_key(&key, |s| s.key) {
+        // In order (the common case): after the newest buffered packet, no search.
+        let in_order = self.buf.back().is_none_or(|s| s.key < key);
+        let found = if in_order {
+            Err(self.buf.len())
+        } else {
+            self.buf.binary_search_by_key(&key, |s| s.key)
+        };
+        let at = match found {
             Ok(_) => {
                 self.stats.packets_duplicate += 1;
                 return;

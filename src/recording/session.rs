@@ -7,6 +7,7 @@ use crate::recording::group::GroupMembership;
 use crate::recording::participants::{
     MetadataUpdate, ParticipantEntry, ParticipantHistory, read_metadata,
 };
+use crate::recording::stream::StreamCounters;
 use crate::sdp::{Direction, MediaKind, MediaSession};
 use crate::sip::classify::{RecordingKind, RecordingRequest};
 use crate::sip::correlation::{BibLeg, cisco_recording_participants, request_bib};
@@ -178,7 +179,34 @@ impl StreamEntry {
             .map(|k| k.remote.suite.sdp_name().to_string());
     }
 
-    /// Take the stream task's accounting and judge the stream.
+    /// Take a stream's counters from its media worker and judge the stream.
+    pub fn apply_counters(&mut self, c: &StreamCounters) {
+        let stats = &c.stats;
+        self.packets_received = stats.packets_received;
+        self.packets_lost = stats.packets_lost;
+        self.packets_duplicate = stats.packets_duplicate;
+        self.packets_late = stats.packets_late;
+        self.jitter_ms = (stats.jitter_ms * 100.0).round() / 100.0;
+        self.ssrcs.clone_from(&stats.ssrcs);
+        self.packets_undecodable = stats
+            .packets_undecodable
+            .iter()
+            .map(|(pt, n)| (pt.to_string(), *n))
+            .collect();
+        self.codecs_received.clear();
+        for (_, name, n) in &stats.audio_by_payload_type {
+            *self.codecs_received.entry((*name).to_owned()).or_default() += n;
+        }
+        if let Some((pt, name)) = stats.dominant_codec() {
+            self.codec = Some(name.to_owned());
+            self.payload_type = Some(pt);
+        }
+        self.srtp_auth_failures = c.srtp_auth_failures;
+        self.srtp_replays = c.srtp_replays;
+        self.apply_accounting(&c.accounting);
+    }
+
+    /// Take the stream's accounting and judge the stream.
     pub fn apply_accounting(&mut self, a: &AccountingReport) {
         self.packets_sent = a.packets_sent;
         self.octets_sent = a.octets_sent;

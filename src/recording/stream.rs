@@ -24,23 +24,35 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Interval at which the WAV writer brings every open file up to date on disk.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(800);
 
-/// PCM and counters from a stream, every [`POLL_INTERVAL`] and once more when it stops.
+/// Ticks between two [`StreamCounters`] of a stream: recording.json, the API and
+/// `/metrics` see counters at most this many ticks (1 s) old, and the 100 ms blocks
+/// between carry PCM only (no copies of the counters' vectors, no document update).
+pub const COUNTERS_EVERY_TICKS: u32 = 10;
+
+/// PCM from a stream, every [`POLL_INTERVAL`] and once more when it stops; its counters
+/// every [`COUNTERS_EVERY_TICKS`] ticks, with the first packets and in the last block.
 #[derive(Debug)]
 pub struct StreamBlock {
     /// Position of the stream among the recording's audio streams.
     pub index: usize,
     pub samples: Vec<i16>,
-    pub stats: StreamStats,
     pub dtmf: Vec<DtmfEvent>,
-    /// When the last RTP packet was accepted, if any.
+    /// When the last RTP packet was accepted, if any (every block: the media timeout).
     pub last_packet: Option<Instant>,
+    pub counters: Option<Box<StreamCounters>>,
+    /// The stream ended; this is its last block.
+    pub last: bool,
+}
+
+/// A stream's counters so far.
+#[derive(Debug)]
+pub struct StreamCounters {
+    pub stats: StreamStats,
     /// SRTP packets dropped for failed authentication, and replays rejected.
     pub srtp_auth_failures: u64,
     pub srtp_replays: u64,
     /// RTCP-reported counts, loss bursts/gaps, media gaps and loudness so far.
     pub accounting: AccountingReport,
-    /// The stream ended; this is its last block.
-    pub last: bool,
 }
 
 /// What the recording task tells a stream.
@@ -237,6 +249,8 @@ impl MediaStream {
             last_packet: None,
             spoofed: 0,
             warned_undecodable: false,
+            ticks_since_counters: 0,
+            counted_packets: false,
         };
         if self.paused {
             receiver.timeline.pause(now);
@@ -269,6 +283,10 @@ pub struct StreamReceiver {
     spoofed: u64,
     /// The undecodable-payload warning was logged (once per stream).
     warned_undecodable: bool,
+    /// Ticks since the last block with [`StreamCounters`].
+    ticks_since_counters: u32,
+    /// The last counters sent showed packets (else the first packets send them at once).
+    counted_packets: bool,
 }
 
 impl StreamReceiver {
@@ -427,17 +445,29 @@ impl StreamReceiver {
         self.accounting.on_pcm(out);
         let samples = out.as_slice().to_vec();
         out.clear();
+        self.ticks_since_counters += 1;
+        let first_packets = !self.counted_packets && self.last_packet.is_some();
+        let counters = (last || first_packets || self.ticks_since_counters >= COUNTERS_EVERY_TICKS)
+            .then(|| self.counters());
         StreamBlock {
             index: self.index,
             samples,
-            stats: self.timeline.stats(),
             dtmf: self.timeline.take_dtmf(),
             last_packet: self.last_packet,
+            counters,
+            last,
+        }
+    }
+
+    fn counters(&mut self) -> Box<StreamCounters> {
+        self.ticks_since_counters = 0;
+        self.counted_packets = self.last_packet.is_some();
+        Box::new(StreamCounters {
+            stats: self.timeline.stats(),
             srtp_auth_failures: self.srtp.as_ref().map_or(0, SrtpReceiver::auth_failures),
             srtp_replays: self.srtp.as_ref().map_or(0, SrtpReceiver::replays),
             accounting: self.accounting.report(),
-            last,
-        }
+        })
     }
 }
 

@@ -397,32 +397,11 @@ impl RecordingTask {
         if !block.samples.is_empty() {
             let _ = self.settings.writer.append(stream.file, block.samples);
         }
-        let dominant = block.stats.dominant_codec();
         let doc = self.session.document_mut();
-        if let Some(entry) = doc.streams.iter_mut().find(|e| e.index == index) {
-            entry.packets_received = block.stats.packets_received;
-            entry.packets_lost = block.stats.packets_lost;
-            entry.packets_duplicate = block.stats.packets_duplicate;
-            entry.packets_late = block.stats.packets_late;
-            entry.jitter_ms = (block.stats.jitter_ms * 100.0).round() / 100.0;
-            entry.ssrcs = block.stats.ssrcs;
-            entry.packets_undecodable = block
-                .stats
-                .packets_undecodable
-                .iter()
-                .map(|(pt, n)| (pt.to_string(), *n))
-                .collect();
-            entry.codecs_received.clear();
-            for (_, name, n) in &block.stats.audio_by_payload_type {
-                *entry.codecs_received.entry((*name).to_owned()).or_default() += n;
-            }
-            if let Some((pt, name)) = dominant {
-                entry.codec = Some(name.to_owned());
-                entry.payload_type = Some(pt);
-            }
-            entry.srtp_auth_failures = block.srtp_auth_failures;
-            entry.srtp_replays = block.srtp_replays;
-            entry.apply_accounting(&block.accounting);
+        if let Some(counters) = block.counters
+            && let Some(entry) = doc.streams.iter_mut().find(|e| e.index == index)
+        {
+            entry.apply_counters(&counters);
         }
         doc.dtmf.extend(block.dtmf.into_iter().map(|d| DtmfEntry {
             stream: index,

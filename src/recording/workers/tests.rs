@@ -85,9 +85,13 @@ fn last_of(blocks: &[StreamBlock], index: usize) -> &StreamBlock {
         .unwrap_or_else(|| panic!("no last block of stream {index}"))
 }
 
+/// The counters of a block that carries them (every last block does).
+fn stats(block: &StreamBlock) -> &crate::media::StreamStats {
+    &block.counters.as_ref().expect("counters").stats
+}
+
 fn audio_packets(block: &StreamBlock) -> u64 {
-    block
-        .stats
+    stats(block)
         .audio_by_payload_type
         .iter()
         .map(|(_, _, n)| n)
@@ -129,8 +133,8 @@ fn one_worker_carries_many_streams_and_every_packet_arrives() {
     let blocks = collect_last(&mut rx, 200);
     for index in 0..200 {
         let last = last_of(&blocks, index);
-        assert_eq!(last.stats.packets_received, 10, "stream {index}");
-        assert_eq!(last.stats.packets_lost, 0, "stream {index}");
+        assert_eq!(stats(last).packets_received, 10, "stream {index}");
+        assert_eq!(stats(last).packets_lost, 0, "stream {index}");
     }
     assert_eq!(workers.loads(), vec![0]);
     // Ticks came while the streams ran: PCM left before the last block.
@@ -156,7 +160,7 @@ fn stop_reads_what_sits_in_the_socket_before_the_last_block() {
         "Add and Stop in one batch: no tick between"
     );
     let last = last_of(&blocks, 0);
-    assert_eq!(last.stats.packets_received, 25);
+    assert_eq!(stats(last).packets_received, 25);
     assert_eq!(audio_packets(last), 25);
     workers.shutdown();
 }
@@ -194,7 +198,7 @@ fn pause_resume_and_a_new_source_apply_in_order_between_batches() {
     let blocks = collect_last(&mut rx, 1);
     let last = last_of(&blocks, 0);
     // 5 refused (wrong source), 27 received, of which 7 while paused are not audio.
-    assert_eq!(last.stats.packets_received, 27);
+    assert_eq!(stats(last).packets_received, 27);
     assert_eq!(audio_packets(last), 20);
     workers.shutdown();
 }
@@ -231,14 +235,14 @@ fn streams_added_and_removed_while_another_flows_lose_nothing() {
     let blocks = collect_last(&mut rx, 11);
     for index in 1..=10 {
         assert_eq!(
-            last_of(&blocks, index).stats.packets_received,
+            stats(last_of(&blocks, index)).packets_received,
             6,
             "stream {index}"
         );
     }
     let steady = last_of(&blocks, 0);
-    assert_eq!(steady.stats.packets_received, sent);
-    assert_eq!(steady.stats.packets_lost, 0);
+    assert_eq!(stats(steady).packets_received, sent);
+    assert_eq!(stats(steady).packets_lost, 0);
     assert_eq!(workers.loads(), vec![0]);
     workers.shutdown();
 }
@@ -268,7 +272,7 @@ fn two_workers_share_the_streams_and_each_carries_its_own() {
     let blocks = collect_last(&mut rx, 8);
     for index in 0..8 {
         assert_eq!(
-            last_of(&blocks, index).stats.packets_received,
+            stats(last_of(&blocks, index)).packets_received,
             5 + index as u64
         );
     }
