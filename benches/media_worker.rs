@@ -8,14 +8,18 @@ use sip_recorder::config::MediaSource;
 use sip_recorder::media::accounting::StreamAccounting;
 use sip_recorder::media::rtp::write_packet;
 use sip_recorder::media::{Decoder, StreamTimeline, TimelineConfig};
-use sip_recorder::recording::stream::{MediaStream, StreamReceiver, StreamSockets};
+use sip_recorder::recording::stream::{MediaStream, PcmOutput, StreamReceiver, StreamSockets};
+use sip_recorder::recording::wav::WavFormat;
 use sip_recorder::recording::workers::{Port, Scratch, drain_socket};
+use sip_recorder::recording::writer::{WavWriterPool, WriterConfig, WriterHandle};
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// A PCMU receiver on a loopback socket, as a worker holds it.
-fn pcmu_receiver(start: Instant) -> (UdpSocket, StreamReceiver) {
+/// A PCMU receiver on a loopback socket, as a worker holds it; its PCM goes to a WAV file
+/// through `writer`, as in the recorder.
+fn pcmu_receiver(start: Instant, writer: &WriterHandle, dir: &Path) -> (UdpSocket, StreamReceiver) {
     let rtp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("loopback bind");
     rtp.set_nonblocking(true).expect("non-blocking");
     let decoder = Decoder::for_codec("PCMU").expect("PCMU is supported");
@@ -31,9 +35,22 @@ fn pcmu_receiver(start: Instant) -> (UdpSocket, StreamReceiver) {
         paused: false,
         srtp: None,
         accounting: StreamAccounting::new(8000),
+        output: PcmOutput {
+            writer: writer.clone(),
+            file: writer
+                .open(dir.join("stream-0.wav"), WavFormat::mono(8000))
+                .expect("writer running"),
+        },
     };
     let (sockets, receiver) = stream.into_parts(start);
     (sockets.rtp, receiver)
+}
+
+/// The recorder's WAV writer threads, writing into a temporary directory.
+fn writer() -> (WavWriterPool, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pool = WavWriterPool::start(WriterConfig::default()).expect("writer threads");
+    (pool, dir)
 }
 
 fn packet(wire: &mut Vec<u8>, n: u64) {
@@ -54,7 +71,8 @@ fn receiver_per_packet(c: &mut Criterion) {
     let mut g = c.benchmark_group("media_worker");
     g.throughput(Throughput::Elements(1));
     let start = Instant::now();
-    let (_socket, mut receiver) = pcmu_receiver(start);
+    let (pool, dir) = writer();
+    let (_socket, mut receiver) = pcmu_receiver(start, &pool.handle(), dir.path());
     let from: SocketAddr = (Ipv4Addr::LOCALHOST, 40_000).into();
     let mut scratch_plain = Vec::with_capacity(2048);
     let mut out = Vec::with_capacity(4800);
@@ -81,7 +99,8 @@ fn loopback_drain(c: &mut Criterion) {
     let mut g = c.benchmark_group("media_worker");
     g.throughput(Throughput::Elements(BURST));
     let start = Instant::now();
-    let (socket, mut receiver) = pcmu_receiver(start);
+    let (pool, dir) = writer();
+    let (socket, mut receiver) = pcmu_receiver(start, &pool.handle(), dir.path());
     let to = socket.local_addr().expect("bound");
     let socket = mio::net::UdpSocket::from_std(socket);
     let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("loopback bind");

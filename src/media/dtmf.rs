@@ -144,6 +144,11 @@ impl DtmfTracker {
     pub fn take(&mut self) -> Vec<DtmfEvent> {
         std::mem::take(&mut self.done)
     }
+
+    /// Finished events wait for [`DtmfTracker::take`].
+    pub fn has_done(&self) -> bool {
+        !self.done.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -777,6 +777,11 @@ impl StreamTimeline {
     pub fn take_dtmf(&mut self) -> Vec<DtmfEvent> {
         self.dtmf.take()
     }
+
+    /// Finished DTMF events wait for [`StreamTimeline::take_dtmf`].
+    pub fn has_dtmf(&self) -> bool {
+        self.dtmf.has_done()
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::media::{
     DtmfEvent, PausePolicy, PayloadDecoders, RtpPacket, StreamStats, StreamTimeline, TimelineConfig,
 };
 use crate::recording::prepare::PrepareFailure;
+use crate::recording::writer::{FileId, WriterHandle};
 use crate::sdp::NegotiatedStream;
 use crate::sdp::crypto::CryptoAttribute;
 use std::net::UdpSocket;
@@ -29,13 +30,20 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(800);
 /// between carry PCM only (no copies of the counters' vectors, no document update).
 pub const COUNTERS_EVERY_TICKS: u32 = 10;
 
-/// PCM from a stream, every [`POLL_INTERVAL`] and once more when it stops; its counters
-/// every [`COUNTERS_EVERY_TICKS`] ticks, with the first packets and in the last block.
+/// Where a stream's PCM goes every tick: straight to its file's WAV writer thread (which
+/// also interleaves it into the stereo file), not through the recording task.
+#[derive(Clone)]
+pub struct PcmOutput {
+    pub writer: WriterHandle,
+    pub file: FileId,
+}
+
+/// What a stream tells its recording task: its counters every [`COUNTERS_EVERY_TICKS`]
+/// ticks, with the first packets and when it stops; DTMF when there is some.
 #[derive(Debug)]
 pub struct StreamBlock {
     /// Position of the stream among the recording's audio streams.
     pub index: usize,
-    pub samples: Vec<i16>,
     pub dtmf: Vec<DtmfEvent>,
     /// When the last RTP packet was accepted, if any (every block: the media timeout).
     pub last_packet: Option<Instant>,
@@ -234,6 +242,7 @@ pub struct MediaStream {
     /// Decrypts the sender's SRTP when the stream is `RTP/SAVP`.
     pub srtp: Option<SrtpReceiver>,
     pub accounting: StreamAccounting,
+    pub output: PcmOutput,
 }
 
 impl MediaStream {
@@ -251,6 +260,7 @@ impl MediaStream {
             warned_undecodable: false,
             ticks_since_counters: 0,
             counted_packets: false,
+            output: self.output,
         };
         if self.paused {
             receiver.timeline.pause(now);
@@ -287,6 +297,7 @@ pub struct StreamReceiver {
     ticks_since_counters: u32,
     /// The last counters sent showed packets (else the first packets send them at once).
     counted_packets: bool,
+    output: PcmOutput,
 }
 
 impl StreamReceiver {
@@ -392,21 +403,26 @@ impl StreamReceiver {
         }
     }
 
-    /// The tick: PCM up to the horizon and the counters so far. `out` is worker scratch;
-    /// the block gets an exact-size copy, so the scratch keeps its capacity.
-    pub fn poll(&mut self, now: Instant, out: &mut Vec<i16>) -> StreamBlock {
+    /// The tick: PCM up to the horizon goes to the file; a block for the recording task
+    /// when counters are due or DTMF came. `out` is worker scratch (its capacity is kept).
+    pub fn poll(&mut self, now: Instant, out: &mut Vec<i16>) -> Option<StreamBlock> {
         out.clear();
         self.timeline.poll(now, out);
         self.warn_undecodable();
-        self.block(out, false)
+        self.write_pcm(out);
+        self.ticks_since_counters += 1;
+        let first_packets = !self.counted_packets && self.last_packet.is_some();
+        let due = first_packets || self.ticks_since_counters >= COUNTERS_EVERY_TICKS;
+        (due || self.timeline.has_dtmf()).then(|| self.block(due, false))
     }
 
-    /// The last block: everything up to `now`, padded to it.
+    /// The last block: everything up to `now`, padded to it, is written first.
     pub fn finish(&mut self, now: Instant, out: &mut Vec<i16>) -> StreamBlock {
         out.clear();
         self.timeline.finish(now, out);
         self.accounting.finish(now);
-        self.block(out, true)
+        self.write_pcm(out);
+        self.block(true, true)
     }
 
     /// One RTCP datagram from the SRC (SRTCP decrypted first when the stream is SRTP).
@@ -441,20 +457,21 @@ impl StreamReceiver {
         }
     }
 
-    fn block(&mut self, out: &mut Vec<i16>, last: bool) -> StreamBlock {
+    fn write_pcm(&mut self, out: &mut Vec<i16>) {
         self.accounting.on_pcm(out);
-        let samples = out.as_slice().to_vec();
+        if !out.is_empty() {
+            // An exact-size copy; the writer gone means shutdown, when nothing is kept.
+            let _ = self.output.writer.append(self.output.file, out.to_vec());
+        }
         out.clear();
-        self.ticks_since_counters += 1;
-        let first_packets = !self.counted_packets && self.last_packet.is_some();
-        let counters = (last || first_packets || self.ticks_since_counters >= COUNTERS_EVERY_TICKS)
-            .then(|| self.counters());
+    }
+
+    fn block(&mut self, with_counters: bool, last: bool) -> StreamBlock {
         StreamBlock {
             index: self.index,
-            samples,
             dtmf: self.timeline.take_dtmf(),
             last_packet: self.last_packet,
-            counters,
+            counters: with_counters.then(|| self.counters()),
             last,
         }
     }

@@ -170,12 +170,6 @@ struct StreamHandle {
     closed: bool,
 }
 
-struct Stereo {
-    interleaver: StereoInterleaver,
-    file: FileId,
-    out: Vec<i16>,
-}
-
 struct RecordingTask {
     settings: Arc<RecordingSettings>,
     recording_id: String,
@@ -189,7 +183,8 @@ struct RecordingTask {
     streams: Vec<StreamHandle>,
     /// Where stream tasks send their PCM; kept for streams a re-INVITE adds.
     blocks_tx: Option<mpsc::UnboundedSender<StreamBlock>>,
-    stereo: Option<Stereo>,
+    /// `stereo.wav` on the writer, interleaved there from the first two streams' files.
+    stereo: Option<FileId>,
     /// When the 200 OK went out; `None` until then (and no CDRs before it).
     established_at: Option<Instant>,
     /// Where the API and `/metrics` ask for the current document when they are read.
@@ -338,15 +333,11 @@ impl RecordingTask {
             let interleaver = StereoInterleaver::new(left.sample_rate, right.sample_rate)
                 .map_err(PrepareFailure::Stereo)?;
             let format = WavFormat::stereo(interleaver.output_rate());
-            let file = self
-                .settings
-                .writer
-                .open(self.dir.join(STEREO_FILE), format)?;
-            self.stereo = Some(Stereo {
-                interleaver,
-                file,
-                out: Vec::new(),
-            });
+            let (left, right) = (left.file, right.file);
+            let writer = &self.settings.writer;
+            let file = writer.open_beside(left, self.dir.join(STEREO_FILE), format)?;
+            writer.interleave(file, left, right, interleaver)?;
+            self.stereo = Some(file);
             let doc = self.session.document_mut();
             doc.mixed_file = Some(STEREO_FILE.to_string());
             doc.stereo_file = Some(STEREO_FILE.to_string());
@@ -377,26 +368,6 @@ impl RecordingTask {
             stream.last_activity = stream.last_activity.max(at);
         }
         stream.finished |= block.last;
-        if let Some(stereo) = self.stereo.as_mut() {
-            match index {
-                0 => stereo
-                    .interleaver
-                    .push_left(&block.samples, &mut stereo.out),
-                1 => stereo
-                    .interleaver
-                    .push_right(&block.samples, &mut stereo.out),
-                _ => 0,
-            };
-            if !stereo.out.is_empty() {
-                let _ = self
-                    .settings
-                    .writer
-                    .append(stereo.file, std::mem::take(&mut stereo.out));
-            }
-        }
-        if !block.samples.is_empty() {
-            let _ = self.settings.writer.append(stream.file, block.samples);
-        }
         let doc = self.session.document_mut();
         if let Some(counters) = block.counters
             && let Some(entry) = doc.streams.iter_mut().find(|e| e.index == index)
@@ -553,13 +524,10 @@ impl RecordingTask {
         blocks: &mut mpsc::UnboundedReceiver<StreamBlock>,
     ) {
         self.stop_streams(blocks).await;
-        if let Some(mut stereo) = self.stereo.take() {
-            let mut out = std::mem::take(&mut stereo.out);
-            stereo.interleaver.finish(&mut out);
-            if !out.is_empty() {
-                let _ = self.settings.writer.append(stereo.file, out);
-            }
-            if let Ok(reply) = self.settings.writer.close(stereo.file)
+        // Every stream's last PCM reached the writer before its last block came here: the
+        // writer's interleaver has both sides whole.
+        if let Some(stereo) = self.stereo.take() {
+            if let Ok(reply) = self.settings.writer.close(stereo)
                 && let Ok(Ok(summary)) = reply.await
             {
                 let doc = self.session.document_mut();
@@ -613,8 +581,8 @@ impl RecordingTask {
                 let _ = reply.await;
             }
         }
-        if let Some(stereo) = &self.stereo
-            && let Ok(reply) = self.settings.writer.close(stereo.file)
+        if let Some(stereo) = self.stereo
+            && let Ok(reply) = self.settings.writer.close(stereo)
         {
             let _ = reply.await;
         }

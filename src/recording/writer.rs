@@ -53,6 +53,15 @@ pub enum WriterCommand {
     },
     /// Interleaved samples (stereo: left, right, …), appended to the file's buffer.
     Append { file_id: FileId, samples: Vec<i16> },
+    /// From now on every append to `left` and `right` (mono files of the same thread) is
+    /// also interleaved into the stereo file `file_id`; its `Close` finishes the
+    /// interleaver, the shorter side padded with silence.
+    Interleave {
+        file_id: FileId,
+        left: FileId,
+        right: FileId,
+        interleaver: Box<StereoInterleaver>,
+    },
     /// Flushes now (header included) and replies when the file is valid up to here.
     Flush {
         file_id: FileId,
@@ -67,6 +76,7 @@ impl WriterCommand {
         match self {
             WriterCommand::Open { file_id, .. }
             | WriterCommand::Append { file_id, .. }
+            | WriterCommand::Interleave { file_id, .. }
             | WriterCommand::Flush { file_id, .. }
             | WriterCommand::Close { file_id, .. } => *file_id,
         }
@@ -218,6 +228,31 @@ impl WriterHandle {
     /// Allocates an id and opens `path`; see [`WriterCommand::Open`] for failures.
     pub fn open(&self, path: PathBuf, format: WavFormat) -> Result<FileId, WriterClosed> {
         let file_id = FileId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        self.open_as(file_id, path, format)
+    }
+
+    /// Opens `path` on the thread that owns `beside`: what [`WriterCommand::Interleave`]
+    /// needs of a stereo file and its two sources.
+    pub fn open_beside(
+        &self,
+        beside: FileId,
+        path: PathBuf,
+        format: WavFormat,
+    ) -> Result<FileId, WriterClosed> {
+        let n = self.shards.len() as u64;
+        let id = self.next_id.fetch_add(n, Ordering::Relaxed);
+        // The next id of `beside`'s residue at or after `id`: unique, since `id..id + n`
+        // was taken whole from the counter.
+        let file_id = FileId(id + (beside.0 % n + n - id % n) % n);
+        self.open_as(file_id, path, format)
+    }
+
+    fn open_as(
+        &self,
+        file_id: FileId,
+        path: PathBuf,
+        format: WavFormat,
+    ) -> Result<FileId, WriterClosed> {
         self.send(WriterCommand::Open {
             file_id,
             path,
@@ -228,6 +263,23 @@ impl WriterHandle {
 
     pub fn append(&self, file_id: FileId, samples: Vec<i16>) -> Result<(), WriterClosed> {
         self.send(WriterCommand::Append { file_id, samples })
+    }
+
+    /// Feeds the stereo file `file_id` from `left` and `right` (all opened beside each
+    /// other); see [`WriterCommand::Interleave`].
+    pub fn interleave(
+        &self,
+        file_id: FileId,
+        left: FileId,
+        right: FileId,
+        interleaver: StereoInterleaver,
+    ) -> Result<(), WriterClosed> {
+        self.send(WriterCommand::Interleave {
+            file_id,
+            left,
+            right,
+            interleaver: Box::new(interleaver),
+        })
     }
 
     /// Flushes the file; the receiver resolves once it is valid up to this point.
@@ -360,6 +412,16 @@ struct OpenFile {
     path: PathBuf,
     /// Set while writes fail, so a full disk logs once per file rather than every flush.
     failing: bool,
+    /// A mono file's appends also go to this stereo file, as its left or right channel.
+    feeds: Option<(FileId, Channel)>,
+    /// A stereo file's interleaver, fed by its two mono files.
+    interleaver: Option<Box<StereoInterleaver>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Channel {
+    Left,
+    Right,
 }
 
 enum FileSlot {
@@ -378,6 +440,8 @@ struct ShardCore {
     /// non-decreasing `now`. Entries of closed files are skipped by generation.
     schedule: VecDeque<(Instant, FileId, u64)>,
     next_generation: u64,
+    /// Interleaved frames on their way into a stereo file.
+    scratch: Vec<i16>,
 }
 
 impl ShardCore {
@@ -391,6 +455,7 @@ impl ShardCore {
             files: HashMap::new(),
             schedule: VecDeque::new(),
             next_generation: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -402,6 +467,12 @@ impl ShardCore {
                 format,
             } => self.open(file_id, path, format, now),
             WriterCommand::Append { file_id, samples } => self.append(file_id, &samples, now),
+            WriterCommand::Interleave {
+                file_id,
+                left,
+                right,
+                interleaver,
+            } => self.interleave(file_id, left, right, interleaver),
             WriterCommand::Flush { file_id, reply } => {
                 let result = match self.files.get_mut(&file_id) {
                     Some(FileSlot::Open(file)) => {
@@ -451,6 +522,8 @@ impl ShardCore {
                         last_sync: now,
                         path,
                         failing: false,
+                        feeds: None,
+                        interleaver: None,
                     }),
                 );
                 self.schedule
@@ -466,20 +539,63 @@ impl ShardCore {
     }
 
     fn append(&mut self, file_id: FileId, samples: &[i16], now: Instant) {
-        match self.files.get_mut(&file_id) {
+        let feeds = match self.files.get_mut(&file_id) {
             Some(FileSlot::Open(file)) => {
-                let before = file.writer.counters();
-                file.writer.append(samples);
-                self.stats.add_delta(before, file.writer.counters());
-                if file.writer.buffered_bytes() >= self.config.max_buffer_bytes {
-                    // Errors are logged and counted inside; the audio is already accounted.
-                    let _ = flush_file(&self.config, &self.stats, file, now, false);
-                }
+                append_to(&self.config, &self.stats, file, samples, now);
+                file.feeds
             }
             Some(FileSlot::Failed(..)) | None => {
                 self.stats
                     .samples_dropped
                     .fetch_add(samples.len() as u64, Ordering::Relaxed);
+                None
+            }
+        };
+        // A failed mono file still feeds its stereo file: the other copy of its audio.
+        if let Some((stereo, channel)) = feeds {
+            self.feed_stereo(stereo, channel, samples, now);
+        }
+    }
+
+    fn feed_stereo(&mut self, stereo: FileId, channel: Channel, samples: &[i16], now: Instant) {
+        let Some(FileSlot::Open(file)) = self.files.get_mut(&stereo) else {
+            return;
+        };
+        let Some(interleaver) = file.interleaver.as_mut() else {
+            return;
+        };
+        let mut frames = std::mem::take(&mut self.scratch);
+        match channel {
+            Channel::Left => interleaver.push_left(samples, &mut frames),
+            Channel::Right => interleaver.push_right(samples, &mut frames),
+        };
+        if !frames.is_empty() {
+            append_to(&self.config, &self.stats, file, &frames, now);
+        }
+        frames.clear();
+        self.scratch = frames;
+    }
+
+    fn interleave(
+        &mut self,
+        stereo: FileId,
+        left: FileId,
+        right: FileId,
+        interleaver: Box<StereoInterleaver>,
+    ) {
+        if let Some(FileSlot::Open(file)) = self.files.get_mut(&stereo) {
+            file.interleaver = Some(interleaver);
+        }
+        for (source, channel) in [(left, Channel::Left), (right, Channel::Right)] {
+            match self.files.get_mut(&source) {
+                Some(FileSlot::Open(file)) => file.feeds = Some((stereo, channel)),
+                Some(FileSlot::Failed(..)) => {}
+                None => {
+                    tracing::error!(
+                        file_id = source.0,
+                        "stereo source is not a file of this writer thread"
+                    );
+                }
             }
         }
     }
@@ -488,6 +604,13 @@ impl ShardCore {
         match self.files.remove(&file_id) {
             Some(FileSlot::Open(mut file)) => {
                 self.stats.files_open.fetch_sub(1, Ordering::Relaxed);
+                if let Some(interleaver) = file.interleaver.take() {
+                    let mut frames = Vec::new();
+                    interleaver.finish(&mut frames);
+                    let before = file.writer.counters();
+                    file.writer.append(&frames);
+                    self.stats.add_delta(before, file.writer.counters());
+                }
                 let before = file.writer.counters();
                 let result = file.writer.finalize_in_place();
                 self.stats.add_delta(before, file.writer.counters());
@@ -531,6 +654,22 @@ impl ShardCore {
                 tracing::error!(file_id = id.0, error = %e, "finalizing WAV file at shutdown");
             }
         }
+    }
+}
+
+fn append_to(
+    config: &WriterConfig,
+    stats: &StatsCounters,
+    file: &mut OpenFile,
+    samples: &[i16],
+    now: Instant,
+) {
+    let before = file.writer.counters();
+    file.writer.append(samples);
+    stats.add_delta(before, file.writer.counters());
+    if file.writer.buffered_bytes() >= config.max_buffer_bytes {
+        // Errors are logged and counted inside; the audio is already accounted.
+        let _ = flush_file(config, stats, file, now, false);
     }
 }
 
@@ -631,6 +770,62 @@ mod tests {
         let f = frequency(&back, 8000);
         assert!((f - 440.0).abs() < 1.0, "measured {f} Hz");
         assert_eq!(pool.stats().files_open, 0);
+        pool.shutdown();
+    }
+
+    #[test]
+    fn a_stereo_file_is_interleaved_on_the_thread_of_its_two_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = WavWriterPool::start(WriterConfig {
+            threads: 3,
+            ..config(100)
+        })
+        .unwrap();
+        let h = pool.handle();
+        let open = |name: &str| {
+            h.open(dir.path().join(name), WavFormat::mono(8000))
+                .unwrap()
+        };
+        // Other files move the id counter, so `beside` has to find the residue.
+        let _ = open("other.wav");
+        let left = open("left.wav");
+        let _ = open("other2.wav");
+        let right = h
+            .open_beside(left, dir.path().join("right.wav"), WavFormat::mono(8000))
+            .unwrap();
+        let stereo = h
+            .open_beside(left, dir.path().join("stereo.wav"), WavFormat::stereo(8000))
+            .unwrap();
+        assert_eq!((right.0 % 3, stereo.0 % 3), (left.0 % 3, left.0 % 3));
+        assert!(left != right && right != stereo);
+        h.interleave(
+            stereo,
+            left,
+            right,
+            StereoInterleaver::new(8000, 8000).unwrap(),
+        )
+        .unwrap();
+        let l = tone(440.0, 8000, 8000);
+        let r = tone(1000.0, 8000, 7000);
+        // Blocks of unequal size and timing on each side, as two workers' ticks are.
+        for (a, b) in l.chunks(800).zip(r.chunks(700)) {
+            h.append(left, a.to_vec()).unwrap();
+            h.append(right, b.to_vec()).unwrap();
+        }
+        for id in [left, right] {
+            h.close(id).unwrap().blocking_recv().unwrap().unwrap();
+        }
+        let summary = h.close(stereo).unwrap().blocking_recv().unwrap().unwrap();
+        assert_eq!(
+            summary.samples, 8000,
+            "the shorter side padded to the longer"
+        );
+        let frames = read(&dir.path().join("stereo.wav"));
+        let (even, odd): (Vec<i16>, Vec<i16>) = frames.chunks(2).map(|f| (f[0], f[1])).unzip();
+        assert_eq!(even, l);
+        assert_eq!(odd[..7000], r[..]);
+        assert!(odd[7000..].iter().all(|&x| x == 0));
+        assert_eq!(read(&dir.path().join("left.wav")), l);
         pool.shutdown();
     }
 

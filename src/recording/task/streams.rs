@@ -7,7 +7,8 @@ use crate::media::accounting::StreamAccounting;
 use crate::recording::mix::{MIXED_FILE, interleave_files, mix_files};
 use crate::recording::prepare::PrepareFailure;
 use crate::recording::stream::{
-    MediaStream, StreamBlock, StreamControl, answered_codecs, bind_stream, srtp_for, timeline_for,
+    MediaStream, PcmOutput, StreamBlock, StreamControl, answered_codecs, bind_stream, srtp_for,
+    timeline_for,
 };
 use crate::recording::wav::WavFormat;
 use crate::sdp::{Direction, MediaKind, MediaSession, NegotiatedStream};
@@ -41,10 +42,13 @@ impl RecordingTask {
         let srtp = srtp_for(stream)?;
         let sample_rate = timeline.sample_rate();
         let name = format!("stream-{index}.wav");
-        let file = self
-            .settings
-            .writer
-            .open(self.dir.join(&name), WavFormat::mono(sample_rate))?;
+        let path = self.dir.join(&name);
+        let format = WavFormat::mono(sample_rate);
+        // The second file sits on the first's writer thread: the stereo file is built there.
+        let file = match self.streams.first() {
+            Some(first) if index == 1 => self.settings.writer.open_beside(first.file, path, format),
+            _ => self.settings.writer.open(path, format),
+        }?;
         if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
             entry.file = Some(name);
             entry.sample_rate = Some(sample_rate);
@@ -74,6 +78,10 @@ impl RecordingTask {
             paused: !receiving,
             srtp,
             accounting: StreamAccounting::new(sample_rate),
+            output: PcmOutput {
+                writer: self.settings.writer.clone(),
+                file,
+            },
         })
     }
 

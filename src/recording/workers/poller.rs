@@ -343,7 +343,11 @@ impl Streams {
                 continue;
             };
             let block = slot.receiver.poll(now, &mut self.scratch.out);
-            if slot.blocks.send(block).is_err() {
+            let gone = match block {
+                Some(block) => slot.blocks.send(block).is_err(),
+                None => slot.blocks.is_closed(),
+            };
+            if gone {
                 // Its recording task is gone: nobody wants this stream any more.
                 self.remove(registry, index);
             }

@@ -6,14 +6,33 @@ use crate::config::MediaSource;
 use crate::media::accounting::StreamAccounting;
 use crate::media::rtp::write_packet;
 use crate::media::{Decoder, StreamTimeline, TimelineConfig};
-use crate::recording::stream::{MediaStream, StreamBlock, StreamControl, StreamSockets};
+use crate::recording::stream::{MediaStream, PcmOutput, StreamBlock, StreamControl, StreamSockets};
+use crate::recording::wav::WavFormat;
+use crate::recording::writer::{WavWriterPool, WriterConfig, WriterHandle};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// A PCMU stream bound on loopback, expecting RTP from `remote`.
+/// One writer pool and directory for every stream of these tests (they live as long as
+/// the test process).
+fn test_writer() -> &'static (WriterHandle, PathBuf) {
+    static WRITER: OnceLock<(WriterHandle, PathBuf)> = OnceLock::new();
+    WRITER.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let pool = Box::leak(Box::new(
+            WavWriterPool::start(WriterConfig::default()).unwrap(),
+        ));
+        (pool.handle(), dir)
+    })
+}
+
+/// A PCMU stream bound on loopback, expecting RTP from `remote`; its PCM goes to a file of
+/// its own on [`test_writer`].
 fn pcmu_stream(index: usize, remote: IpAddr) -> (MediaStream, SocketAddr) {
     let rtp = UdpSocket::bind((LOOPBACK, 0)).unwrap();
     rtp.set_nonblocking(true).unwrap();
@@ -31,8 +50,20 @@ fn pcmu_stream(index: usize, remote: IpAddr) -> (MediaStream, SocketAddr) {
         paused: false,
         srtp: None,
         accounting: StreamAccounting::new(8000),
+        output: test_output(),
     };
     (stream, addr)
+}
+
+fn test_output() -> PcmOutput {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let (writer, dir) = test_writer();
+    let name = format!("stream-{}.wav", NEXT.fetch_add(1, Ordering::Relaxed));
+    let file = writer.open(dir.join(name), WavFormat::mono(8000)).unwrap();
+    PcmOutput {
+        writer: writer.clone(),
+        file,
+    }
 }
 
 /// An RTP sender of 20 ms PCMU packets of a loud constant pattern.
@@ -110,8 +141,10 @@ fn one_worker_carries_many_streams_and_every_packet_arrives() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut links = Vec::new();
     let mut senders = Vec::new();
+    let mut files = Vec::new();
     for index in 0..200 {
         let (stream, addr) = pcmu_stream(index, LOOPBACK);
+        files.push(stream.output.file);
         let link = workers.assign();
         link.start(stream, tx.clone()).unwrap();
         links.push(link);
@@ -137,8 +170,12 @@ fn one_worker_carries_many_streams_and_every_packet_arrives() {
         assert_eq!(stats(last).packets_lost, 0, "stream {index}");
     }
     assert_eq!(workers.loads(), vec![0]);
-    // Ticks came while the streams ran: PCM left before the last block.
-    assert!(blocks.iter().any(|b| !b.last && !b.samples.is_empty()));
+    // Every stream's PCM reached its file before its last block: 10 packets of 160.
+    for (index, file) in files.into_iter().enumerate() {
+        let summary = test_writer().0.close(file).unwrap().blocking_recv();
+        let samples = summary.unwrap().unwrap().samples;
+        assert!(samples >= 1600, "stream {index}: {samples} samples");
+    }
     workers.shutdown();
 }
 
