@@ -1,7 +1,7 @@
 //! The media worker's per-packet path: what a worker does with one datagram — the source
 //! filter, RTP parse, accounting, timeline and PCMU decode, and the worker-wide tick's share
 //! — first on in-memory bytes, then with the receive itself (`recvfrom` on a loopback
-//! socket, drained as a worker drains a ready socket).
+//! socket, one datagram per read as a worker reads a ready socket).
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sip_recorder::config::MediaSource;
@@ -10,7 +10,7 @@ use sip_recorder::media::rtp::write_packet;
 use sip_recorder::media::{Decoder, StreamTimeline, TimelineConfig};
 use sip_recorder::recording::stream::{MediaStream, PcmOutput, StreamReceiver, StreamSockets};
 use sip_recorder::recording::wav::WavFormat;
-use sip_recorder::recording::workers::{Port, Scratch, drain_socket};
+use sip_recorder::recording::workers::{Port, Read, Scratch, read_datagram};
 use sip_recorder::recording::writer::{WavWriterPool, WriterConfig, WriterHandle};
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -92,9 +92,10 @@ fn receiver_per_packet(c: &mut Criterion) {
     g.finish();
 }
 
-/// 64 datagrams queued on a loopback socket (sent outside the timing), then drained by
-/// `drain_socket` exactly as a worker drains a ready socket; one tick per 5 packets' worth.
-fn loopback_drain(c: &mut Criterion) {
+/// 64 datagrams queued on a loopback socket (sent outside the timing), then read one at a
+/// time by `read_datagram`, as a worker reads a socket its level-triggered poller reports
+/// (no read ends in `EAGAIN`); one tick per 5 packets' worth.
+fn loopback_read(c: &mut Criterion) {
     const BURST: u64 = 64;
     let mut g = c.benchmark_group("media_worker");
     g.throughput(Throughput::Elements(BURST));
@@ -102,12 +103,11 @@ fn loopback_drain(c: &mut Criterion) {
     let (pool, dir) = writer();
     let (socket, mut receiver) = pcmu_receiver(start, &pool.handle(), dir.path());
     let to = socket.local_addr().expect("bound");
-    let socket = mio::net::UdpSocket::from_std(socket);
     let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("loopback bind");
     let mut scratch = Scratch::default();
     let mut wire = Vec::with_capacity(256);
     let mut n = 0u64;
-    g.bench_function("loopback_drain_64/pcmu", |b| {
+    g.bench_function("loopback_read_64/pcmu", |b| {
         b.iter_batched(
             || {
                 for _ in 0..BURST {
@@ -118,11 +118,13 @@ fn loopback_drain(c: &mut Criterion) {
                 start + Duration::from_millis(20 * n)
             },
             |now| {
-                let more = drain_socket(&socket, Port::Rtp, &mut receiver, &mut scratch, 1024, now);
+                for _ in 0..BURST {
+                    let read = read_datagram(&socket, Port::Rtp, &mut receiver, &mut scratch, now);
+                    assert_eq!(read, Read::Datagram, "the burst is queued whole");
+                }
                 for _ in 0..BURST / 5 {
                     black_box(receiver.poll(now, scratch.out()));
                 }
-                more
             },
             BatchSize::PerIteration,
         )
@@ -130,5 +132,5 @@ fn loopback_drain(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, receiver_per_packet, loopback_drain);
+criterion_group!(benches, receiver_per_packet, loopback_read);
 criterion_main!(benches);

@@ -1,16 +1,17 @@
 //! Media worker threads: a small fixed set (`media.workers`, default one per core), each
-//! owning many streams' sockets on its own edge-triggered `mio` poller. A ready socket is
-//! drained until it would block, every datagram going straight into its stream's
+//! owning many streams' sockets on its own level-triggered epoll. Each round takes one
+//! datagram from every ready socket, straight into its stream's
 //! [`StreamReceiver`](crate::recording::stream::StreamReceiver) with the worker's scratch
-//! buffers: no task, channel hop or allocation per packet. One worker-wide tick every
-//! [`POLL_INTERVAL`](crate::recording::stream::POLL_INTERVAL) hands each stream's PCM to its
-//! recording task as a [`StreamBlock`].
+//! buffers: no task, channel hop or allocation per packet, and no read that finds nothing.
+//! One worker-wide tick every [`POLL_INTERVAL`](crate::recording::stream::POLL_INTERVAL)
+//! sends each stream's PCM to its file's writer thread, and a [`StreamBlock`] to its
+//! recording task when there is news for it (counters once a second, DTMF, the end).
 //!
 //! Control (a new stream, pause, resume, re-negotiation, stop) reaches a worker through one
-//! queue and a [`mio::Waker`]; the worker reads it between batches of readiness events.
+//! queue and an eventfd in its epoll set; the worker reads it between rounds.
 
 mod poller;
-pub use poller::{Port, Scratch, drain_socket};
+pub use poller::{Port, Read, Scratch, drain_socket, read_datagram};
 #[cfg(test)]
 mod tests;
 
@@ -45,7 +46,8 @@ pub(crate) enum Command {
 /// The sending side of one worker's queue, shared by the pool and every stream on it.
 pub(crate) struct WorkerQueue {
     commands: std_mpsc::Sender<Command>,
-    waker: mio::Waker,
+    /// An eventfd in the worker's poller.
+    waker: Arc<nix::sys::eventfd::EventFd>,
     /// Streams assigned to the worker (started or not): what least-loaded assignment reads.
     load: Arc<AtomicUsize>,
 }
@@ -53,8 +55,10 @@ pub(crate) struct WorkerQueue {
 impl WorkerQueue {
     fn send(&self, command: Command) -> Result<(), StreamGone> {
         self.commands.send(command).map_err(|_| StreamGone)?;
-        // A failed wake means the poller is gone, and so is the worker.
-        self.waker.wake().map_err(|_| StreamGone)
+        // The eventfd lives as long as this queue; a write fails only when its counter is
+        // near overflow, i.e. the worker has a wake-up pending anyway.
+        let _ = self.waker.write(1);
+        Ok(())
     }
 }
 

@@ -1,13 +1,15 @@
-//! One media worker thread: its poller, its streams, the drain and the tick.
+//! One media worker thread: its poller, its streams, the reads and the tick.
 
 use super::{Command, StreamId, WorkerQueue, WorkerStartError};
 use crate::recording::stream::{
     MediaStream, POLL_INTERVAL, StreamBlock, StreamControl, StreamReceiver,
 };
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::collections::HashMap;
 use std::io::ErrorKind;
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::thread::JoinHandle;
@@ -15,15 +17,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// The waker's token; stream tokens are `slot << 1 | (0 = RTP, 1 = RTCP)`.
-const WAKER: Token = Token(usize::MAX);
-/// Datagrams read from one socket before the other ready sockets get their turn; the rest
-/// is read in the next round (edge-triggered: the socket is remembered, not re-armed).
-const DRAIN_BUDGET: usize = 64;
+const WAKER: u64 = u64::MAX;
+/// Rounds of one datagram per ready socket taken back to back (a backlog after a stall)
+/// before ticks and commands get their turn; the rest follows right after them.
+const MAX_ROUNDS: usize = 64;
 /// Datagrams read from a socket when its stream stops: what arrived before the BYE.
 const STOP_DRAIN_LIMIT: usize = 1024;
 /// Largest datagram kept whole (an RTP packet over Ethernet fits with room).
 const DATAGRAM_MAX: usize = 2048;
-/// Readiness events taken per poll.
+/// Readiness events taken per wait.
 const EVENTS_CAPACITY: usize = 1024;
 /// Pause after a round that read datagrams, before waiting again. A wake-up (epoll_wait,
 /// context switch) costs more than reading a datagram; at thousands of streams this lets
@@ -34,20 +36,29 @@ const BUSY_PAUSE: Duration = Duration::from_millis(1);
 
 /// Creates the worker's poller, waker and queue and starts its thread.
 pub(super) fn spawn(worker: usize) -> Result<(Arc<WorkerQueue>, JoinHandle<()>), WorkerStartError> {
-    let poller_error = |source| WorkerStartError::Poller { worker, source };
-    let poll = Poll::new().map_err(poller_error)?;
-    let waker = Waker::new(poll.registry(), WAKER).map_err(poller_error)?;
+    let poller_error = |e: Errno| WorkerStartError::Poller {
+        worker,
+        source: e.into(),
+    };
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(poller_error)?;
+    let waker = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+        .map_err(poller_error)?;
+    epoll
+        .add(&waker, EpollEvent::new(EpollFlags::EPOLLIN, WAKER))
+        .map_err(poller_error)?;
+    let waker = Arc::new(waker);
     let (commands, queue_rx) = std_mpsc::channel();
     let load = Arc::new(AtomicUsize::new(0));
     let queue = Arc::new(WorkerQueue {
         commands,
-        waker,
+        waker: waker.clone(),
         load: load.clone(),
     });
     let mut thread = Worker {
         worker,
-        poll,
-        events: Events::with_capacity(EVENTS_CAPACITY),
+        epoll,
+        waker,
+        events: vec![EpollEvent::empty(); EVENTS_CAPACITY],
         commands: queue_rx,
         streams: Streams::new(load),
     };
@@ -58,10 +69,14 @@ pub(super) fn spawn(worker: usize) -> Result<(Arc<WorkerQueue>, JoinHandle<()>),
     Ok((queue, handle))
 }
 
+/// The poller is level-triggered: a socket is reported while it holds a datagram, so one
+/// read per report is enough and no read ends in `EAGAIN` (half the receive syscalls of
+/// draining each socket until it would block).
 struct Worker {
     worker: usize,
-    poll: Poll,
-    events: Events,
+    epoll: Epoll,
+    waker: Arc<EventFd>,
+    events: Vec<EpollEvent>,
     commands: std_mpsc::Receiver<Command>,
     streams: Streams,
 }
@@ -70,39 +85,24 @@ impl Worker {
     fn run(&mut self) {
         tracing::debug!(worker = self.worker, "media worker started");
         let mut next_tick = Instant::now() + POLL_INTERVAL;
-        let mut busy = false;
+        let mut pause = false;
         loop {
-            if busy {
+            if pause {
                 std::thread::sleep(BUSY_PAUSE);
             }
-            let timeout = if !self.streams.backlog.is_empty() {
-                Some(Duration::ZERO)
-            } else if self.streams.ids.is_empty() {
+            let timeout = if self.streams.ids.is_empty() {
                 // No stream, nothing to tick: sleep until a command comes (idle costs 0 CPU).
-                None
+                EpollTimeout::NONE
             } else {
-                Some(next_tick.saturating_duration_since(Instant::now()))
+                timeout_ms(next_tick.saturating_duration_since(Instant::now()))
             };
-            if let Err(e) = self.poll.poll(&mut self.events, timeout) {
-                if e.kind() != ErrorKind::Interrupted {
-                    tracing::error!(worker = self.worker, error = %e, "media worker poll failed");
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-            self.streams.drain_backlog();
-            busy = false;
-            for event in self.events.iter() {
-                if event.token() != WAKER {
-                    busy = true;
-                    self.streams.drain_ready(event.token());
-                }
-            }
+            pause = self.receive(timeout);
             if !self.take_commands() {
                 break;
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.streams.tick(self.poll.registry(), now);
+                self.streams.tick(&self.epoll, now);
                 next_tick += POLL_INTERVAL;
                 if next_tick <= now {
                     // Behind by more than a tick (a stalled machine): skip, do not burst.
@@ -110,8 +110,46 @@ impl Worker {
                 }
             }
         }
-        self.streams.clear(self.poll.registry());
+        self.streams.clear(&self.epoll);
         tracing::debug!(worker = self.worker, "media worker stopped");
+    }
+
+    /// Waits up to `timeout`, then takes one datagram from every ready socket, round after
+    /// round while any still holds one. `true` when it read datagrams and emptied every
+    /// socket (pause before the next wait); `false` when idle or stopped by [`MAX_ROUNDS`].
+    fn receive(&mut self, timeout: EpollTimeout) -> bool {
+        let mut ready = self.wait(timeout);
+        for _ in 0..MAX_ROUNDS {
+            let now = Instant::now();
+            let mut read = false;
+            for event in &self.events[..ready] {
+                match event.data() {
+                    // Reading resets the counter; a level-triggered waker left set fires forever.
+                    WAKER => drop(self.waker.read()),
+                    token => read |= self.streams.read_one(token, now),
+                }
+            }
+            if !read {
+                return false;
+            }
+            ready = self.wait(EpollTimeout::ZERO);
+            if ready == 0 {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn wait(&mut self, timeout: EpollTimeout) -> usize {
+        match self.epoll.wait(&mut self.events, timeout) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => 0,
+            Err(e) => {
+                tracing::error!(worker = self.worker, error = %e, "media worker poll failed");
+                std::thread::sleep(Duration::from_millis(1));
+                0
+            }
+        }
     }
 
     /// Everything queued since the last batch, in order. `false` once the pool is gone.
@@ -120,12 +158,12 @@ impl Worker {
             match self.commands.try_recv() {
                 Ok(Command::Add { id, stream, blocks }) => {
                     self.streams
-                        .add(self.poll.registry(), id, *stream, blocks, Instant::now())
+                        .add(&self.epoll, id, *stream, blocks, Instant::now())
                 }
                 Ok(Command::Control {
                     id,
                     control: StreamControl::Stop,
-                }) => self.streams.stop(self.poll.registry(), id, Instant::now()),
+                }) => self.streams.stop(&self.epoll, id, Instant::now()),
                 Ok(Command::Control { id, control }) => {
                     self.streams.control(id, control, Instant::now())
                 }
@@ -136,6 +174,11 @@ impl Worker {
             }
         }
     }
+}
+
+/// Whole milliseconds, rounded up (epoll's unit: rounding down would spin before a tick).
+fn timeout_ms(d: Duration) -> EpollTimeout {
+    EpollTimeout::try_from(d.as_micros().div_ceil(1000)).unwrap_or(EpollTimeout::MAX)
 }
 
 /// One stream as its worker holds it.
@@ -183,8 +226,8 @@ pub enum Port {
 }
 
 /// Reads `socket` until it would block or `budget` datagrams were read, each straight into
-/// `receiver`; `true` when the budget ran out (the socket may hold more). This is all a
-/// worker does per packet.
+/// `receiver`; `true` when the budget ran out (the socket may hold more). A stopping stream
+/// is drained this way.
 pub fn drain_socket(
     socket: &UdpSocket,
     port: Port,
@@ -193,21 +236,48 @@ pub fn drain_socket(
     budget: usize,
     now: Instant,
 ) -> bool {
-    let Scratch {
-        datagram, plain, ..
-    } = scratch;
     for _ in 0..budget {
-        match socket.recv_from(datagram) {
-            Ok((len, from)) if port == Port::Rtcp => {
-                receiver.on_rtcp_port(&datagram[..len], from, plain)
-            }
-            Ok((len, from)) => receiver.on_rtp_port(now, &datagram[..len], from, plain),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-            // Interrupted, or an error queued on the socket: the next read goes on.
-            Err(_) => {}
+        if read_datagram(socket, port, receiver, scratch, now) == Read::Empty {
+            return false;
         }
     }
     true
+}
+
+/// What one read from a socket found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// A datagram, now in its stream.
+    Datagram,
+    /// Nothing: the socket would block.
+    Empty,
+    /// An error queued on the socket (an ICMP report, say), now taken off it.
+    Error,
+}
+
+/// One datagram from `socket` into `receiver`: all a worker does per packet.
+pub fn read_datagram(
+    socket: &UdpSocket,
+    port: Port,
+    receiver: &mut StreamReceiver,
+    scratch: &mut Scratch,
+    now: Instant,
+) -> Read {
+    let Scratch {
+        datagram, plain, ..
+    } = scratch;
+    match socket.recv_from(datagram) {
+        Ok((len, from)) if port == Port::Rtcp => {
+            receiver.on_rtcp_port(&datagram[..len], from, plain);
+            Read::Datagram
+        }
+        Ok((len, from)) => {
+            receiver.on_rtp_port(now, &datagram[..len], from, plain);
+            Read::Datagram
+        }
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Read::Empty,
+        Err(_) => Read::Error,
+    }
 }
 
 /// The worker's streams, indexed by slot (the poll token) and by id (the queue's name).
@@ -215,14 +285,16 @@ struct Streams {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     ids: HashMap<StreamId, usize>,
-    /// Sockets whose drain hit [`DRAIN_BUDGET`]: read again before the next wait.
-    backlog: Vec<Token>,
     scratch: Scratch,
     load: Arc<AtomicUsize>,
 }
 
-fn token(slot: usize, rtcp: bool) -> Token {
-    Token(slot << 1 | usize::from(rtcp))
+fn token(slot: usize, rtcp: bool) -> u64 {
+    (slot as u64) << 1 | u64::from(rtcp)
+}
+
+fn register(epoll: &Epoll, socket: &UdpSocket, token: u64) -> nix::Result<()> {
+    epoll.add(socket, EpollEvent::new(EpollFlags::EPOLLIN, token))
 }
 
 impl Streams {
@@ -231,15 +303,16 @@ impl Streams {
             slots: Vec::new(),
             free: Vec::new(),
             ids: HashMap::new(),
-            backlog: Vec::new(),
             scratch: Scratch::default(),
             load,
         }
     }
 
+    /// Registers the stream's sockets; whatever arrived since they were bound is reported
+    /// by the next wait (level-triggered).
     fn add(
         &mut self,
-        registry: &Registry,
+        epoll: &Epoll,
         id: StreamId,
         stream: MediaStream,
         blocks: mpsc::UnboundedSender<StreamBlock>,
@@ -250,17 +323,14 @@ impl Streams {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let mut rtp = UdpSocket::from_std(sockets.rtp);
-        let mut rtcp = sockets.rtcp.map(UdpSocket::from_std);
-        let registered = registry
-            .register(&mut rtp, token(slot, false), Interest::READABLE)
-            .and_then(|()| match rtcp.as_mut() {
-                Some(s) => registry.register(s, token(slot, true), Interest::READABLE),
-                None => Ok(()),
-            });
+        let (rtp, rtcp) = (sockets.rtp, sockets.rtcp);
+        let registered = register(epoll, &rtp, token(slot, false)).and_then(|()| match &rtcp {
+            Some(s) => register(epoll, s, token(slot, true)),
+            None => Ok(()),
+        });
         if let Err(e) = registered {
             tracing::error!(stream = receiver.index(), error = %e, "cannot poll the stream's sockets: it records nothing");
-            let _ = registry.deregister(&mut rtp);
+            let _ = epoll.delete(&rtp);
             let _ = blocks.send(receiver.finish(now, &mut self.scratch.out));
             self.free.push(slot);
             self.load.fetch_sub(1, Ordering::Relaxed);
@@ -274,9 +344,6 @@ impl Streams {
             blocks,
         });
         self.ids.insert(id, slot);
-        // Whatever arrived between bind and registration is read now.
-        self.backlog.push(token(slot, false));
-        self.backlog.push(token(slot, true));
     }
 
     fn control(&mut self, id: StreamId, control: StreamControl, now: Instant) {
@@ -286,13 +353,24 @@ impl Streams {
     }
 
     /// Reads what already sits in the sockets (sent before the BYE), then the last block.
-    fn stop(&mut self, registry: &Registry, id: StreamId, now: Instant) {
+    fn stop(&mut self, epoll: &Epoll, id: StreamId, now: Instant) {
         let Some(&index) = self.ids.get(&id) else {
             return;
         };
-        self.drain(index, false, STOP_DRAIN_LIMIT, now);
-        self.drain(index, true, STOP_DRAIN_LIMIT, now);
-        if let Some(mut slot) = self.remove(registry, index) {
+        if let Some(Some(slot)) = self.slots.get_mut(index) {
+            let Slot {
+                rtp,
+                rtcp,
+                receiver,
+                ..
+            } = slot;
+            let scratch = &mut self.scratch;
+            drain_socket(rtp, Port::Rtp, receiver, scratch, STOP_DRAIN_LIMIT, now);
+            if let Some(rtcp) = rtcp {
+                drain_socket(rtcp, Port::Rtcp, receiver, scratch, STOP_DRAIN_LIMIT, now);
+            }
+        }
+        if let Some(mut slot) = self.remove(epoll, index) {
             let block = slot.receiver.finish(now, &mut self.scratch.out);
             let _ = slot.blocks.send(block);
         }
@@ -303,41 +381,27 @@ impl Streams {
         self.slots.get_mut(index)?.as_mut()
     }
 
-    fn drain_ready(&mut self, token: Token) {
-        let (index, rtcp) = (token.0 >> 1, token.0 & 1 == 1);
-        if self.drain(index, rtcp, DRAIN_BUDGET, Instant::now()) {
-            self.backlog.push(token);
-        }
-    }
-
-    fn drain_backlog(&mut self) {
-        for token in std::mem::take(&mut self.backlog) {
-            self.drain_ready(token);
-        }
-    }
-
-    /// Reads one of a stream's sockets; `true` when the budget ran out.
-    fn drain(&mut self, index: usize, rtcp: bool, budget: usize, now: Instant) -> bool {
+    /// One datagram from the socket of `token`; `true` unless the socket was empty (or its
+    /// stream is gone).
+    fn read_one(&mut self, token: u64, now: Instant) -> bool {
+        let Ok(index) = usize::try_from(token >> 1) else {
+            return false;
+        };
         let Some(Some(slot)) = self.slots.get_mut(index) else {
             return false;
         };
-        let (socket, port) = match (rtcp, slot.rtcp.as_ref()) {
+        let (socket, port) = match (token & 1 == 1, slot.rtcp.as_ref()) {
             (false, _) => (&slot.rtp, Port::Rtp),
             (true, Some(s)) => (s, Port::Rtcp),
             (true, None) => return false,
         };
-        drain_socket(
-            socket,
-            port,
-            &mut slot.receiver,
-            &mut self.scratch,
-            budget,
-            now,
-        )
+        let read = read_datagram(socket, port, &mut slot.receiver, &mut self.scratch, now);
+        read != Read::Empty
     }
 
-    /// The worker-wide tick: every stream's PCM up to now goes to its recording task.
-    fn tick(&mut self, registry: &Registry, now: Instant) {
+    /// The worker-wide tick: every stream's PCM up to now goes to its file, and a block to
+    /// its recording task when there is news.
+    fn tick(&mut self, epoll: &Epoll, now: Instant) {
         for index in 0..self.slots.len() {
             let Some(slot) = self.slots[index].as_mut() else {
                 continue;
@@ -349,16 +413,16 @@ impl Streams {
             };
             if gone {
                 // Its recording task is gone: nobody wants this stream any more.
-                self.remove(registry, index);
+                self.remove(epoll, index);
             }
         }
     }
 
-    fn remove(&mut self, registry: &Registry, index: usize) -> Option<Slot> {
-        let mut slot = self.slots.get_mut(index)?.take()?;
-        let _ = registry.deregister(&mut slot.rtp);
-        if let Some(rtcp) = slot.rtcp.as_mut() {
-            let _ = registry.deregister(rtcp);
+    fn remove(&mut self, epoll: &Epoll, index: usize) -> Option<Slot> {
+        let slot = self.slots.get_mut(index)?.take()?;
+        let _ = epoll.delete(&slot.rtp);
+        if let Some(rtcp) = slot.rtcp.as_ref() {
+            let _ = epoll.delete(rtcp);
         }
         self.ids.remove(&slot.id);
         self.free.push(index);
@@ -366,9 +430,9 @@ impl Streams {
         Some(slot)
     }
 
-    fn clear(&mut self, registry: &Registry) {
+    fn clear(&mut self, epoll: &Epoll) {
         for index in 0..self.slots.len() {
-            self.remove(registry, index);
+            self.remove(epoll, index);
         }
     }
 }
