@@ -519,15 +519,17 @@ impl StreamTimeline {
         let mut payload = self.pool.pop().unwrap_or_default();
         payload.clear();
         payload.extend_from_slice(packet.payload);
-        self.buf.insert(
-            at,
-            Slot {
-                key,
-                pos,
-                payload_type: packet.payload_type,
-                payload,
-            },
-        );
+        let slot = Slot {
+            key,
+            pos,
+            payload_type: packet.payload_type,
+            payload,
+        };
+        if at == self.buf.len() {
+            self.buf.push_back(slot);
+        } else {
+            self.buf.insert(at, slot);
+        }
         if self.buf.len() > self.cfg.max_reorder_packets {
             // Nobody polled for a while, or a burst: keep the newest audio.
             if let Some(old) = self.buf.pop_front() {
