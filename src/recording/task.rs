@@ -68,7 +68,9 @@ pub enum RecordingReport {
 /// Routes SIP-side events to the recording tasks and keeps track of them.
 pub struct RecordingTasks {
     settings: Arc<RecordingSettings>,
-    senders: HashMap<String, mpsc::UnboundedSender<RecordingEvent>>,
+    /// Boxed: a channel holds its first block of 32 slots from the start, and a
+    /// `RecordingEvent` is a few hundred bytes (the request and media of `Prepare`).
+    senders: HashMap<String, mpsc::UnboundedSender<Box<RecordingEvent>>>,
     tasks: JoinSet<()>,
     reports: mpsc::UnboundedSender<RecordingReport>,
     /// Recordings of one call made as separate dialogs (BiB, Genesys per party).
@@ -119,7 +121,7 @@ impl RecordingTasks {
             | RecordingEvent::Discarded { ref recording_id } => {
                 self.groups.leave(recording_id);
                 if let Some(tx) = self.senders.remove(recording_id) {
-                    let _ = tx.send(event);
+                    let _ = tx.send(Box::new(event));
                 }
             }
             RecordingEvent::Established { ref recording_id }
@@ -130,7 +132,7 @@ impl RecordingTasks {
                 ref recording_id, ..
             } => {
                 if let Some(tx) = self.senders.get(recording_id) {
-                    let _ = tx.send(event);
+                    let _ = tx.send(Box::new(event));
                 }
             }
         }
@@ -244,21 +246,24 @@ impl RecordingTask {
         }
     }
 
+    /// The task's life. Its rarer steps (prepare, a media change, the end) are boxed
+    /// futures: the task's resident state is then what the loop needs, not the largest
+    /// step's (kilobytes per call).
     async fn run(
         mut self,
-        mut events: mpsc::UnboundedReceiver<RecordingEvent>,
+        mut events: mpsc::UnboundedReceiver<Box<RecordingEvent>>,
         reports: mpsc::UnboundedSender<RecordingReport>,
     ) {
         let (blocks_tx, mut blocks) = mpsc::unbounded_channel();
         self.blocks_tx = Some(blocks_tx.clone());
         let (snapshots_tx, mut snapshots) = mpsc::unbounded_channel();
         self.snapshots = snapshots_tx;
-        let prepared = self.prepare(blocks_tx).await;
+        let prepared = Box::pin(self.prepare(blocks_tx)).await;
         let recording_id = self.recording_id.clone();
         if let Err(e) = &prepared {
             // Directory, file, RTP port, codec or key: the error says which.
             tracing::error!(recording_id, dir = %self.dir.display(), error = %Chain(e), status = e.status(), "cannot prepare recording");
-            self.discard().await;
+            Box::pin(self.discard()).await;
         }
         let failed = prepared.is_err();
         let result = prepared.map_err(|e| e.verdict());
@@ -274,10 +279,10 @@ impl RecordingTask {
         let mut timeout_reported = false;
         loop {
             tokio::select! {
-                event = events.recv() => match event {
+                event = events.recv() => match event.map(|e| *e) {
                     None => {
                         // The SIP side is gone without an end: finalize what we have.
-                        self.finish(EndReason::Error, &mut blocks).await;
+                        Box::pin(self.finish(EndReason::Error, &mut blocks)).await;
                         return;
                     }
                     Some(RecordingEvent::Prepare { .. }) => {}
@@ -288,14 +293,14 @@ impl RecordingTask {
                         self.publish();
                     }
                     Some(RecordingEvent::Discarded { .. }) => {
-                        self.stop_streams(&mut blocks).await;
-                        self.discard().await;
+                        Box::pin(self.stop_streams(&mut blocks)).await;
+                        Box::pin(self.discard()).await;
                         return;
                     }
-                    Some(RecordingEvent::MediaChanged { media, .. }) => self.media_changed(&media, &mut blocks).await,
-                    Some(RecordingEvent::MetadataUpdated { metadata, .. }) => self.metadata_updated(&metadata).await,
+                    Some(RecordingEvent::MediaChanged { media, .. }) => Box::pin(self.media_changed(&media, &mut blocks)).await,
+                    Some(RecordingEvent::MetadataUpdated { metadata, .. }) => Box::pin(self.metadata_updated(&metadata)).await,
                     Some(RecordingEvent::Ended { reason, .. }) => {
-                        self.finish(reason, &mut blocks).await;
+                        Box::pin(self.finish(reason, &mut blocks)).await;
                         tracing::info!(recording_id, end_reason = reason.as_str(), "recording ended");
                         return;
                     }
