@@ -192,3 +192,36 @@ fn a_tone_between_gaps_is_sound() {
     let r = a.report();
     assert!(!r.silent() && r.peak_level > 100.0, "{r:?}");
 }
+
+/// 100 ms of a 440 Hz tone at 8 kHz with the given amplitude.
+fn tone_block(amplitude: f64) -> Vec<i16> {
+    let w = 2.0 * std::f64::consts::PI * 440.0 / 8000.0;
+    (0..800)
+        .map(|i| (amplitude * (w * f64::from(i)).sin()) as i16)
+        .collect()
+}
+
+#[test]
+fn a_settled_stream_still_follows_a_louder_peak() {
+    let mut a = StreamAccounting::new(8000);
+    for _ in 0..50 {
+        a.on_pcm(&tone_block(1000.0));
+    }
+    let quiet = a.report().peak_level;
+    assert!(quiet > 500.0 && !a.report().silent(), "{quiet}");
+    // Only one block in eight is measured now; sixteen louder blocks include two of them.
+    for _ in 0..16 {
+        a.on_pcm(&tone_block(8000.0));
+    }
+    let loud = a.report().peak_level;
+    assert!(
+        loud > 4.0 * quiet,
+        "peak {loud} after the louder part, {quiet} before"
+    );
+    // Silence after sound changes nothing: the verdict is settled.
+    for _ in 0..100 {
+        a.on_pcm(&[0; 800]);
+    }
+    assert!(!a.report().silent());
+    assert_eq!(a.report().peak_level, loud);
+}

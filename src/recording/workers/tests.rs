@@ -337,3 +337,76 @@ fn a_stream_whose_recording_is_gone_leaves_its_worker() {
     assert_eq!(workers.loads(), vec![0]);
     workers.shutdown();
 }
+
+#[test]
+fn counters_reach_the_task_with_the_first_packets_then_once_a_second() {
+    let (stream, _) = pcmu_stream(0, LOOPBACK);
+    let file = stream.output.file;
+    let start = Instant::now();
+    let (_sockets, mut receiver) = stream.into_parts(start);
+    let from = SocketAddr::from((LOOPBACK, 40_000));
+    let (mut plain, mut out, mut wire) = (Vec::new(), Vec::new(), Vec::new());
+    let mut blocks = Vec::new();
+    for tick in 0..25u64 {
+        for k in 0..5 {
+            let n = tick * 5 + k;
+            wire.clear();
+            write_packet(
+                &mut wire,
+                false,
+                0,
+                n as u16,
+                n as u32 * 160,
+                0xabcd,
+                &[0x20; 160],
+            );
+            let at = start + Duration::from_millis(20 * n);
+            receiver.on_rtp_port(at, &wire, from, &mut plain);
+        }
+        let now = start + Duration::from_millis(100 * (tick + 1));
+        if let Some(block) = receiver.poll(now, &mut out) {
+            blocks.push((tick, block.counters.is_some(), block.last));
+        }
+    }
+    // Ticks between carry PCM to the file only: nothing for the task.
+    assert_eq!(
+        blocks,
+        [(0, true, false), (10, true, false), (20, true, false)]
+    );
+    let last = receiver.finish(start + Duration::from_millis(2500), &mut out);
+    assert!(last.last);
+    assert_eq!(stats(&last).packets_received, 125);
+    let summary = test_writer().0.close(file).unwrap().blocking_recv();
+    // Every tick's PCM reached the file: 2.5 s at 8 kHz, within one packet (SPEC §5).
+    let samples = summary.unwrap().unwrap().samples;
+    assert!(samples.abs_diff(20_000) <= 160, "{samples} samples");
+}
+
+#[test]
+fn a_burst_longer_than_one_turn_is_read_while_the_stream_runs() {
+    let workers = MediaWorkers::start(1).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stream, addr) = pcmu_stream(0, LOOPBACK);
+    let link = workers.assign();
+    link.start(stream, tx).unwrap();
+    let mut sender = Sender::new(addr);
+    // Far more than the 64 rounds a worker takes in a row: the rest must follow, not wait
+    // for a stop (a level-triggered poller reports the socket again).
+    // 120 datagrams fit a default receive buffer whole.
+    sender.send(120);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = 0;
+    while seen < 120 {
+        match rx.try_recv() {
+            Ok(block) if block.counters.is_some() => {
+                assert!(!block.last, "the stream ended by itself");
+                seen = stats(&block).packets_received;
+            }
+            Ok(_) => {}
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => panic!("only {seen} of 120 packets read while the stream ran"),
+        }
+    }
+    drop(link);
+    workers.shutdown();
+}
