@@ -279,7 +279,8 @@ pub fn srtp_for(stream: &NegotiatedStream) -> Result<Option<SrtpReceiver>, Prepa
         .map_err(PrepareFailure::Srtp)
 }
 
-/// One stream's receive state, driven by its media worker: datagrams in, PCM blocks out.
+/// One stream's receive state, driven by its media worker: datagrams in; PCM out to its
+/// file every tick, news out to its recording task.
 /// No sockets, no clock: `now` and the bytes are passed in.
 pub struct StreamReceiver {
     index: usize,

@@ -168,7 +168,7 @@ struct StreamHandle {
     /// Last RTP packet, or when the stream (re)started receiving.
     last_activity: Instant,
     finished: bool,
-    /// Its m= line was removed (port 0): the stream task ended and the file is final.
+    /// Its m= line was removed (port 0): the stream ended and the file is final.
     closed: bool,
 }
 
@@ -183,7 +183,8 @@ struct RecordingTask {
     /// Sample 0 of every stream's timeline (a stream added later starts with silence).
     started: Instant,
     streams: Vec<StreamHandle>,
-    /// Where stream tasks send their PCM; kept for streams a re-INVITE adds.
+    /// Where the streams send their news (counters, DTMF, the end); kept for streams a
+    /// re-INVITE adds.
     blocks_tx: Option<mpsc::UnboundedSender<StreamBlock>>,
     /// `stereo.wav` on the writer, interleaved there from the first two streams' files.
     stereo: Option<FileId>,
