@@ -412,8 +412,6 @@ struct OpenFile {
     path: PathBuf,
     /// Set while writes fail, so a full disk logs once per file rather than every flush.
     failing: bool,
-    /// A mono file's appends also go to this stereo file, as its left or right channel.
-    feeds: Option<(FileId, Channel)>,
     /// A stereo file's interleaver, fed by its two mono files.
     interleaver: Option<Box<StereoInterleaver>>,
 }
@@ -442,6 +440,9 @@ struct ShardCore {
     next_generation: u64,
     /// Interleaved frames on their way into a stereo file.
     scratch: Vec<i16>,
+    /// Mono files whose appends also go to a stereo file, as its left or right channel
+    /// (also when the mono file itself could not be created).
+    feeds: HashMap<FileId, (FileId, Channel)>,
 }
 
 impl ShardCore {
@@ -456,6 +457,7 @@ impl ShardCore {
             schedule: VecDeque::new(),
             next_generation: 0,
             scratch: Vec::new(),
+            feeds: HashMap::new(),
         }
     }
 
@@ -522,7 +524,6 @@ impl ShardCore {
                         last_sync: now,
                         path,
                         failing: false,
-                        feeds: None,
                         interleaver: None,
                     }),
                 );
@@ -539,20 +540,17 @@ impl ShardCore {
     }
 
     fn append(&mut self, file_id: FileId, samples: &[i16], now: Instant) {
-        let feeds = match self.files.get_mut(&file_id) {
-            Some(FileSlot::Open(file)) => {
-                append_to(&self.config, &self.stats, file, samples, now);
-                file.feeds
-            }
+        match self.files.get_mut(&file_id) {
+            Some(FileSlot::Open(file)) => append_to(&self.config, &self.stats, file, samples, now),
             Some(FileSlot::Failed(..)) | None => {
                 self.stats
                     .samples_dropped
                     .fetch_add(samples.len() as u64, Ordering::Relaxed);
-                None
             }
-        };
-        // A failed mono file still feeds its stereo file: the other copy of its audio.
-        if let Some((stereo, channel)) = feeds {
+        }
+        // A mono file that could not be created still feeds its stereo file: the other
+        // copy of its audio.
+        if let Some(&(stereo, channel)) = self.feeds.get(&file_id) {
             self.feed_stereo(stereo, channel, samples, now);
         }
     }
@@ -587,20 +585,19 @@ impl ShardCore {
             file.interleaver = Some(interleaver);
         }
         for (source, channel) in [(left, Channel::Left), (right, Channel::Right)] {
-            match self.files.get_mut(&source) {
-                Some(FileSlot::Open(file)) => file.feeds = Some((stereo, channel)),
-                Some(FileSlot::Failed(..)) => {}
-                None => {
-                    tracing::error!(
-                        file_id = source.0,
-                        "stereo source is not a file of this writer thread"
-                    );
-                }
+            if self.files.contains_key(&source) {
+                self.feeds.insert(source, (stereo, channel));
+            } else {
+                tracing::error!(
+                    file_id = source.0,
+                    "stereo source is not a file of this writer thread"
+                );
             }
         }
     }
 
     fn close(&mut self, file_id: FileId) -> io::Result<WavSummary> {
+        self.feeds.remove(&file_id);
         match self.files.remove(&file_id) {
             Some(FileSlot::Open(mut file)) => {
                 self.stats.files_open.fetch_sub(1, Ordering::Relaxed);
@@ -826,6 +823,39 @@ mod tests {
         assert_eq!(odd[..7000], r[..]);
         assert!(odd[7000..].iter().all(|&x| x == 0));
         assert_eq!(read(&dir.path().join("left.wav")), l);
+        pool.shutdown();
+    }
+
+    #[test]
+    fn a_mono_file_that_cannot_be_created_still_feeds_the_stereo_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = WavWriterPool::start(config(100)).unwrap();
+        let h = pool.handle();
+        let mono = WavFormat::mono(8000);
+        let left = h.open(dir.path().join("missing/left.wav"), mono).unwrap();
+        let right = h
+            .open_beside(left, dir.path().join("right.wav"), mono)
+            .unwrap();
+        let stereo = h
+            .open_beside(left, dir.path().join("stereo.wav"), WavFormat::stereo(8000))
+            .unwrap();
+        h.interleave(
+            stereo,
+            left,
+            right,
+            StereoInterleaver::new(8000, 8000).unwrap(),
+        )
+        .unwrap();
+        let l = tone(440.0, 8000, 1600);
+        h.append(left, l.clone()).unwrap();
+        h.append(right, vec![0; 1600]).unwrap();
+        let closed = h.close(left).unwrap().blocking_recv().unwrap();
+        assert!(closed.is_err(), "the left file was never created");
+        h.close(right).unwrap().blocking_recv().unwrap().unwrap();
+        h.close(stereo).unwrap().blocking_recv().unwrap().unwrap();
+        let frames = read(&dir.path().join("stereo.wav"));
+        let left_channel: Vec<i16> = frames.iter().step_by(2).copied().collect();
+        assert_eq!(left_channel, l);
         pool.shutdown();
     }
 
