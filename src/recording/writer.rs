@@ -770,6 +770,19 @@ mod tests {
         pool.shutdown();
     }
 
+    /// `right.wav` and `stereo.wav` (8 kHz) opened beside `left`, the stereo file fed by both.
+    fn stereo_beside(h: &WriterHandle, left: FileId, dir: &Path) -> (FileId, FileId) {
+        let right = h
+            .open_beside(left, dir.join("right.wav"), WavFormat::mono(8000))
+            .unwrap();
+        let stereo = h
+            .open_beside(left, dir.join("stereo.wav"), WavFormat::stereo(8000))
+            .unwrap();
+        let interleaver = StereoInterleaver::new(8000, 8000).unwrap();
+        h.interleave(stereo, left, right, interleaver).unwrap();
+        (right, stereo)
+    }
+
     #[test]
     fn a_stereo_file_is_interleaved_on_the_thread_of_its_two_sources() {
         let dir = tempfile::tempdir().unwrap();
@@ -787,21 +800,9 @@ mod tests {
         let _ = open("other.wav");
         let left = open("left.wav");
         let _ = open("other2.wav");
-        let right = h
-            .open_beside(left, dir.path().join("right.wav"), WavFormat::mono(8000))
-            .unwrap();
-        let stereo = h
-            .open_beside(left, dir.path().join("stereo.wav"), WavFormat::stereo(8000))
-            .unwrap();
+        let (right, stereo) = stereo_beside(&h, left, dir.path());
         assert_eq!((right.0 % 3, stereo.0 % 3), (left.0 % 3, left.0 % 3));
         assert!(left != right && right != stereo);
-        h.interleave(
-            stereo,
-            left,
-            right,
-            StereoInterleaver::new(8000, 8000).unwrap(),
-        )
-        .unwrap();
         let l = tone(440.0, 8000, 8000);
         let r = tone(1000.0, 8000, 7000);
         // Blocks of unequal size and timing on each side, as two workers' ticks are.
@@ -831,21 +832,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = WavWriterPool::start(config(100)).unwrap();
         let h = pool.handle();
-        let mono = WavFormat::mono(8000);
-        let left = h.open(dir.path().join("missing/left.wav"), mono).unwrap();
-        let right = h
-            .open_beside(left, dir.path().join("right.wav"), mono)
+        let left = h
+            .open(dir.path().join("missing/left.wav"), WavFormat::mono(8000))
             .unwrap();
-        let stereo = h
-            .open_beside(left, dir.path().join("stereo.wav"), WavFormat::stereo(8000))
-            .unwrap();
-        h.interleave(
-            stereo,
-            left,
-            right,
-            StereoInterleaver::new(8000, 8000).unwrap(),
-        )
-        .unwrap();
+        let (right, stereo) = stereo_beside(&h, left, dir.path());
         let l = tone(440.0, 8000, 1600);
         h.append(left, l.clone()).unwrap();
         h.append(right, vec![0; 1600]).unwrap();
