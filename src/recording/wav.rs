@@ -249,6 +249,35 @@ impl WavStreamWriter {
         self.buf.len()
     }
 
+    /// The little-endian samples waiting for the next flush.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Gives up the buffer reserved at creation, for a file written only through
+    /// [`append_and_flush`](Self::append_and_flush).
+    pub fn release_buffer(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Appends `samples` and flushes at once, through `staging`: a buffer the caller shares
+    /// among many files, so a file written this way holds no buffer of its own.
+    pub fn append_and_flush(&mut self, samples: &[i16], staging: &mut Vec<u8>) -> io::Result<()> {
+        staging.clear();
+        staging.extend_from_slice(&self.buf);
+        std::mem::swap(&mut self.buf, staging);
+        self.append(samples);
+        let result = self.flush();
+        std::mem::swap(&mut self.buf, staging);
+        // What did not make a whole frame waits in the file's own (small) buffer.
+        self.buf.clear();
+        self.buf.extend_from_slice(staging);
+        staging.clear();
+        result
+    }
+
     /// Frames on disk and described by the header.
     pub fn frames_flushed(&self) -> u64 {
         self.data_bytes / u64::from(self.format.block_align())
@@ -391,6 +420,12 @@ impl StereoInterleaver {
 
     pub fn output_rate(&self) -> u32 {
         self.rate
+    }
+
+    /// Sample rates of the left and right inputs, in Hz.
+    pub fn input_rates(&self) -> (u32, u32) {
+        let rate = |side: &ResampledSide| u32::try_from(side.in_rate).unwrap_or(u32::MAX);
+        (rate(&self.left), rate(&self.right))
     }
 
     /// Frames emitted so far.

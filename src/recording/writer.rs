@@ -20,8 +20,10 @@
 //! second would make thousands of streams disk-latency bound. `sync_interval` bounds the loss
 //! on a machine crash for deployments that want it; `Close` always syncs.
 //!
-//! [`StereoInterleaver`] (in `wav`, re-exported here) builds the stereo file's frames from the
-//! two mono streams before they are appended.
+//! A stereo file is built when it flushes, from what its two mono files buffered
+//! ([`stereo`]); [`StereoInterleaver`] (in `wav`, re-exported here) aligns their samples.
+
+mod stereo;
 
 pub use super::wav::StereoInterleaver;
 use super::wav::{WavFormat, WavStreamWriter, WavSummary, WriteCounters};
@@ -33,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use stereo::{Channel, StereoFeed};
 use tokio::sync::oneshot;
 
 /// Identifies one open file across the writer; also picks its writer thread.
@@ -53,9 +56,10 @@ pub enum WriterCommand {
     },
     /// Interleaved samples (stereo: left, right, …), appended to the file's buffer.
     Append { file_id: FileId, samples: Vec<i16> },
-    /// From now on every append to `left` and `right` (mono files of the same thread) is
-    /// also interleaved into the stereo file `file_id`; its `Close` finishes the
-    /// interleaver, the shorter side padded with silence.
+    /// From now on the stereo file `file_id` is built from `left` and `right` (mono files of
+    /// the same thread): whenever one of the three flushes, all three do, the stereo file
+    /// from the audio its sources buffered. Its `Close` finishes the interleaver, the
+    /// shorter side padded with silence.
     Interleave {
         file_id: FileId,
         left: FileId,
@@ -412,14 +416,8 @@ struct OpenFile {
     path: PathBuf,
     /// Set while writes fail, so a full disk logs once per file rather than every flush.
     failing: bool,
-    /// A stereo file's interleaver, fed by its two mono files.
-    interleaver: Option<Box<StereoInterleaver>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Channel {
-    Left,
-    Right,
+    /// What a stereo file is built from.
+    stereo: Option<Box<StereoFeed>>,
 }
 
 enum FileSlot {
@@ -440,8 +438,10 @@ struct ShardCore {
     next_generation: u64,
     /// Interleaved frames on their way into a stereo file.
     scratch: Vec<i16>,
-    /// Mono files whose appends also go to a stereo file, as its left or right channel
-    /// (also when the mono file itself could not be created).
+    /// Their bytes: the one write buffer of every stereo file of this thread.
+    staging: Vec<u8>,
+    /// Mono files that are a stereo file's left or right channel (also when the mono file
+    /// itself could not be created); the stereo file is open and has their feed.
     feeds: HashMap<FileId, (FileId, Channel)>,
 }
 
@@ -457,6 +457,7 @@ impl ShardCore {
             schedule: VecDeque::new(),
             next_generation: 0,
             scratch: Vec::new(),
+            staging: Vec::new(),
             feeds: HashMap::new(),
         }
     }
@@ -476,6 +477,9 @@ impl ShardCore {
                 interleaver,
             } => self.interleave(file_id, left, right, interleaver),
             WriterCommand::Flush { file_id, reply } => {
+                if let Some(stereo) = self.group_of(file_id) {
+                    self.flush_group(stereo, now, false);
+                }
                 let result = match self.files.get_mut(&file_id) {
                     Some(FileSlot::Open(file)) => {
                         flush_file(&self.config, &self.stats, file, now, false)
@@ -489,7 +493,7 @@ impl ShardCore {
                 }
             }
             WriterCommand::Close { file_id, reply } => {
-                let result = self.close(file_id);
+                let result = self.close(file_id, now);
                 // A caller that dropped its receiver no longer needs the summary.
                 let _ = reply.send(result);
             }
@@ -524,7 +528,7 @@ impl ShardCore {
                         last_sync: now,
                         path,
                         failing: false,
-                        interleaver: None,
+                        stereo: None,
                     }),
                 );
                 self.schedule
@@ -540,38 +544,105 @@ impl ShardCore {
     }
 
     fn append(&mut self, file_id: FileId, samples: &[i16], now: Instant) {
-        match self.files.get_mut(&file_id) {
-            Some(FileSlot::Open(file)) => append_to(&self.config, &self.stats, file, samples, now),
+        let feed = self.feeds.get(&file_id).copied();
+        let full = match self.files.get_mut(&file_id) {
+            Some(FileSlot::Open(file)) => {
+                let before = file.writer.counters();
+                file.writer.append(samples);
+                self.stats.add_delta(before, file.writer.counters());
+                file.writer.buffered_bytes() >= self.config.max_buffer_bytes
+            }
             Some(FileSlot::Failed(..)) | None => {
                 self.stats
                     .samples_dropped
                     .fetch_add(samples.len() as u64, Ordering::Relaxed);
+                // A mono file that could not be created still feeds its stereo file: the
+                // other copy of its audio.
+                if let Some((stereo, channel)) = feed
+                    && let Some(FileSlot::Open(file)) = self.files.get_mut(&stereo)
+                    && let Some(feed) = file.stereo.as_mut()
+                {
+                    feed.keep_orphaned(channel, samples);
+                }
+                false
             }
-        }
-        // A mono file that could not be created still feeds its stereo file: the other
-        // copy of its audio.
-        if let Some(&(stereo, channel)) = self.feeds.get(&file_id) {
-            self.feed_stereo(stereo, channel, samples, now);
+        };
+        if full {
+            // Errors are logged and counted inside; the audio is already accounted.
+            match feed {
+                Some((stereo, _)) => self.flush_group(stereo, now, false),
+                None => {
+                    if let Some(FileSlot::Open(file)) = self.files.get_mut(&file_id) {
+                        let _ = flush_file(&self.config, &self.stats, file, now, false);
+                    }
+                }
+            }
         }
     }
 
-    fn feed_stereo(&mut self, stereo: FileId, channel: Channel, samples: &[i16], now: Instant) {
+    /// The stereo file whose group `file_id` belongs to (itself, if it is that file).
+    fn group_of(&self, file_id: FileId) -> Option<FileId> {
+        let stereo = self
+            .feeds
+            .get(&file_id)
+            .map_or(file_id, |&(stereo, _)| stereo);
+        match self.files.get(&stereo) {
+            Some(FileSlot::Open(file)) if file.stereo.is_some() => Some(stereo),
+            _ => None,
+        }
+    }
+
+    /// Flushes a stereo file and its sources together: what the sources buffered since the
+    /// last flush is interleaved into the stereo file, then written to their own files.
+    fn flush_group(&mut self, stereo: FileId, now: Instant, may_sync: bool) {
         let Some(FileSlot::Open(file)) = self.files.get_mut(&stereo) else {
             return;
         };
-        let Some(interleaver) = file.interleaver.as_mut() else {
+        let Some(mut feed) = file.stereo.take() else {
             return;
         };
+        let sources = feed.sources;
         let mut frames = std::mem::take(&mut self.scratch);
-        match channel {
-            Channel::Left => interleaver.push_left(samples, &mut frames),
-            Channel::Right => interleaver.push_right(samples, &mut frames),
+        let buffered = |source: Option<FileId>| match source.map(|id| self.files.get(&id)) {
+            Some(Some(FileSlot::Open(mono))) => Some(mono.writer.buffered()),
+            Some(_) => None,
+            None => Some(&[][..]), // closed: nothing more comes from it
         };
-        if !frames.is_empty() {
-            append_to(&self.config, &self.stats, file, &frames, now);
+        feed.interleave_sources(buffered(sources[0]), buffered(sources[1]), &mut frames);
+        if let Some(FileSlot::Open(file)) = self.files.get_mut(&stereo) {
+            file.stereo = Some(feed);
+            let staging = &mut self.staging;
+            let _ = write_file(&self.config, &self.stats, file, now, may_sync, |w| {
+                w.append_and_flush(&frames, staging)
+            });
         }
         frames.clear();
         self.scratch = frames;
+        for source in sources.into_iter().flatten() {
+            if let Some(FileSlot::Open(mono)) = self.files.get_mut(&source) {
+                let _ = flush_file(&self.config, &self.stats, mono, now, may_sync);
+            }
+        }
+        self.reschedule(
+            [Some(stereo), sources[0], sources[1]].into_iter().flatten(),
+            now,
+        );
+    }
+
+    /// The next flush of each of `files` is one interval from `now`; earlier entries go
+    /// stale.
+    fn reschedule(&mut self, files: impl Iterator<Item = FileId>, now: Instant) {
+        for file_id in files {
+            if let Some(FileSlot::Open(file)) = self.files.get_mut(&file_id) {
+                file.generation = self.next_generation;
+                self.next_generation += 1;
+                self.schedule.push_back((
+                    now + self.config.flush_interval,
+                    file_id,
+                    file.generation,
+                ));
+            }
+        }
     }
 
     fn interleave(
@@ -581,9 +652,14 @@ impl ShardCore {
         right: FileId,
         interleaver: Box<StereoInterleaver>,
     ) {
-        if let Some(FileSlot::Open(file)) = self.files.get_mut(&stereo) {
-            file.interleaver = Some(interleaver);
-        }
+        let known = |id: FileId| self.files.contains_key(&id).then_some(id);
+        let sources = [known(left), known(right)];
+        let Some(FileSlot::Open(file)) = self.files.get_mut(&stereo) else {
+            tracing::error!(file_id = stereo.0, "no open stereo file to interleave into");
+            return;
+        };
+        file.writer.release_buffer();
+        file.stereo = Some(Box::new(StereoFeed::new(*interleaver, sources)));
         for (source, channel) in [(left, Channel::Left), (right, Channel::Right)] {
             if self.files.contains_key(&source) {
                 self.feeds.insert(source, (stereo, channel));
@@ -596,14 +672,18 @@ impl ShardCore {
         }
     }
 
-    fn close(&mut self, file_id: FileId) -> io::Result<WavSummary> {
-        self.feeds.remove(&file_id);
+    fn close(&mut self, file_id: FileId, now: Instant) -> io::Result<WavSummary> {
+        // The stereo file takes what its sources buffered before any of the three closes.
+        if let Some(stereo) = self.group_of(file_id) {
+            self.flush_group(stereo, now, false);
+        }
+        self.leave_group(file_id);
         match self.files.remove(&file_id) {
             Some(FileSlot::Open(mut file)) => {
                 self.stats.files_open.fetch_sub(1, Ordering::Relaxed);
-                if let Some(interleaver) = file.interleaver.take() {
+                if let Some(feed) = file.stereo.take() {
                     let mut frames = Vec::new();
-                    interleaver.finish(&mut frames);
+                    feed.interleaver.finish(&mut frames);
                     let before = file.writer.counters();
                     file.writer.append(&frames);
                     self.stats.add_delta(before, file.writer.counters());
@@ -621,6 +701,23 @@ impl ShardCore {
         }
     }
 
+    /// A closing file stops being part of its stereo group.
+    fn leave_group(&mut self, file_id: FileId) {
+        if let Some((stereo, channel)) = self.feeds.remove(&file_id)
+            && let Some(FileSlot::Open(file)) = self.files.get_mut(&stereo)
+            && let Some(feed) = file.stereo.as_mut()
+        {
+            feed.sources[channel as usize] = None;
+        }
+        if let Some(FileSlot::Open(file)) = self.files.get(&file_id)
+            && let Some(feed) = &file.stereo
+        {
+            for source in feed.sources.into_iter().flatten() {
+                self.feeds.remove(&source);
+            }
+        }
+    }
+
     /// Flushes every file whose deadline has passed and schedules its next one.
     fn flush_due(&mut self, now: Instant) {
         while let Some(&(deadline, file_id, generation)) = self.schedule.front() {
@@ -628,10 +725,14 @@ impl ShardCore {
                 break;
             }
             self.schedule.pop_front();
-            if let Some(FileSlot::Open(file)) = self.files.get_mut(&file_id) {
-                if file.generation != generation {
-                    continue;
-                }
+            let current = matches!(self.files.get(&file_id),
+                Some(FileSlot::Open(file)) if file.generation == generation);
+            if !current {
+                continue;
+            }
+            if let Some(stereo) = self.group_of(file_id) {
+                self.flush_group(stereo, now, true);
+            } else if let Some(FileSlot::Open(file)) = self.files.get_mut(&file_id) {
                 let _ = flush_file(&self.config, &self.stats, file, now, true);
                 self.schedule
                     .push_back((now + self.config.flush_interval, file_id, generation));
@@ -646,27 +747,12 @@ impl ShardCore {
     /// Finalizes everything still open (shutdown).
     fn close_all(&mut self) {
         let ids: Vec<FileId> = self.files.keys().copied().collect();
+        let now = Instant::now();
         for id in ids {
-            if let Err(e) = self.close(id) {
+            if let Err(e) = self.close(id, now) {
                 tracing::error!(file_id = id.0, error = %e, "finalizing WAV file at shutdown");
             }
         }
-    }
-}
-
-fn append_to(
-    config: &WriterConfig,
-    stats: &StatsCounters,
-    file: &mut OpenFile,
-    samples: &[i16],
-    now: Instant,
-) {
-    let before = file.writer.counters();
-    file.writer.append(samples);
-    stats.add_delta(before, file.writer.counters());
-    if file.writer.buffered_bytes() >= config.max_buffer_bytes {
-        // Errors are logged and counted inside; the audio is already accounted.
-        let _ = flush_file(config, stats, file, now, false);
     }
 }
 
@@ -685,8 +771,21 @@ fn flush_file(
     now: Instant,
     may_sync: bool,
 ) -> io::Result<()> {
+    write_file(config, stats, file, now, may_sync, WavStreamWriter::flush)
+}
+
+/// Writes one file with `write` (a flush) and, when due, syncs it; counts and logs what
+/// happened.
+fn write_file(
+    config: &WriterConfig,
+    stats: &StatsCounters,
+    file: &mut OpenFile,
+    now: Instant,
+    may_sync: bool,
+    write: impl FnOnce(&mut WavStreamWriter) -> io::Result<()>,
+) -> io::Result<()> {
     let before = file.writer.counters();
-    let mut result = file.writer.flush();
+    let mut result = write(&mut file.writer);
     if result.is_ok()
         && may_sync
         && let Some(every) = config.sync_interval
@@ -714,289 +813,4 @@ fn flush_file(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn tone(freq: f64, rate: u32, n: usize) -> Vec<i16> {
-        let w = 2.0 * std::f64::consts::PI * freq / f64::from(rate);
-        (0..n)
-            .map(|i| (8000.0 * (w * i as f64).sin()) as i16)
-            .collect()
-    }
-
-    /// Frequency from the span between the first and last rising zero crossings.
-    fn frequency(samples: &[i16], rate: u32) -> f64 {
-        let rising: Vec<usize> = (1..samples.len())
-            .filter(|&i| samples[i - 1] < 0 && samples[i] >= 0)
-            .collect();
-        let (Some(first), Some(last)) = (rising.first(), rising.last()) else {
-            return 0.0;
-        };
-        (rising.len() - 1) as f64 * f64::from(rate) / (last - first) as f64
-    }
-
-    fn read(path: &Path) -> Vec<i16> {
-        let mut r = hound::WavReader::open(path).unwrap();
-        r.samples::<i16>().map(|s| s.unwrap()).collect()
-    }
-
-    fn config(flush_ms: u64) -> WriterConfig {
-        WriterConfig {
-            flush_interval: Duration::from_millis(flush_ms),
-            ..WriterConfig::default()
-        }
-    }
-
-    #[test]
-    fn ten_seconds_of_tone_through_the_pool() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tone.wav");
-        let pool = WavWriterPool::start(config(100)).unwrap();
-        let h = pool.handle();
-        let id = h.open(path.clone(), WavFormat::mono(8000)).unwrap();
-        let samples = tone(440.0, 8000, 80_000);
-        for packet in samples.chunks(160) {
-            h.append(id, packet.to_vec()).unwrap();
-        }
-        let summary = h.close(id).unwrap().blocking_recv().unwrap().unwrap();
-        assert_eq!(summary.samples, 80_000);
-        assert!((summary.duration_seconds - 10.0).abs() < 1e-9);
-        let back = read(&path);
-        assert_eq!(back, samples);
-        let f = frequency(&back, 8000);
-        assert!((f - 440.0).abs() < 1.0, "measured {f} Hz");
-        assert_eq!(pool.stats().files_open, 0);
-        pool.shutdown();
-    }
-
-    /// `right.wav` and `stereo.wav` (8 kHz) opened beside `left`, the stereo file fed by both.
-    fn stereo_beside(h: &WriterHandle, left: FileId, dir: &Path) -> (FileId, FileId) {
-        let right = h
-            .open_beside(left, dir.join("right.wav"), WavFormat::mono(8000))
-            .unwrap();
-        let stereo = h
-            .open_beside(left, dir.join("stereo.wav"), WavFormat::stereo(8000))
-            .unwrap();
-        let interleaver = StereoInterleaver::new(8000, 8000).unwrap();
-        h.interleave(stereo, left, right, interleaver).unwrap();
-        (right, stereo)
-    }
-
-    #[test]
-    fn a_stereo_file_is_interleaved_on_the_thread_of_its_two_sources() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = WavWriterPool::start(WriterConfig {
-            threads: 3,
-            ..config(100)
-        })
-        .unwrap();
-        let h = pool.handle();
-        let open = |name: &str| {
-            h.open(dir.path().join(name), WavFormat::mono(8000))
-                .unwrap()
-        };
-        // Other files move the id counter, so `beside` has to find the residue.
-        let _ = open("other.wav");
-        let left = open("left.wav");
-        let _ = open("other2.wav");
-        let (right, stereo) = stereo_beside(&h, left, dir.path());
-        assert_eq!((right.0 % 3, stereo.0 % 3), (left.0 % 3, left.0 % 3));
-        assert!(left != right && right != stereo);
-        let l = tone(440.0, 8000, 8000);
-        let r = tone(1000.0, 8000, 7000);
-        // Blocks of unequal size and timing on each side, as two workers' ticks are.
-        for (a, b) in l.chunks(800).zip(r.chunks(700)) {
-            h.append(left, a.to_vec()).unwrap();
-            h.append(right, b.to_vec()).unwrap();
-        }
-        for id in [left, right] {
-            h.close(id).unwrap().blocking_recv().unwrap().unwrap();
-        }
-        let summary = h.close(stereo).unwrap().blocking_recv().unwrap().unwrap();
-        assert_eq!(
-            summary.samples, 8000,
-            "the shorter side padded to the longer"
-        );
-        let frames = read(&dir.path().join("stereo.wav"));
-        let (even, odd): (Vec<i16>, Vec<i16>) = frames.chunks(2).map(|f| (f[0], f[1])).unzip();
-        assert_eq!(even, l);
-        assert_eq!(odd[..7000], r[..]);
-        assert!(odd[7000..].iter().all(|&x| x == 0));
-        assert_eq!(read(&dir.path().join("left.wav")), l);
-        pool.shutdown();
-    }
-
-    #[test]
-    fn a_mono_file_that_cannot_be_created_still_feeds_the_stereo_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = WavWriterPool::start(config(100)).unwrap();
-        let h = pool.handle();
-        let left = h
-            .open(dir.path().join("missing/left.wav"), WavFormat::mono(8000))
-            .unwrap();
-        let (right, stereo) = stereo_beside(&h, left, dir.path());
-        let l = tone(440.0, 8000, 1600);
-        h.append(left, l.clone()).unwrap();
-        h.append(right, vec![0; 1600]).unwrap();
-        let closed = h.close(left).unwrap().blocking_recv().unwrap();
-        assert!(closed.is_err(), "the left file was never created");
-        h.close(right).unwrap().blocking_recv().unwrap().unwrap();
-        h.close(stereo).unwrap().blocking_recv().unwrap().unwrap();
-        let frames = read(&dir.path().join("stereo.wav"));
-        let left_channel: Vec<i16> = frames.iter().step_by(2).copied().collect();
-        assert_eq!(left_channel, l);
-        pool.shutdown();
-    }
-
-    #[test]
-    fn file_is_valid_after_every_flush_while_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.wav");
-        let pool = WavWriterPool::start(config(60_000)).unwrap();
-        let h = pool.handle();
-        let id = h.open(path.clone(), WavFormat::mono(8000)).unwrap();
-        let samples = tone(440.0, 8000, 8000);
-        for (k, second) in samples.chunks(1600).enumerate() {
-            for packet in second.chunks(160) {
-                h.append(id, packet.to_vec()).unwrap();
-            }
-            h.flush(id).unwrap().blocking_recv().unwrap().unwrap();
-            assert_eq!(read(&path), samples[..(k + 1) * 1600]);
-        }
-        pool.shutdown();
-        // Shutdown finalized the file it still held open.
-        assert_eq!(read(&path), samples);
-    }
-
-    #[test]
-    fn failed_open_and_unknown_file_report_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = WavWriterPool::start(config(1000)).unwrap();
-        let h = pool.handle();
-        let id = h
-            .open(dir.path().join("missing/a.wav"), WavFormat::mono(8000))
-            .unwrap();
-        h.append(id, vec![0; 160]).unwrap();
-        let e = h.close(id).unwrap().blocking_recv().unwrap().unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::NotFound);
-        let e = h.close(FileId(999)).unwrap().blocking_recv().unwrap();
-        assert!(e.is_err());
-        let stats = pool.stats();
-        assert_eq!((stats.open_errors, stats.samples_dropped), (1, 160));
-        pool.shutdown();
-        assert_eq!(h.append(id, vec![1]), Err(WriterClosed));
-    }
-
-    /// 2,000 open files, 50 appends of 160 samples per file per second, driven on a virtual
-    /// clock: every file is flushed once per interval, each flush being two writes.
-    #[test]
-    fn two_thousand_files_flush_once_per_interval() {
-        const FILES: u64 = 2000;
-        const SECONDS: u64 = 3;
-        let dir = tempfile::tempdir().unwrap();
-        let stats = Arc::new(StatsCounters::default());
-        let mut core = ShardCore::new(config(1000), stats.clone());
-        let start = Instant::now();
-        for i in 0..FILES {
-            let path = dir.path().join(format!("{i}.wav"));
-            core.handle(
-                WriterCommand::Open {
-                    file_id: FileId(i),
-                    path,
-                    format: WavFormat::mono(8000),
-                },
-                start,
-            );
-        }
-        assert_eq!(
-            stats.snapshot().open_errors,
-            0,
-            "raise `ulimit -n` above 2100"
-        );
-        let packet = vec![100i16; 160];
-        for tick in 1..=SECONDS * 50 {
-            let now = start + Duration::from_millis(tick * 20);
-            for i in 0..FILES {
-                let samples = packet.clone();
-                core.handle(
-                    WriterCommand::Append {
-                        file_id: FileId(i),
-                        samples,
-                    },
-                    now,
-                );
-            }
-            core.flush_due(now);
-        }
-        let s = stats.snapshot();
-        assert_eq!(s.flushes, FILES * SECONDS);
-        assert_eq!(
-            s.write_calls,
-            FILES + 2 * s.flushes,
-            "header at open + 2 per flush"
-        );
-        assert_eq!(
-            s.bytes_written,
-            FILES * (44 + SECONDS * 16_000 + SECONDS * 44)
-        );
-        assert_eq!(
-            core.next_deadline(),
-            Some(start + Duration::from_secs(SECONDS + 1))
-        );
-        core.close_all();
-        assert_eq!(
-            read(&dir.path().join("1999.wav")).len(),
-            SECONDS as usize * 8000
-        );
-        assert_eq!(stats.snapshot().files_open, 0);
-    }
-
-    #[test]
-    fn oversized_buffer_is_flushed_early_and_sync_follows_its_interval() {
-        let dir = tempfile::tempdir().unwrap();
-        let stats = Arc::new(StatsCounters::default());
-        let cfg = WriterConfig {
-            max_buffer_bytes: 3200,
-            sync_interval: Some(Duration::from_secs(2)),
-            ..config(1000)
-        };
-        let mut core = ShardCore::new(cfg, stats.clone());
-        let t0 = Instant::now();
-        let open = |file_id, name: &str| WriterCommand::Open {
-            file_id,
-            path: dir.path().join(name),
-            format: WavFormat::mono(8000),
-        };
-        core.handle(open(FileId(1), "a.wav"), t0);
-        for _ in 0..10 {
-            core.handle(
-                WriterCommand::Append {
-                    file_id: FileId(1),
-                    samples: vec![1; 160],
-                },
-                t0,
-            );
-        }
-        assert_eq!(
-            stats.snapshot().flushes,
-            1,
-            "1600 samples = 3200 bytes: flushed at once"
-        );
-        for s in 1..=4 {
-            let now = t0 + Duration::from_secs(s);
-            core.handle(
-                WriterCommand::Append {
-                    file_id: FileId(1),
-                    samples: vec![1; 160],
-                },
-                now,
-            );
-            core.flush_due(now);
-        }
-        assert_eq!((stats.snapshot().flushes, stats.snapshot().syncs), (5, 2));
-        // A file id opened twice keeps the first file.
-        core.handle(open(FileId(1), "b.wav"), t0);
-        assert_eq!(stats.snapshot().open_errors, 1);
-    }
-}
+mod tests;
