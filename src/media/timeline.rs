@@ -58,7 +58,9 @@
 //!
 //! The reorder buffer holds at most `max_reorder_packets` packets; payload buffers and decode
 //! scratch space are recycled, so the steady state allocates nothing per packet, and nothing
-//! grows with call length (the SSRC list and pending DTMF events are capped).
+//! grows with call length (the SSRC list and pending DTMF events are capped). The buffer and
+//! its payload pool grow to what the stream needs rather than being sized for the bound up
+//! front: packets in order hold a few slots, and 64 reserved slots were ~5 KiB per stream.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -295,8 +297,8 @@ impl StreamTimeline {
             last_end: None,
             drift_start: 0,
             drift_min: i64::MAX,
-            buf: VecDeque::with_capacity(cfg.max_reorder_packets),
-            pool: Vec::with_capacity(cfg.max_reorder_packets + 1),
+            buf: VecDeque::new(),
+            pool: Vec::new(),
             cursor: 0,
             scratch: Vec::new(),
             converted: Vec::new(),
