@@ -276,7 +276,8 @@ impl RecordingTask {
             return;
         }
         sync_in_background(&self.dir);
-        let mut media_check = tokio::time::interval(Duration::from_secs(1));
+        let media_check = tokio::time::sleep_until(self.next_media_check(Instant::now()));
+        tokio::pin!(media_check);
         let mut timeout_reported = false;
         loop {
             tokio::select! {
@@ -312,11 +313,14 @@ impl RecordingTask {
                         let _ = reply.send(doc);
                     }
                 }
-                _ = media_check.tick() => {
-                    if !timeout_reported && self.media_timed_out(Instant::now()) {
+                () = &mut media_check, if !timeout_reported => {
+                    let now = Instant::now();
+                    if self.media_timed_out(now) {
                         timeout_reported = true;
                         tracing::warn!(recording_id, timeout_secs = self.settings.media_timeout.as_secs(), "no RTP: ending recording");
                         let _ = reports.send(RecordingReport::Stop { recording_id: recording_id.clone(), reason: EndReason::MediaTimeout });
+                    } else {
+                        media_check.as_mut().reset(self.next_media_check(now));
                     }
                 }
             }
@@ -498,15 +502,28 @@ impl RecordingTask {
 
     /// SPEC §5: no RTP on any receiving stream for `media_timeout`; paused streams exempt.
     fn media_timed_out(&self, now: Instant) -> bool {
-        let mut receiving = self
-            .streams
-            .iter()
-            .filter(|s| !s.closed && s.direction == Direction::RecvOnly)
-            .peekable();
+        let mut receiving = self.receiving_streams().peekable();
         receiving.peek().is_some()
             && receiving.all(|s| {
                 now.saturating_duration_since(s.last_activity) >= self.settings.media_timeout
             })
+    }
+
+    /// The earliest moment [`media_timed_out`](Self::media_timed_out) can turn true: the
+    /// timeout after the latest activity of a receiving stream, or after `now` while none
+    /// receives (paused, or no stream). Checking then, instead of every second, costs a
+    /// recording one timer wake-up per timeout period (≈ 400 wake-ups a second fewer at
+    /// 400 calls).
+    fn next_media_check(&self, now: Instant) -> tokio::time::Instant {
+        let latest = self.receiving_streams().map(|s| s.last_activity).max();
+        let at = latest.unwrap_or(now) + self.settings.media_timeout;
+        tokio::time::Instant::from_std(at.max(now + MEDIA_CHECK_FLOOR))
+    }
+
+    fn receiving_streams(&self) -> impl Iterator<Item = &StreamHandle> {
+        self.streams
+            .iter()
+            .filter(|s| !s.closed && s.direction == Direction::RecvOnly)
     }
 
     async fn stop_streams(&mut self, blocks: &mut mpsc::UnboundedReceiver<StreamBlock>) {
@@ -682,6 +699,9 @@ impl RecordingTask {
             }));
     }
 }
+
+/// Shortest wait between two media timeout checks, so a check can never spin.
+const MEDIA_CHECK_FLOOR: Duration = Duration::from_millis(100);
 
 fn round_ms(seconds: f64) -> f64 {
     (seconds * 1000.0).round() / 1000.0

@@ -388,11 +388,13 @@ fn run_shard(rx: mpsc::Receiver<ShardMessage>, mut core: ShardCore) {
     const MAX_DRAIN: usize = 8192;
     let drain_interval = core.config.drain_interval;
     'run: loop {
-        let now = Instant::now();
+        // Time as of the next wake-up: what falls due before it is done now. Deadlines are
+        // all set from this horizon, so they stay in order.
+        let horizon = Instant::now() + drain_interval;
         let mut drained = 0;
         while drained < MAX_DRAIN {
             match rx.try_recv() {
-                Ok(ShardMessage::Command(command)) => core.handle(command, now),
+                Ok(ShardMessage::Command(command)) => core.handle(command, horizon),
                 Ok(ShardMessage::Shutdown) | Err(mpsc::TryRecvError::Disconnected) => break 'run,
                 Err(mpsc::TryRecvError::Empty) => break,
             }
