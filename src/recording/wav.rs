@@ -450,6 +450,16 @@ impl StereoInterleaver {
         self.drain(out)
     }
 
+    /// Gives back the memory of a lead that is over: a side's queue grows to the largest
+    /// lead it has held (a stall, a late tick), and without this it would keep that size
+    /// for the rest of the call, so a call's memory would creep up over hours. Keeps room
+    /// for a tenth of a second (one tick) above what is queued.
+    pub fn trim(&mut self) {
+        let room = (self.rate / 10) as usize;
+        self.left.trim(room);
+        self.right.trim(room);
+    }
+
     /// Emits everything left, the shorter side padded with silence.
     pub fn finish(mut self, out: &mut Vec<i16>) -> usize {
         self.left.push(&[], true);
@@ -584,6 +594,15 @@ impl ResampledSide {
         self.received += samples.len() as u64;
         self.next_out = self.received;
         self.input_base = self.received;
+    }
+
+    /// Shrinks the queues to what they hold plus `room` when they hold less than half.
+    fn trim(&mut self, room: usize) {
+        for queue in [&mut self.ready, &mut self.input] {
+            if queue.capacity() > 2 * (queue.len() + room) {
+                queue.shrink_to(queue.len() + room);
+            }
+        }
     }
 
     /// Emits `frames` of silence in place of samples not yet computed.
@@ -772,6 +791,29 @@ mod tests {
         );
         assert!((frequency(&l, 16000) - 440.0).abs() < 1.0);
         assert!((frequency(&r, 16000) - 880.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn a_lead_that_is_over_gives_its_memory_back() {
+        let mut st = StereoInterleaver::new(16000, 8000).unwrap();
+        let mut out = Vec::new();
+        // A 1.5 s lead of the left side (a stalled right stream), then the right catches up.
+        st.push_left(&[1; 24_000], &mut out);
+        st.push_right(&[2; 12_000], &mut out);
+        // All but the last upsampled frame, which waits for the next right sample.
+        assert_eq!(out.len(), 2 * 23_999);
+        assert!(st.left.ready.capacity() >= 24_000);
+        st.trim();
+        // Room for one tick (100 ms at the 16 kHz output) over what is queued, not 1.5 s.
+        for side in [&st.left, &st.right] {
+            assert!(side.ready.capacity() <= 2 * (side.ready.len() + 1600));
+            assert!(side.input.capacity() <= 2 * (side.input.len() + 1600));
+        }
+        // And it keeps working.
+        st.push_left(&[3; 160], &mut out);
+        st.push_right(&[4; 80], &mut out);
+        assert_eq!(out.len(), 2 * (23_999 + 160));
+        assert_eq!(&out[out.len() - 2..], &[3, 4]);
     }
 
     #[test]

@@ -56,6 +56,7 @@ impl StereoFeed {
         let orphaned = std::mem::take(&mut self.orphaned);
         let [left_kept, right_kept] = &orphaned;
         self.interleave(left.unwrap_or(left_kept), right.unwrap_or(right_kept), out);
+        self.interleaver.trim();
         self.orphaned = orphaned.map(|mut kept| {
             kept.clear();
             kept
