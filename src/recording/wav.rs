@@ -617,7 +617,7 @@ impl ResampledSide {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn tone(freq: f64, rate: u32, n: usize) -> Vec<i16> {
@@ -737,7 +737,7 @@ mod tests {
     }
 
     /// Frequency from the span between the first and last rising zero crossings.
-    fn frequency(samples: &[i16], rate: u32) -> f64 {
+    pub(crate) fn frequency(samples: &[i16], rate: u32) -> f64 {
         let rising: Vec<usize> = (1..samples.len())
             .filter(|&i| samples[i - 1] < 0 && samples[i] >= 0)
             .collect();

@@ -1,4 +1,5 @@
 use super::*;
+use crate::recording::wav::tests::frequency;
 use std::path::Path;
 
 fn tone(freq: f64, rate: u32, n: usize) -> Vec<i16> {
@@ -6,17 +7,6 @@ fn tone(freq: f64, rate: u32, n: usize) -> Vec<i16> {
     (0..n)
         .map(|i| (8000.0 * (w * i as f64).sin()) as i16)
         .collect()
-}
-
-/// Frequency from the span between the first and last rising zero crossings.
-fn frequency(samples: &[i16], rate: u32) -> f64 {
-    let rising: Vec<usize> = (1..samples.len())
-        .filter(|&i| samples[i - 1] < 0 && samples[i] >= 0)
-        .collect();
-    let (Some(first), Some(last)) = (rising.first(), rising.last()) else {
-        return 0.0;
-    };
-    (rising.len() - 1) as f64 * f64::from(rate) / (last - first) as f64
 }
 
 fn read(path: &Path) -> Vec<i16> {
