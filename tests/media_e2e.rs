@@ -254,6 +254,15 @@ fn two_tone_call(codec: Codec, seconds: u64) {
         within(n0, n1, spp) && within(ns, n0, spp) && within(ns, n1, spp),
         "sample counts differ by more than one packet ({spp}): stream-0 {n0}, stream-1 {n1}, stereo {ns}"
     );
+    // Built from the same samples: each channel is its mono file, sample for sample (the
+    // shorter side padded with silence at the end only).
+    for (channel, mono) in [(&left, &monos[0]), (&right, &monos[1])] {
+        let n = mono.samples.len().min(channel.len());
+        assert!(
+            channel[..n] == mono.samples[..n] && channel[n..].iter().all(|&x| x == 0),
+            "a stereo channel differs from its mono file ({n} samples compared)"
+        );
+    }
 }
 
 #[test]
