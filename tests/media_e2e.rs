@@ -720,6 +720,19 @@ fn kill_9_leaves_valid_wavs_and_restart_recovers_them() {
 // 8: media timeout
 
 #[test]
+fn the_largest_media_timeout_still_records_to_the_bye() {
+    // The largest value TOML can write is valid; the check that follows it must not overflow.
+    let rec = Recorder::with_toml("[media]\nmedia_timeout_secs = 9223372036854775807\n");
+    let mut call = MediaCall::start(&rec, &[Codec::Pcmu]);
+    let mut sender = call.sender(0, 440.0);
+    send_tones(&Pacer::new(), 0..50, &mut [&mut sender]);
+    call.hang_up();
+    let (_, v) = rec.wait_call_state(&call.call.call_id, "ended", T);
+    assert_eq!(v["end_reason"], "bye", "{v}");
+    assert_eq!(v["streams"][0]["packets_received"], 50, "{v}");
+}
+
+#[test]
 fn media_timeout_ends_silent_call_but_not_paused_one() {
     let rec = Recorder::with_toml("[media]\nmedia_timeout_secs = 2\n");
     let mut silent = MediaCall::start(&rec, &[Codec::Pcmu, Codec::Pcmu]);

@@ -516,8 +516,15 @@ impl RecordingTask {
     /// 400 calls).
     fn next_media_check(&self, now: Instant) -> tokio::time::Instant {
         let latest = self.receiving_streams().map(|s| s.last_activity).max();
-        let at = latest.unwrap_or(now) + self.settings.media_timeout;
-        tokio::time::Instant::from_std(at.max(now + MEDIA_CHECK_FLOOR))
+        // Any `media_timeout_secs` is valid, up to u64::MAX: no overflow, and at least one
+        // check a day.
+        let at = latest
+            .unwrap_or(now)
+            .checked_add(self.settings.media_timeout)
+            .map_or(now + MEDIA_CHECK_CEILING, |at| {
+                at.clamp(now + MEDIA_CHECK_FLOOR, now + MEDIA_CHECK_CEILING)
+            });
+        tokio::time::Instant::from_std(at)
     }
 
     fn receiving_streams(&self) -> impl Iterator<Item = &StreamHandle> {
@@ -702,6 +709,8 @@ impl RecordingTask {
 
 /// Shortest wait between two media timeout checks, so a check can never spin.
 const MEDIA_CHECK_FLOOR: Duration = Duration::from_millis(100);
+/// Longest wait between two media timeout checks.
+const MEDIA_CHECK_CEILING: Duration = Duration::from_secs(86_400);
 
 fn round_ms(seconds: f64) -> f64 {
     (seconds * 1000.0).round() / 1000.0
