@@ -22,12 +22,8 @@ fn writers(dir: &Path) -> Vec<WavStreamWriter> {
         .map(|i| {
             // The directory is new and empty and the format valid: creation cannot fail
             // short of a broken machine, where the bench has nothing to measure.
-            WavStreamWriter::create_with_buffer(
-                &dir.join(format!("{i}.wav")),
-                WavFormat::mono(8000),
-                20_000,
-            )
-            .expect("create bench file")
+            WavStreamWriter::create(&dir.join(format!("{i}.wav")), WavFormat::mono(8000))
+                .expect("create bench file")
         })
         .collect()
 }

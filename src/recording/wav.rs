@@ -125,6 +125,19 @@ pub(crate) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<(
     f.write_all(buf)
 }
 
+/// Appends `samples` to `out` as little-endian bytes. Sized once, then filled in fixed-size
+/// chunks: this loop vectorizes, a per-sample `extend` does not.
+fn extend_le(out: &mut Vec<u8>, samples: &[i16]) {
+    let start = out.len();
+    out.resize(start + samples.len() * usize::from(BYTES_PER_SAMPLE), 0);
+    for (dst, s) in out[start..]
+        .chunks_exact_mut(usize::from(BYTES_PER_SAMPLE))
+        .zip(samples)
+    {
+        dst.copy_from_slice(&s.to_le_bytes());
+    }
+}
+
 /// I/O a writer has done, for metrics and for tests that bound syscalls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteCounters {
@@ -149,14 +162,22 @@ pub struct WavSummary {
     pub format: WavFormat,
 }
 
-/// A WAV file being written: samples are appended to a user-space buffer (no syscall per
-/// `append`) and reach the file on `flush`.
+/// A WAV file being written: samples are kept in memory (no syscall per `append`) and reach
+/// the file on `flush`.
+///
+/// Samples wait in the blocks they arrived in, not in a buffer reserved for a whole flush
+/// interval: a file holds what it was given since its last flush (half an interval on
+/// average) and nothing more. A flush turns them into little-endian bytes in a staging
+/// buffer the caller may share among many files.
 #[derive(Debug)]
 pub struct WavStreamWriter {
     file: File,
     format: WavFormat,
-    /// Little-endian sample bytes not yet written; may end in a partial stereo frame.
-    buf: Vec<u8>,
+    /// Samples not yet written (interleaved for stereo), in arrival order; the last block
+    /// may end in a partial stereo frame.
+    pending: Vec<Vec<i16>>,
+    /// Samples in `pending`.
+    pending_samples: usize,
     /// Audio bytes on disk and claimed by the header.
     data_bytes: u64,
     /// Audio bytes accepted so far (on disk + buffered): what the size limit applies to.
@@ -170,23 +191,14 @@ impl WavStreamWriter {
     /// Creates `path` (it must not exist: a recording file is never overwritten) and writes
     /// a header describing an empty file, so the file is valid from the start.
     pub fn create(path: &Path, format: WavFormat) -> io::Result<Self> {
-        Self::create_with_buffer(path, format, 0)
-    }
-
-    /// Like [`create`](Self::create), reserving `buffer_bytes` up front so a steady stream
-    /// never reallocates its buffer.
-    pub fn create_with_buffer(
-        path: &Path,
-        format: WavFormat,
-        buffer_bytes: usize,
-    ) -> io::Result<Self> {
         format.validate()?;
         let file = OpenOptions::new().write(true).create_new(true).open(path)?;
         write_all_at(&file, &header_bytes(format, 0), 0)?;
         Ok(WavStreamWriter {
             file,
             format,
-            buf: Vec::with_capacity(buffer_bytes),
+            pending: Vec::new(),
+            pending_samples: 0,
             data_bytes: 0,
             accepted_bytes: 0,
             limit_bytes: format.max_data_bytes(),
@@ -210,15 +222,37 @@ impl WavStreamWriter {
         self.format
     }
 
-    /// Appends interleaved samples (for stereo: left, right, left, …) to the buffer.
+    /// Appends interleaved samples (for stereo: left, right, left, …), copied.
     /// Returns how many were accepted: fewer than given only once the WAV size limit is hit.
     pub fn append(&mut self, samples: &[i16]) -> usize {
+        let take = self.accept(samples.len());
+        match self.pending.last_mut() {
+            Some(last) => last.extend_from_slice(&samples[..take]),
+            None if take > 0 => self.pending.push(samples[..take].to_vec()),
+            None => {}
+        }
+        self.pending_samples += take;
+        take
+    }
+
+    /// Appends a block of interleaved samples without copying it: the block itself waits
+    /// for the next flush. Returns how many samples were accepted, as [`append`](Self::append).
+    pub fn append_block(&mut self, mut block: Vec<i16>) -> usize {
+        let take = self.accept(block.len());
+        block.truncate(take);
+        if take > 0 {
+            self.pending_samples += take;
+            self.pending.push(block);
+        }
+        take
+    }
+
+    /// How many of `offered` samples the size limit lets in; counts and logs the rest.
+    fn accept(&mut self, offered: usize) -> usize {
         let room =
             self.limit_bytes.saturating_sub(self.accepted_bytes) / u64::from(BYTES_PER_SAMPLE);
-        let take = samples
-            .len()
-            .min(usize::try_from(room).unwrap_or(usize::MAX));
-        if take < samples.len() {
+        let take = offered.min(usize::try_from(room).unwrap_or(usize::MAX));
+        if take < offered {
             if self.counters.samples_dropped == 0 {
                 tracing::error!(
                     sample_rate = self.format.sample_rate,
@@ -227,18 +261,7 @@ impl WavStreamWriter {
                     "WAV file reached the 4 GiB format limit; further audio is dropped"
                 );
             }
-            self.counters.samples_dropped += (samples.len() - take) as u64;
-        }
-        // Sized once, then filled in fixed-size chunks: this loop vectorizes, a per-sample
-        // extend_from_slice does not.
-        let start = self.buf.len();
-        self.buf
-            .resize(start + take * usize::from(BYTES_PER_SAMPLE), 0);
-        for (dst, s) in self.buf[start..]
-            .chunks_exact_mut(usize::from(BYTES_PER_SAMPLE))
-            .zip(&samples[..take])
-        {
-            dst.copy_from_slice(&s.to_le_bytes());
+            self.counters.samples_dropped += (offered - take) as u64;
         }
         self.accepted_bytes += (take * usize::from(BYTES_PER_SAMPLE)) as u64;
         take
@@ -246,36 +269,28 @@ impl WavStreamWriter {
 
     /// Bytes waiting for the next flush.
     pub fn buffered_bytes(&self) -> usize {
-        self.buf.len()
+        self.pending_samples * usize::from(BYTES_PER_SAMPLE)
     }
 
-    /// The little-endian samples waiting for the next flush.
-    pub fn buffered(&self) -> &[u8] {
-        &self.buf
+    /// Memory held for samples waiting to be written, block capacities included.
+    #[cfg(test)]
+    pub(crate) fn held_bytes(&self) -> usize {
+        let blocks: usize = self.pending.iter().map(Vec::capacity).sum();
+        blocks * usize::from(BYTES_PER_SAMPLE)
+            + self.pending.capacity() * std::mem::size_of::<Vec<i16>>()
     }
 
-    /// Gives up the buffer reserved at creation, for a file written only through
-    /// [`append_and_flush`](Self::append_and_flush).
-    pub fn release_buffer(&mut self) {
-        if self.buf.is_empty() {
-            self.buf = Vec::new();
-        }
+    /// The samples waiting for the next flush, in blocks.
+    pub fn buffered(&self) -> &[Vec<i16>] {
+        &self.pending
     }
 
     /// Appends `samples` and flushes at once, through `staging`: a buffer the caller shares
     /// among many files, so a file written this way holds no buffer of its own.
     pub fn append_and_flush(&mut self, samples: &[i16], staging: &mut Vec<u8>) -> io::Result<()> {
-        staging.clear();
-        staging.extend_from_slice(&self.buf);
-        std::mem::swap(&mut self.buf, staging);
-        self.append(samples);
-        let result = self.flush();
-        std::mem::swap(&mut self.buf, staging);
-        // What did not make a whole frame waits in the file's own (small) buffer.
-        self.buf.clear();
-        self.buf.extend_from_slice(staging);
-        staging.clear();
-        result
+        let take = self.accept(samples.len());
+        self.pending_samples += take;
+        self.write_pending(&samples[..take], staging)
     }
 
     /// Frames on disk and described by the header.
@@ -299,22 +314,55 @@ impl WavStreamWriter {
     /// On a write error the buffered audio is dropped (and counted) so memory stays bounded;
     /// the header on disk still describes what was written before.
     pub fn flush(&mut self) -> io::Result<()> {
-        let align = usize::from(self.format.block_align());
-        let whole = self.buf.len() - self.buf.len() % align;
+        self.flush_through(&mut Vec::new())
+    }
+
+    /// [`flush`](Self::flush) with `staging` as the bytes' buffer, so files that flush in
+    /// turn share one.
+    pub fn flush_through(&mut self, staging: &mut Vec<u8>) -> io::Result<()> {
+        self.write_pending(&[], staging)
+    }
+
+    /// Writes the pending samples followed by `tail` (already accepted and counted in
+    /// `pending_samples`): whole frames to the file, a partial frame back to `pending`.
+    fn write_pending(&mut self, tail: &[i16], staging: &mut Vec<u8>) -> io::Result<()> {
+        let channels = usize::from(self.format.channels);
+        let whole = self.pending_samples - self.pending_samples % channels;
         if whole == 0 {
+            if !tail.is_empty() {
+                self.pending.push(tail.to_vec());
+            }
             return Ok(());
         }
+        staging.clear();
+        staging.reserve(self.pending_samples * usize::from(BYTES_PER_SAMPLE));
+        for block in self.pending.iter().map(Vec::as_slice).chain([tail]) {
+            extend_le(staging, block);
+        }
+        self.pending.clear();
+        let whole_bytes = whole * usize::from(BYTES_PER_SAMPLE);
+        // Keeps a trailing partial stereo frame for the next flush.
+        let partial: Vec<i16> = staging[whole_bytes..]
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        self.pending_samples = partial.len();
+        if !partial.is_empty() {
+            self.pending.push(partial);
+        }
         self.counters.write_calls += 1;
-        if let Err(e) = write_all_at(&self.file, &self.buf[..whole], HEADER_LEN + self.data_bytes) {
-            let lost = whole / usize::from(BYTES_PER_SAMPLE);
-            self.counters.samples_dropped += lost as u64;
-            self.buf.drain(..whole);
+        let written = write_all_at(
+            &self.file,
+            &staging[..whole_bytes],
+            HEADER_LEN + self.data_bytes,
+        );
+        staging.clear();
+        if let Err(e) = written {
+            self.counters.samples_dropped += whole as u64;
             return Err(e);
         }
-        self.data_bytes += whole as u64;
-        self.counters.bytes_written += whole as u64;
-        // Keeps a trailing partial stereo frame for the next flush; capacity is kept too.
-        self.buf.drain(..whole);
+        self.data_bytes += whole_bytes as u64;
+        self.counters.bytes_written += whole_bytes as u64;
         self.write_header()?;
         self.counters.flushes += 1;
         Ok(())
@@ -346,10 +394,9 @@ impl WavStreamWriter {
     pub(crate) fn finalize_in_place(&mut self) -> io::Result<WavSummary> {
         self.finalized = true;
         // A partial stereo frame can never be completed now: it is not audio.
-        let align = usize::from(self.format.block_align());
-        let partial = self.buf.len() % align;
-        self.buf.truncate(self.buf.len() - partial);
         self.flush()?;
+        self.pending.clear();
+        self.pending_samples = 0;
         self.sync_data()?;
         Ok(self.summary())
     }

@@ -2,9 +2,10 @@
 //!
 //! A few dedicated OS threads (not tokio workers: file I/O blocks) each own a shard of the
 //! open files, chosen by `file_id % threads`. Media tasks send [`WriterCommand`]s over an
-//! unbounded channel, so sending never blocks a reactor thread; appends land in the file's
-//! user-space buffer and each file is flushed once per `flush_interval` (one data write + one
-//! header write), or earlier if its buffer passes `max_buffer_bytes`. Flush deadlines are per
+//! unbounded channel, so sending never blocks a reactor thread; an appended block waits in
+//! memory as it came (no copy, no buffer reserved per file) and each file is flushed once per
+//! `flush_interval` (one data write + one header write, through one staging buffer per
+//! thread), or earlier if what it holds passes `max_buffer_bytes`. Flush deadlines are per
 //! file, counted from when it opened, so thousands of files spread their I/O over the interval
 //! instead of all flushing on the same tick.
 //!
@@ -440,7 +441,7 @@ struct ShardCore {
     next_generation: u64,
     /// Interleaved frames on their way into a stereo file.
     scratch: Vec<i16>,
-    /// Their bytes: the one write buffer of every stereo file of this thread.
+    /// The bytes of a flush: the one write buffer of every file of this thread.
     staging: Vec<u8>,
     /// Mono files that are a stereo file's left or right channel (also when the mono file
     /// itself could not be created); the stereo file is open and has their feed.
@@ -471,7 +472,7 @@ impl ShardCore {
                 path,
                 format,
             } => self.open(file_id, path, format, now),
-            WriterCommand::Append { file_id, samples } => self.append(file_id, &samples, now),
+            WriterCommand::Append { file_id, samples } => self.append(file_id, samples, now),
             WriterCommand::Interleave {
                 file_id,
                 left,
@@ -484,7 +485,8 @@ impl ShardCore {
                 }
                 let result = match self.files.get_mut(&file_id) {
                     Some(FileSlot::Open(file)) => {
-                        flush_file(&self.config, &self.stats, file, now, false)
+                        let staging = &mut self.staging;
+                        flush_file(&self.config, &self.stats, file, now, false, staging)
                     }
                     Some(FileSlot::Failed(kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
                     None => Err(unknown_file(file_id)),
@@ -508,12 +510,7 @@ impl ShardCore {
             self.stats.open_errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        // One interval of audio plus slack for jitter, so a steady stream never reallocates.
-        let per_interval = f64::from(format.sample_rate)
-            * f64::from(format.block_align())
-            * self.config.flush_interval.as_secs_f64();
-        let reserve = ((per_interval * 1.25) as usize).min(self.config.max_buffer_bytes);
-        match WavStreamWriter::create_with_buffer(&path, format, reserve) {
+        match WavStreamWriter::create(&path, format) {
             Ok(writer) => {
                 self.stats.write_calls.fetch_add(1, Ordering::Relaxed);
                 self.stats
@@ -545,12 +542,12 @@ impl ShardCore {
         }
     }
 
-    fn append(&mut self, file_id: FileId, samples: &[i16], now: Instant) {
+    fn append(&mut self, file_id: FileId, samples: Vec<i16>, now: Instant) {
         let feed = self.feeds.get(&file_id).copied();
         let full = match self.files.get_mut(&file_id) {
             Some(FileSlot::Open(file)) => {
                 let before = file.writer.counters();
-                file.writer.append(samples);
+                file.writer.append_block(samples);
                 self.stats.add_delta(before, file.writer.counters());
                 file.writer.buffered_bytes() >= self.config.max_buffer_bytes
             }
@@ -564,7 +561,7 @@ impl ShardCore {
                     && let Some(FileSlot::Open(file)) = self.files.get_mut(&stereo)
                     && let Some(feed) = file.stereo.as_mut()
                 {
-                    feed.keep_orphaned(channel, samples);
+                    feed.keep_orphaned(channel, &samples);
                 }
                 false
             }
@@ -575,7 +572,8 @@ impl ShardCore {
                 Some((stereo, _)) => self.flush_group(stereo, now, false),
                 None => {
                     if let Some(FileSlot::Open(file)) = self.files.get_mut(&file_id) {
-                        let _ = flush_file(&self.config, &self.stats, file, now, false);
+                        let staging = &mut self.staging;
+                        let _ = flush_file(&self.config, &self.stats, file, now, false, staging);
                     }
                 }
             }
@@ -622,7 +620,8 @@ impl ShardCore {
         self.scratch = frames;
         for source in sources.into_iter().flatten() {
             if let Some(FileSlot::Open(mono)) = self.files.get_mut(&source) {
-                let _ = flush_file(&self.config, &self.stats, mono, now, may_sync);
+                let staging = &mut self.staging;
+                let _ = flush_file(&self.config, &self.stats, mono, now, may_sync, staging);
             }
         }
         self.reschedule(
@@ -660,7 +659,6 @@ impl ShardCore {
             tracing::error!(file_id = stereo.0, "no open stereo file to interleave into");
             return;
         };
-        file.writer.release_buffer();
         file.stereo = Some(Box::new(StereoFeed::new(*interleaver, sources)));
         for (source, channel) in [(left, Channel::Left), (right, Channel::Right)] {
             if self.files.contains_key(&source) {
@@ -735,7 +733,8 @@ impl ShardCore {
             if let Some(stereo) = self.group_of(file_id) {
                 self.flush_group(stereo, now, true);
             } else if let Some(FileSlot::Open(file)) = self.files.get_mut(&file_id) {
-                let _ = flush_file(&self.config, &self.stats, file, now, true);
+                let staging = &mut self.staging;
+                let _ = flush_file(&self.config, &self.stats, file, now, true, staging);
                 self.schedule
                     .push_back((now + self.config.flush_interval, file_id, generation));
             }
@@ -773,8 +772,11 @@ fn flush_file(
     file: &mut OpenFile,
     now: Instant,
     may_sync: bool,
+    staging: &mut Vec<u8>,
 ) -> io::Result<()> {
-    write_file(config, stats, file, now, may_sync, WavStreamWriter::flush)
+    write_file(config, stats, file, now, may_sync, |w| {
+        w.flush_through(staging)
+    })
 }
 
 /// Writes one file with `write` (a flush) and, when due, syncs it; counts and logs what

@@ -159,6 +159,54 @@ fn buffered(core: &ShardCore, id: u64) -> usize {
 }
 
 #[test]
+fn a_file_holds_only_the_blocks_given_since_its_last_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = Arc::new(StatsCounters::default());
+    let mut core = ShardCore::new(config(800), stats.clone());
+    let start = Instant::now();
+    let path = dir.path().join("a.wav");
+    let format = WavFormat::mono(8000);
+    core.handle(
+        WriterCommand::Open {
+            file_id: FileId(1),
+            path: path.clone(),
+            format,
+        },
+        start,
+    );
+    let held = |core: &ShardCore| match core.files.get(&FileId(1)) {
+        Some(FileSlot::Open(file)) => file.writer.held_bytes(),
+        _ => panic!("file 1 is not open"),
+    };
+    assert_eq!(
+        held(&core),
+        0,
+        "nothing is reserved for a flush interval up front"
+    );
+    let audio = tone(440.0, 8000, 6400);
+    for (k, block) in audio.chunks(800).enumerate() {
+        let now = start + Duration::from_millis(k as u64 * 100);
+        core.handle(
+            WriterCommand::Append {
+                file_id: FileId(1),
+                samples: block.to_vec(),
+            },
+            now,
+        );
+        let blocks = (k + 1) * 800 * 2;
+        let held = held(&core);
+        assert!(
+            held >= blocks && held <= blocks + 256,
+            "{held} bytes held for {blocks}"
+        );
+    }
+    core.flush_due(start + Duration::from_millis(800));
+    assert_eq!(stats.snapshot().flushes, 1);
+    assert!(held(&core) <= 256, "a flushed file gives its blocks back");
+    assert_eq!(read(&path), audio);
+}
+
+#[test]
 fn a_stereo_file_holds_no_buffer_and_flushes_with_its_sources() {
     let dir = tempfile::tempdir().unwrap();
     let stats = Arc::new(StatsCounters::default());
