@@ -240,7 +240,7 @@ pub struct MediaStream {
     /// Answered `inactive`: the timeline starts paused.
     pub paused: bool,
     /// Decrypts the sender's SRTP when the stream is `RTP/SAVP`.
-    pub srtp: Option<SrtpReceiver>,
+    pub srtp: Option<Box<SrtpReceiver>>,
     pub accounting: StreamAccounting,
     pub output: PcmOutput,
 }
@@ -270,12 +270,12 @@ impl MediaStream {
 }
 
 /// Build the SRTP receiver for a negotiated stream (the offerer's key decrypts its media).
-pub fn srtp_for(stream: &NegotiatedStream) -> Result<Option<SrtpReceiver>, PrepareFailure> {
+pub fn srtp_for(stream: &NegotiatedStream) -> Result<Option<Box<SrtpReceiver>>, PrepareFailure> {
     let Some(keys) = &stream.srtp else {
         return Ok(None);
     };
     SrtpReceiver::new(keys.remote.suite, keys.remote.key_salt())
-        .map(Some)
+        .map(|r| Some(Box::new(r)))
         .map_err(PrepareFailure::Srtp)
 }
 
@@ -287,7 +287,9 @@ pub struct StreamReceiver {
     filter: SourceFilter,
     media_source: MediaSource,
     timeline: StreamTimeline,
-    srtp: Option<SrtpReceiver>,
+    /// Boxed: its keys and replay window take ≈ 1 KB, which a plain RTP stream (most of
+    /// them) would otherwise carry unused in its worker slot.
+    srtp: Option<Box<SrtpReceiver>>,
     accounting: StreamAccounting,
     last_packet: Option<Instant>,
     /// Datagrams from an unexpected source (logged at powers of two).
@@ -388,7 +390,7 @@ impl StreamReceiver {
                 }
             }
             (Some(key), None) => match SrtpReceiver::new(key.suite, key.key_salt()) {
-                Ok(r) => self.srtp = Some(r),
+                Ok(r) => self.srtp = Some(Box::new(r)),
                 Err(e) => tracing::warn!(stream = self.index, error = %e, "SRTP key refused"),
             },
             (None, _) => self.srtp = None,
@@ -482,8 +484,8 @@ impl StreamReceiver {
         self.counted_packets = self.last_packet.is_some();
         Box::new(StreamCounters {
             stats: self.timeline.stats(),
-            srtp_auth_failures: self.srtp.as_ref().map_or(0, SrtpReceiver::auth_failures),
-            srtp_replays: self.srtp.as_ref().map_or(0, SrtpReceiver::replays),
+            srtp_auth_failures: self.srtp.as_deref().map_or(0, SrtpReceiver::auth_failures),
+            srtp_replays: self.srtp.as_deref().map_or(0, SrtpReceiver::replays),
             accounting: self.accounting.report(),
         })
     }

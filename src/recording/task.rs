@@ -8,7 +8,7 @@ use super::prepare::PrepareFailure;
 use super::session::{DtmfEntry, RecordingDocument, RecordingSession};
 use super::stream::{StreamBlock, StreamControl, answered_codecs};
 use super::wav::{StereoInterleaver, WavFormat};
-use super::writer::{FileId, WriterHandle};
+use super::writer::{FileId, WriterCommand, WriterHandle};
 use crate::cdr::{CdrEvent, RecordingEnd, RecordingStart};
 use crate::config::{FileSampleRate, MediaSource, PausePolicy};
 use crate::error::Chain;
@@ -185,7 +185,7 @@ struct RecordingTask {
     streams: Vec<StreamHandle>,
     /// Where the streams send their news (counters, DTMF, the end); kept for streams a
     /// re-INVITE adds.
-    blocks_tx: Option<mpsc::UnboundedSender<StreamBlock>>,
+    blocks_tx: Option<mpsc::UnboundedSender<Box<StreamBlock>>>,
     /// `stereo.wav` on the writer, interleaved there from the first two streams' files.
     stereo: Option<FileId>,
     /// When the 200 OK went out; `None` until then (and no CDRs before it).
@@ -255,6 +255,8 @@ impl RecordingTask {
         mut events: mpsc::UnboundedReceiver<Box<RecordingEvent>>,
         reports: mpsc::UnboundedSender<RecordingReport>,
     ) {
+        // Blocks travel boxed, as events do: the channel's first block of 32 slots is
+        // allocated with it, 2 KiB per call for 64-byte `StreamBlock`s.
         let (blocks_tx, mut blocks) = mpsc::unbounded_channel();
         self.blocks_tx = Some(blocks_tx.clone());
         let (snapshots_tx, mut snapshots) = mpsc::unbounded_channel();
@@ -275,7 +277,6 @@ impl RecordingTask {
         if failed {
             return;
         }
-        sync_in_background(&self.dir);
         let media_check = tokio::time::sleep_until(self.next_media_check(Instant::now()));
         tokio::pin!(media_check);
         let mut timeout_reported = false;
@@ -307,7 +308,7 @@ impl RecordingTask {
                         return;
                     }
                 },
-                Some(block) = blocks.recv() => self.take_block(block),
+                Some(block) = blocks.recv() => self.take_block(*block),
                 Some(reply) = snapshots.recv() => {
                     if let Ok(doc) = serde_json::to_value(self.session.document()) {
                         let _ = reply.send(doc);
@@ -330,39 +331,44 @@ impl RecordingTask {
     /// Directory, sockets, files and recording.json, before the INVITE is answered.
     async fn prepare(
         &mut self,
-        blocks: mpsc::UnboundedSender<StreamBlock>,
+        blocks: mpsc::UnboundedSender<Box<StreamBlock>>,
     ) -> Result<(), PrepareFailure> {
-        tokio::fs::create_dir_all(&self.dir).await?;
         self.started = Instant::now();
         let media = self.initial_media.clone();
         let mut opened = Vec::new();
+        let mut opens = Vec::new();
         for (index, stream) in media.iter().enumerate() {
-            opened.push(self.open_stream(index, stream)?);
+            opened.push(self.open_stream(index, stream, &mut opens)?);
         }
         if let [left, right, ..] = self.streams.as_slice() {
             let interleaver = StereoInterleaver::new(left.sample_rate, right.sample_rate)
                 .map_err(PrepareFailure::Stereo)?;
-            let format = WavFormat::stereo(interleaver.output_rate());
-            let (left, right) = (left.file, right.file);
-            let writer = &self.settings.writer;
-            let file = writer.open_beside(left, self.dir.join(STEREO_FILE), format)?;
-            writer.interleave(file, left, right, interleaver)?;
-            self.stereo = Some(file);
+            let file_id = self.settings.writer.new_file_id_beside(left.file);
+            opens.push(WriterCommand::Open {
+                file_id,
+                path: self.dir.join(STEREO_FILE),
+                format: WavFormat::stereo(interleaver.output_rate()),
+            });
+            opens.push(WriterCommand::Interleave {
+                file_id,
+                left: left.file,
+                right: right.file,
+                interleaver: Box::new(interleaver),
+            });
+            self.stereo = Some(file_id);
             let doc = self.session.document_mut();
             doc.mixed_file = Some(STEREO_FILE.to_string());
             doc.stereo_file = Some(STEREO_FILE.to_string());
         }
         let json =
             serde_json::to_vec_pretty(self.session.document()).map_err(std::io::Error::other)?;
-        let path = self.dir.join("recording.json");
-        tokio::task::spawn_blocking(move || write_first(&path, &json))
-            .await
-            .map_err(std::io::Error::other)??;
-        if let Some(raw) = self.request.siprec_metadata.clone() {
-            tokio::fs::write(self.dir.join(super::session::METADATA_FILE), raw).await?;
+        let metadata = self.request.siprec_metadata.clone();
+        create_recording(&self.dir, json, metadata).await?;
+        // The files and receiving start only once everything else exists: a failure above
+        // leaves no file open and no stream on a worker.
+        for open in opens {
+            self.settings.writer.send(open)?;
         }
-        // Receiving starts only once everything exists: a failure above leaves no stream
-        // on a worker.
         for stream in opened {
             self.start_stream(stream, &blocks);
         }
@@ -396,7 +402,7 @@ impl RecordingTask {
     async fn media_changed(
         &mut self,
         media: &MediaSession,
-        blocks: &mut mpsc::UnboundedReceiver<StreamBlock>,
+        blocks: &mut mpsc::UnboundedReceiver<Box<StreamBlock>>,
     ) {
         let changed = self.session.apply_media(media, OffsetDateTime::now_utc());
         if changed {
@@ -533,7 +539,7 @@ impl RecordingTask {
             .filter(|s| !s.closed && s.direction == Direction::RecvOnly)
     }
 
-    async fn stop_streams(&mut self, blocks: &mut mpsc::UnboundedReceiver<StreamBlock>) {
+    async fn stop_streams(&mut self, blocks: &mut mpsc::UnboundedReceiver<Box<StreamBlock>>) {
         for stream in self.streams.iter().filter(|s| !s.finished) {
             let _ = stream.control.send(StreamControl::Stop);
         }
@@ -542,7 +548,7 @@ impl RecordingTask {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while self.streams.iter().any(|s| !s.finished) {
             match tokio::time::timeout_at(deadline, blocks.recv()).await {
-                Ok(Some(block)) => self.take_block(block),
+                Ok(Some(block)) => self.take_block(*block),
                 Ok(None) | Err(_) => break,
             }
         }
@@ -551,7 +557,7 @@ impl RecordingTask {
     async fn finish(
         &mut self,
         reason: EndReason,
-        blocks: &mut mpsc::UnboundedReceiver<StreamBlock>,
+        blocks: &mut mpsc::UnboundedReceiver<Box<StreamBlock>>,
     ) {
         self.stop_streams(blocks).await;
         // Every stream's last PCM reached the writer before its last block came here: the
@@ -716,9 +722,29 @@ fn round_ms(seconds: f64) -> f64 {
     (seconds * 1000.0).round() / 1000.0
 }
 
-fn sync_in_background(dir: &Path) {
+/// A new recording's directory, first recording.json and SIPREC metadata, in one hop to
+/// the blocking pool. The document is not synced before the INVITE is answered (an fsync
+/// costs milliseconds the 200 OK would wait for): the same blocking thread syncs it and the
+/// directory right after handing back, and startup recovery covers a crash in between.
+async fn create_recording(
+    dir: &Path,
+    json: Vec<u8>,
+    metadata: Option<bytes::Bytes>,
+) -> std::io::Result<()> {
     let dir = dir.to_path_buf();
+    let (created_tx, created) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
+        let result = std::fs::create_dir_all(&dir)
+            .and_then(|()| write_first(&dir.join("recording.json"), &json))
+            .and_then(|()| match &metadata {
+                Some(raw) => std::fs::write(dir.join(super::session::METADATA_FILE), raw),
+                None => Ok(()),
+            });
+        let created = result.is_ok();
+        let _ = created_tx.send(result);
+        if !created {
+            return;
+        }
         let synced = std::fs::File::open(dir.join("recording.json"))
             .and_then(|f| f.sync_data())
             .and_then(|()| std::fs::File::open(&dir)?.sync_all());
@@ -726,6 +752,9 @@ fn sync_in_background(dir: &Path) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot sync new recording");
         }
     });
+    created
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("blocking pool gone")))
 }
 
 async fn write_document(dir: &Path, doc: &RecordingDocument) {

@@ -233,8 +233,7 @@ impl WriterHandle {
 
     /// Allocates an id and opens `path`; see [`WriterCommand::Open`] for failures.
     pub fn open(&self, path: PathBuf, format: WavFormat) -> Result<FileId, WriterClosed> {
-        let file_id = FileId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        self.open_as(file_id, path, format)
+        self.open_as(self.new_file_id(), path, format)
     }
 
     /// Opens `path` on the thread that owns `beside`: what [`WriterCommand::Interleave`]
@@ -245,12 +244,21 @@ impl WriterHandle {
         path: PathBuf,
         format: WavFormat,
     ) -> Result<FileId, WriterClosed> {
+        self.open_as(self.new_file_id_beside(beside), path, format)
+    }
+
+    /// An id no file has, for an `Open` sent later.
+    pub fn new_file_id(&self) -> FileId {
+        FileId(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// An id no file has, on the thread that owns `beside`.
+    pub fn new_file_id_beside(&self, beside: FileId) -> FileId {
         let n = self.shards.len() as u64;
         let id = self.next_id.fetch_add(n, Ordering::Relaxed);
         // The next id of `beside`'s residue at or after `id`: unique, since `id..id + n`
         // was taken whole from the counter.
-        let file_id = FileId(id + (beside.0 % n + n - id % n) % n);
-        self.open_as(file_id, path, format)
+        FileId(id + (beside.0 % n + n - id % n) % n)
     }
 
     fn open_as(

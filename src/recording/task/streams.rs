@@ -11,6 +11,7 @@ use crate::recording::stream::{
     timeline_for,
 };
 use crate::recording::wav::WavFormat;
+use crate::recording::writer::WriterCommand;
 use crate::sdp::{Direction, MediaKind, MediaSession, NegotiatedStream};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,11 +20,13 @@ use tokio::sync::mpsc;
 impl RecordingTask {
     /// Sockets, timeline and file of recording.json stream `index`, assigned to a media
     /// worker but not yet receiving ([`RecordingTask::start_stream`]). Everything that can
-    /// fail happens before the file is created.
+    /// fail happens before the file is created: its `Open` goes to `opens`, for the caller
+    /// to send once the directory exists.
     pub(super) fn open_stream(
         &mut self,
         index: usize,
         stream: &NegotiatedStream,
+        opens: &mut Vec<WriterCommand>,
     ) -> Result<MediaStream, PrepareFailure> {
         let sockets = bind_stream(self.settings.media_bind_ip, stream).map_err(|source| {
             PrepareFailure::RtpPort {
@@ -45,10 +48,16 @@ impl RecordingTask {
         let path = self.dir.join(&name);
         let format = WavFormat::mono(sample_rate);
         // The second file sits on the first's writer thread: the stereo file is built there.
+        let writer = &self.settings.writer;
         let file = match self.streams.first() {
-            Some(first) if index == 1 => self.settings.writer.open_beside(first.file, path, format),
-            _ => self.settings.writer.open(path, format),
-        }?;
+            Some(first) if index == 1 => writer.new_file_id_beside(first.file),
+            _ => writer.new_file_id(),
+        };
+        opens.push(WriterCommand::Open {
+            file_id: file,
+            path,
+            format,
+        });
         if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
             entry.file = Some(name);
             entry.sample_rate = Some(sample_rate);
@@ -89,7 +98,7 @@ impl RecordingTask {
     pub(super) fn start_stream(
         &mut self,
         stream: MediaStream,
-        blocks: &mpsc::UnboundedSender<StreamBlock>,
+        blocks: &mpsc::UnboundedSender<Box<StreamBlock>>,
     ) {
         let index = stream.index;
         let Some(handle) = self.streams.iter().find(|h| h.index == index) else {
@@ -125,7 +134,16 @@ impl RecordingTask {
                 })
                 .collect();
         for (index, stream) in added {
-            match self.open_stream(index, &stream) {
+            let mut opens = Vec::new();
+            let opened = self
+                .open_stream(index, &stream, &mut opens)
+                .and_then(|opened| {
+                    for open in opens {
+                        self.settings.writer.send(open)?;
+                    }
+                    Ok(opened)
+                });
+            match opened {
                 Ok(opened) => {
                     tracing::info!(
                         recording_id = self.recording_id,
@@ -151,7 +169,7 @@ impl RecordingTask {
     /// Stop and finalize every stream whose m= line the re-offer removed or declined.
     pub(super) async fn close_removed_streams(
         &mut self,
-        blocks: &mut mpsc::UnboundedReceiver<StreamBlock>,
+        blocks: &mut mpsc::UnboundedReceiver<Box<StreamBlock>>,
     ) {
         let doc = self.session.document();
         let removed: Vec<usize> = self
@@ -172,7 +190,7 @@ impl RecordingTask {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             while self.streams.iter().any(|h| h.index == index && !h.finished) {
                 match tokio::time::timeout_at(deadline, blocks.recv()).await {
-                    Ok(Some(block)) => self.take_block(block),
+                    Ok(Some(block)) => self.take_block(*block),
                     Ok(None) | Err(_) => break,
                 }
             }

@@ -32,7 +32,7 @@ pub(crate) enum Command {
     Add {
         id: StreamId,
         stream: Box<MediaStream>,
-        blocks: mpsc::UnboundedSender<StreamBlock>,
+        blocks: mpsc::UnboundedSender<Box<StreamBlock>>,
     },
     /// Applied to the stream between batches; `Stop` drains its sockets first.
     Control {
@@ -186,7 +186,7 @@ impl StreamLink {
     pub fn start(
         &self,
         stream: MediaStream,
-        blocks: mpsc::UnboundedSender<StreamBlock>,
+        blocks: mpsc::UnboundedSender<Box<StreamBlock>>,
     ) -> Result<(), StreamGone> {
         if self.started.swap(true, Ordering::Relaxed) {
             return Ok(());

@@ -188,7 +188,7 @@ struct Slot {
     /// `None` with rtcp-mux.
     rtcp: Option<UdpSocket>,
     receiver: StreamReceiver,
-    blocks: mpsc::UnboundedSender<StreamBlock>,
+    blocks: mpsc::UnboundedSender<Box<StreamBlock>>,
 }
 
 /// Buffers every stream of a worker shares: one datagram, its decryption, one block.
@@ -315,7 +315,7 @@ impl Streams {
         epoll: &Epoll,
         id: StreamId,
         stream: MediaStream,
-        blocks: mpsc::UnboundedSender<StreamBlock>,
+        blocks: mpsc::UnboundedSender<Box<StreamBlock>>,
         now: Instant,
     ) {
         let (sockets, mut receiver) = stream.into_parts(now);
@@ -331,7 +331,7 @@ impl Streams {
         if let Err(e) = registered {
             tracing::error!(stream = receiver.index(), error = %e, "cannot poll the stream's sockets: it records nothing");
             let _ = epoll.delete(&rtp);
-            let _ = blocks.send(receiver.finish(now, &mut self.scratch.out));
+            let _ = blocks.send(Box::new(receiver.finish(now, &mut self.scratch.out)));
             self.free.push(slot);
             self.load.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -372,7 +372,7 @@ impl Streams {
         }
         if let Some(mut slot) = self.remove(epoll, index) {
             let block = slot.receiver.finish(now, &mut self.scratch.out);
-            let _ = slot.blocks.send(block);
+            let _ = slot.blocks.send(Box::new(block));
         }
     }
 
@@ -408,7 +408,7 @@ impl Streams {
             };
             let block = slot.receiver.poll(now, &mut self.scratch.out);
             let gone = match block {
-                Some(block) => slot.blocks.send(block).is_err(),
+                Some(block) => slot.blocks.send(Box::new(block)).is_err(),
                 None => slot.blocks.is_closed(),
             };
             if gone {

@@ -96,12 +96,15 @@ impl Sender {
 }
 
 /// Blocks until `count` last blocks arrived (or 5 s passed); returns every block seen.
-fn collect_last(rx: &mut mpsc::UnboundedReceiver<StreamBlock>, count: usize) -> Vec<StreamBlock> {
+fn collect_last(
+    rx: &mut mpsc::UnboundedReceiver<Box<StreamBlock>>,
+    count: usize,
+) -> Vec<StreamBlock> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut blocks = Vec::new();
     while blocks.iter().filter(|b: &&StreamBlock| b.last).count() < count {
         match rx.try_recv() {
-            Ok(b) => blocks.push(b),
+            Ok(b) => blocks.push(*b),
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
             Err(_) => panic!("only {} of {count} streams ended", blocks.len()),
         }
