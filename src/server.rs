@@ -152,6 +152,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         what: "the WAV writer",
         source,
     })?;
+    let _ = telemetry.writer.set(writer.handle());
     let media =
         MediaWorkers::start(config.media.workers.threads()).map_err(StartupError::MediaWorkers)?;
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();

@@ -83,6 +83,8 @@ pub struct Telemetry {
     pub metadata_unreadable: AtomicU64,
     /// Object storage upload counters, set once at startup when `[storage]` is configured.
     pub storage: std::sync::OnceLock<Arc<crate::storage::StorageStats>>,
+    /// The WAV writer, whose counters `/metrics` shows; set once at startup.
+    pub writer: std::sync::OnceLock<crate::recording::writer::WriterHandle>,
     /// recording.json `storage` of recordings whose upload is not finished, by id.
     uploads: DashMap<String, Value>,
     responses: Mutex<BTreeMap<u16, u64>>,
@@ -114,6 +116,7 @@ impl Default for Telemetry {
             incomplete_recordings: AtomicU64::default(),
             cdr_receivers: std::sync::OnceLock::new(),
             storage: std::sync::OnceLock::new(),
+            writer: std::sync::OnceLock::new(),
             uploads: DashMap::default(),
             responses: Mutex::default(),
             sip_tolerances: Mutex::default(),

@@ -80,6 +80,10 @@ fn health_metrics_recordings_and_stop() {
         metric_value(&m, "sip_recorder_disk_free_bytes ").is_some_and(|v| v > 0.0),
         "{m}"
     );
+    assert!(
+        metric_value(&m, "sip_recorder_wav_files_open ").is_some_and(|v| v >= 1.0),
+        "{m}"
+    );
 
     // Stop through the API: the recorder hangs up with BYE.
     let stop = format!("/api/v1/recordings/{id}/stop");
@@ -104,6 +108,14 @@ fn health_metrics_recordings_and_stop() {
         Some(1.0),
         "{m}"
     );
+    // Every file is final: none open, no audio waiting, none lost.
+    for (name, value) in [
+        ("sip_recorder_wav_files_open ", 0.0),
+        ("sip_recorder_wav_pending_bytes ", 0.0),
+        ("sip_recorder_wav_write_errors_total ", 0.0),
+    ] {
+        assert_eq!(metric_value(&m, name), Some(value), "{name}: {m}");
+    }
     assert!(
         metric_value(&m, "sip_recorder_sip_responses_total{code=\"200\"} ")
             .is_some_and(|v| v >= 1.0),

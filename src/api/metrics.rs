@@ -22,6 +22,9 @@ pub async fn render(State(s): State<ApiState>) -> impl IntoResponse {
     if let Some(storage) = t.storage.get() {
         object_storage(&mut out, storage);
     }
+    if let Some(writer) = t.writer.get() {
+        wav_writer(&mut out, &writer.stats());
+    }
     rtp_undecodable(&mut out, t, &active);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
@@ -215,6 +218,45 @@ fn cdr_receivers(out: &mut String, t: &Telemetry) {
             let label = r.receiver.replace(['"', '\\', '\n'], "_");
             let _ = writeln!(out, "{name}{{receiver=\"{label}\"}} {}", value(r));
         }
+    }
+}
+
+/// The WAV writer: files open, audio waiting to be written (it grows while the disk
+/// stalls), and what was lost to failed creates and writes.
+fn wav_writer(out: &mut String, w: &crate::recording::writer::WriterStats) {
+    for (name, kind, help, value) in [
+        (
+            "sip_recorder_wav_files_open",
+            "gauge",
+            "WAV files being written.",
+            w.files_open,
+        ),
+        (
+            "sip_recorder_wav_pending_bytes",
+            "gauge",
+            "Audio bytes handed to the WAV writer and not yet written.",
+            w.pending_bytes,
+        ),
+        (
+            "sip_recorder_wav_open_errors_total",
+            "counter",
+            "WAV files that could not be created.",
+            w.open_errors,
+        ),
+        (
+            "sip_recorder_wav_write_errors_total",
+            "counter",
+            "Failed WAV writes (their audio is lost).",
+            w.write_errors,
+        ),
+        (
+            "sip_recorder_wav_samples_dropped_total",
+            "counter",
+            "Samples not written: a failed create or write, or the 4 GiB WAV limit.",
+            w.samples_dropped,
+        ),
+    ] {
+        series(out, kind, name, help, value);
     }
 }
 

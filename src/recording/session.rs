@@ -59,6 +59,9 @@ pub struct StreamEntry {
     pub file: Option<String>,
     /// Audio duration of `file` (set when the file is final).
     pub duration_seconds: Option<f64>,
+    /// Why `file` lacks audio the stream carried: it could not be created or written, or
+    /// reached the 4 GiB WAV limit. `None` when every sample reached it.
+    pub file_error: Option<String>,
     pub packets_received: u64,
     pub packets_lost: u64,
     pub packets_duplicate: u64,
@@ -125,6 +128,7 @@ impl StreamEntry {
             remote: None,
             file: None,
             duration_seconds: None,
+            file_error: None,
             packets_received: 0,
             packets_lost: 0,
             packets_duplicate: 0,
@@ -221,8 +225,17 @@ impl StreamEntry {
         self.judge();
     }
 
+    /// The stream's file is missing audio (`why`): the stream is not complete.
+    pub fn file_failed(&mut self, why: String) {
+        self.file_error = Some(why);
+        self.judge();
+    }
+
     fn judge(&mut self) {
         let mut warnings = Vec::new();
+        if let Some(why) = &self.file_error {
+            warnings.push(format!("file: {why}"));
+        }
         let unique = self.packets_received.saturating_sub(self.packets_duplicate);
         if let Some(sent) = self.packets_sent.filter(|&sent| unique < sent) {
             warnings.push(format!(
@@ -879,6 +892,42 @@ mod tests {
             ..loud
         });
         assert!(entry.silent && !entry.complete);
+    }
+
+    #[test]
+    fn a_file_missing_audio_makes_its_stream_incomplete_for_good() {
+        let t0 = datetime!(2026-01-01 10:00:00 UTC);
+        let mut s = RecordingSession::new(
+            "id",
+            "leg".into(),
+            &request(),
+            &media(Direction::RecvOnly),
+            t0,
+        );
+        let loud = AccountingReport {
+            packets_sent: Some(300),
+            peak_level: 5000.0,
+            ..Default::default()
+        };
+        let entry = &mut s.document_mut().streams[0];
+        entry.packets_received = 300;
+        entry.apply_accounting(&loud);
+        assert!(entry.complete);
+        entry.file_failed("800 samples not written (see the log)".into());
+        // Later counters, perfect as they are, do not make the file whole again.
+        entry.apply_accounting(&loud);
+        assert!(!entry.complete);
+        s.judge();
+        assert!(!s.document().complete);
+        assert_eq!(
+            s.document().warnings,
+            ["stream 0: file: 800 samples not written (see the log)"]
+        );
+        let json = serde_json::to_value(s.document()).unwrap();
+        assert_eq!(
+            json["streams"][0]["file_error"],
+            "800 samples not written (see the log)"
+        );
     }
 
     #[test]

@@ -160,6 +160,8 @@ pub struct WavSummary {
     pub samples: u64,
     pub duration_seconds: f64,
     pub format: WavFormat,
+    /// Samples that never reached the file: a failed write, or the 4 GiB limit.
+    pub samples_dropped: u64,
 }
 
 /// A WAV file being written: samples are kept in memory (no syscall per `append`) and reach
@@ -407,6 +409,7 @@ impl WavStreamWriter {
             samples,
             duration_seconds: self.format.duration_seconds(samples),
             format: self.format,
+            samples_dropped: self.counters.samples_dropped,
         }
     }
 }
@@ -745,6 +748,7 @@ pub(crate) mod tests {
         assert_eq!(w.counters().samples_dropped, 310);
         let s = w.finalize().unwrap();
         assert_eq!(s.samples, 500);
+        assert_eq!(s.samples_dropped, 310, "the summary says audio is missing");
         let r = hound::WavReader::open(&path).unwrap();
         assert_eq!(r.len(), 500);
     }

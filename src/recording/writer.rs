@@ -33,7 +33,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -132,6 +132,9 @@ pub struct WriterStats {
     pub write_errors: u64,
     /// Samples lost: to a failed open or write, an unknown file, or the 4 GiB limit.
     pub samples_dropped: u64,
+    /// Audio bytes handed to the writer and not yet written: queued for a writer thread or
+    /// held by a file until its flush. Grows while the disk stalls.
+    pub pending_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -144,6 +147,8 @@ struct StatsCounters {
     open_errors: AtomicU64,
     write_errors: AtomicU64,
     samples_dropped: AtomicU64,
+    /// Signed: a stereo file's trailing partial frame is held before it was ever counted in.
+    pending_bytes: AtomicI64,
 }
 
 impl StatsCounters {
@@ -158,6 +163,16 @@ impl StatsCounters {
             open_errors: get(&self.open_errors),
             write_errors: get(&self.write_errors),
             samples_dropped: get(&self.samples_dropped),
+            pending_bytes: self.pending_bytes.load(Ordering::Relaxed).max(0) as u64,
+        }
+    }
+
+    /// A file's held audio went from `before` to `after` bytes, of which `arrived` came in
+    /// with the change (already counted as pending when it was sent).
+    fn held_changed(&self, before: usize, after: usize, arrived: usize) {
+        let delta = after as i64 - before as i64 - arrived as i64;
+        if delta != 0 {
+            self.pending_bytes.fetch_add(delta, Ordering::Relaxed);
         }
     }
 
@@ -276,7 +291,14 @@ impl WriterHandle {
     }
 
     pub fn append(&self, file_id: FileId, samples: Vec<i16>) -> Result<(), WriterClosed> {
-        self.send(WriterCommand::Append { file_id, samples })
+        let bytes = std::mem::size_of_val(samples.as_slice()) as i64;
+        let pending = &self.stats.pending_bytes;
+        pending.fetch_add(bytes, Ordering::Relaxed);
+        let sent = self.send(WriterCommand::Append { file_id, samples });
+        if sent.is_err() {
+            pending.fetch_sub(bytes, Ordering::Relaxed);
+        }
+        sent
     }
 
     /// Feeds the stereo file `file_id` from `left` and `right` (all opened beside each
@@ -552,14 +574,19 @@ impl ShardCore {
 
     fn append(&mut self, file_id: FileId, samples: Vec<i16>, now: Instant) {
         let feed = self.feeds.get(&file_id).copied();
+        let arrived = std::mem::size_of_val(samples.as_slice());
         let full = match self.files.get_mut(&file_id) {
             Some(FileSlot::Open(file)) => {
                 let before = file.writer.counters();
+                let held = file.writer.buffered_bytes();
                 file.writer.append_block(samples);
                 self.stats.add_delta(before, file.writer.counters());
-                file.writer.buffered_bytes() >= self.config.max_buffer_bytes
+                let held_now = file.writer.buffered_bytes();
+                self.stats.held_changed(held, held_now, arrived);
+                held_now >= self.config.max_buffer_bytes
             }
             Some(FileSlot::Failed(..)) | None => {
+                self.stats.held_changed(0, 0, arrived);
                 self.stats
                     .samples_dropped
                     .fetch_add(samples.len() as u64, Ordering::Relaxed);
@@ -689,6 +716,8 @@ impl ShardCore {
         match self.files.remove(&file_id) {
             Some(FileSlot::Open(mut file)) => {
                 self.stats.files_open.fetch_sub(1, Ordering::Relaxed);
+                // Whatever it still holds is written below or, a partial frame, dropped.
+                self.stats.held_changed(file.writer.buffered_bytes(), 0, 0);
                 if let Some(feed) = file.stereo.take() {
                     let mut frames = Vec::new();
                     feed.interleaver.finish(&mut frames);
@@ -798,7 +827,9 @@ fn write_file(
     write: impl FnOnce(&mut WavStreamWriter) -> io::Result<()>,
 ) -> io::Result<()> {
     let before = file.writer.counters();
+    let held = file.writer.buffered_bytes();
     let mut result = write(&mut file.writer);
+    stats.held_changed(held, file.writer.buffered_bytes(), 0);
     if result.is_ok()
         && may_sync
         && let Some(every) = config.sync_interval

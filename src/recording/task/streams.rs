@@ -213,19 +213,32 @@ impl RecordingTask {
         let Ok(reply) = self.settings.writer.close(h.file) else {
             return;
         };
-        match reply.await {
+        let failure = match reply.await {
             Ok(Ok(summary)) => {
                 if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
                     entry.duration_seconds = Some(round_ms(summary.duration_seconds));
                 }
+                let dropped = summary.samples_dropped;
+                (dropped > 0).then(|| format!("{dropped} samples not written (see the log)"))
             }
             Ok(Err(e)) => {
-                tracing::error!(recording_id = self.recording_id, error = %e, "cannot finalize WAV")
+                tracing::error!(recording_id = self.recording_id, error = %e, "cannot finalize WAV");
+                Some(format!("not final: {e}"))
             }
-            Err(_) => tracing::error!(
-                recording_id = self.recording_id,
-                "writer gone before the WAV was final"
-            ),
+            Err(_) => {
+                tracing::error!(
+                    recording_id = self.recording_id,
+                    "writer gone before the WAV was final"
+                );
+                Some("not final: the writer stopped".to_string())
+            }
+        };
+        // Audio the stream carried is not all in its file: the recording must not look
+        // complete.
+        if let Some(why) = failure
+            && let Some(entry) = self.session.document_mut().streams.get_mut(index)
+        {
+            entry.file_failed(why);
         }
     }
 

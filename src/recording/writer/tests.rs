@@ -464,3 +464,39 @@ fn oversized_buffer_is_flushed_early_and_sync_follows_its_interval() {
     core.handle(open(FileId(1), "b.wav"), t0);
     assert_eq!(stats.snapshot().open_errors, 1);
 }
+
+#[tokio::test]
+async fn pending_bytes_count_what_is_queued_or_held_until_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = WavWriterPool::start(WriterConfig {
+        threads: 2,
+        flush_interval: Duration::from_secs(3600),
+        ..WriterConfig::default()
+    })
+    .unwrap();
+    let w = pool.handle();
+    let file = w
+        .open(dir.path().join("a.wav"), WavFormat::mono(8000))
+        .unwrap();
+    let lost = w
+        .open(dir.path().join("no/such/dir.wav"), WavFormat::mono(8000))
+        .unwrap();
+    for _ in 0..5 {
+        w.append(file, vec![1; 800]).unwrap();
+        w.append(lost, vec![1; 800]).unwrap();
+    }
+    w.flush(lost).unwrap().await.unwrap().unwrap_err();
+    // The lost file's audio is gone, counted as dropped; the other's waits for its flush.
+    assert_eq!(w.stats().pending_bytes, 5 * 1600);
+    assert_eq!(w.stats().samples_dropped, 5 * 800);
+    w.flush(file).unwrap().await.unwrap().unwrap();
+    assert_eq!(w.stats().pending_bytes, 0);
+    w.append(file, vec![2; 160]).unwrap();
+    assert_eq!(w.stats().pending_bytes, 320);
+    let summary = w.close(file).unwrap().await.unwrap().unwrap();
+    assert_eq!(summary.samples, 5 * 800 + 160);
+    let _ = w.close(lost).unwrap().await;
+    assert_eq!(w.stats().pending_bytes, 0);
+    assert_eq!(w.stats().files_open, 0);
+    pool.shutdown();
+}
