@@ -844,8 +844,9 @@ mod tests {
         assert_eq!(doc.streams[3].packets_received, 0);
     }
 
-    #[test]
-    fn stream_verdicts_roll_up() {
+    /// A two-stream recording whose first stream received all 300 packets its SRC sent,
+    /// with sound; and that stream's accounting.
+    fn one_complete_stream() -> (RecordingSession, AccountingReport) {
         let t0 = datetime!(2026-01-01 10:00:00 UTC);
         let mut s = RecordingSession::new(
             "id",
@@ -862,6 +863,13 @@ mod tests {
         let entry = &mut s.document_mut().streams[0];
         entry.packets_received = 300;
         entry.apply_accounting(&loud);
+        (s, loud)
+    }
+
+    #[test]
+    fn stream_verdicts_roll_up() {
+        let (mut s, loud) = one_complete_stream();
+        let entry = &s.document().streams[0];
         assert!(entry.complete && !entry.silent, "{entry:?}");
         let entry = &mut s.document_mut().streams[1];
         entry.packets_received = 200;
@@ -896,22 +904,8 @@ mod tests {
 
     #[test]
     fn a_file_missing_audio_makes_its_stream_incomplete_for_good() {
-        let t0 = datetime!(2026-01-01 10:00:00 UTC);
-        let mut s = RecordingSession::new(
-            "id",
-            "leg".into(),
-            &request(),
-            &media(Direction::RecvOnly),
-            t0,
-        );
-        let loud = AccountingReport {
-            packets_sent: Some(300),
-            peak_level: 5000.0,
-            ..Default::default()
-        };
+        let (mut s, loud) = one_complete_stream();
         let entry = &mut s.document_mut().streams[0];
-        entry.packets_received = 300;
-        entry.apply_accounting(&loud);
         assert!(entry.complete);
         entry.file_failed("800 samples not written (see the log)".into());
         // Later counters, perfect as they are, do not make the file whole again.

@@ -502,12 +502,13 @@ impl StereoInterleaver {
 
     /// Gives back the memory of a lead that is over: a side's queue grows to the largest
     /// lead it has held (a stall, a late tick), and without this it would keep that size
-    /// for the rest of the call, so a call's memory would creep up over hours. Keeps room
-    /// for a tenth of a second (one tick) above what is queued.
+    /// for the rest of the call, so a call's memory would creep up over hours. A queue
+    /// holding less than half its capacity shrinks to what it holds: between two flushes a
+    /// call keeps at most twice its current lead, however large an earlier one was (the
+    /// queues grow again, for a moment, while the next flush interleaves).
     pub fn trim(&mut self) {
-        let room = (self.rate / 10) as usize;
-        self.left.trim(room);
-        self.right.trim(room);
+        self.left.trim();
+        self.right.trim();
     }
 
     /// Emits everything left, the shorter side padded with silence.
@@ -646,11 +647,11 @@ impl ResampledSide {
         self.input_base = self.received;
     }
 
-    /// Shrinks the queues to what they hold plus `room` when they hold less than half.
-    fn trim(&mut self, room: usize) {
+    /// Shrinks the queues to what they hold when they hold less than half their capacity.
+    fn trim(&mut self) {
         for queue in [&mut self.ready, &mut self.input] {
-            if queue.capacity() > 2 * (queue.len() + room) {
-                queue.shrink_to(queue.len() + room);
+            if queue.capacity() > 2 * queue.len() {
+                queue.shrink_to(queue.len());
             }
         }
     }
@@ -855,10 +856,10 @@ pub(crate) mod tests {
         assert_eq!(out.len(), 2 * 23_999);
         assert!(st.left.ready.capacity() >= 24_000);
         st.trim();
-        // Room for one tick (100 ms at the 16 kHz output) over what is queued, not 1.5 s.
+        // At most twice what is queued (one frame here), not 1.5 s.
         for side in [&st.left, &st.right] {
-            assert!(side.ready.capacity() <= 2 * (side.ready.len() + 1600));
-            assert!(side.input.capacity() <= 2 * (side.input.len() + 1600));
+            assert!(side.ready.capacity() <= 2 * side.ready.len().max(1));
+            assert!(side.input.capacity() <= 2 * side.input.len().max(1));
         }
         // And it keeps working.
         st.push_left(&[3; 160], &mut out);
