@@ -251,23 +251,13 @@ impl WriterHandle {
         self.open_as(self.new_file_id(), path, format)
     }
 
-    /// Opens `path` on the thread that owns `beside`: what [`WriterCommand::Interleave`]
-    /// needs of a stereo file and its two sources.
-    pub fn open_beside(
-        &self,
-        beside: FileId,
-        path: PathBuf,
-        format: WavFormat,
-    ) -> Result<FileId, WriterClosed> {
-        self.open_as(self.new_file_id_beside(beside), path, format)
-    }
-
     /// An id no file has, for an `Open` sent later.
     pub fn new_file_id(&self) -> FileId {
         FileId(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// An id no file has, on the thread that owns `beside`.
+    /// An id no file has, on the thread that owns `beside`: what
+    /// [`WriterCommand::Interleave`] needs of a stereo file and its two sources.
     pub fn new_file_id_beside(&self, beside: FileId) -> FileId {
         let n = self.shards.len() as u64;
         let id = self.next_id.fetch_add(n, Ordering::Relaxed);
@@ -299,23 +289,6 @@ impl WriterHandle {
             pending.fetch_sub(bytes, Ordering::Relaxed);
         }
         sent
-    }
-
-    /// Feeds the stereo file `file_id` from `left` and `right` (all opened beside each
-    /// other); see [`WriterCommand::Interleave`].
-    pub fn interleave(
-        &self,
-        file_id: FileId,
-        left: FileId,
-        right: FileId,
-        interleaver: StereoInterleaver,
-    ) -> Result<(), WriterClosed> {
-        self.send(WriterCommand::Interleave {
-            file_id,
-            left,
-            right,
-            interleaver: Box::new(interleaver),
-        })
     }
 
     /// Flushes the file; the receiver resolves once it is valid up to this point.

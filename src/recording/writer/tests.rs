@@ -45,14 +45,19 @@ fn ten_seconds_of_tone_through_the_pool() {
 
 /// `right.wav` and `stereo.wav` (8 kHz) opened beside `left`, the stereo file fed by both.
 fn stereo_beside(h: &WriterHandle, left: FileId, dir: &Path) -> (FileId, FileId) {
-    let right = h
-        .open_beside(left, dir.join("right.wav"), WavFormat::mono(8000))
-        .unwrap();
-    let stereo = h
-        .open_beside(left, dir.join("stereo.wav"), WavFormat::stereo(8000))
-        .unwrap();
-    let interleaver = StereoInterleaver::new(8000, 8000).unwrap();
-    h.interleave(stereo, left, right, interleaver).unwrap();
+    let beside = |name: &str, format| {
+        h.open_as(h.new_file_id_beside(left), dir.join(name), format)
+            .unwrap()
+    };
+    let right = beside("right.wav", WavFormat::mono(8000));
+    let stereo = beside("stereo.wav", WavFormat::stereo(8000));
+    h.send(WriterCommand::Interleave {
+        file_id: stereo,
+        left,
+        right,
+        interleaver: Box::new(StereoInterleaver::new(8000, 8000).unwrap()),
+    })
+    .unwrap();
     (right, stereo)
 }
 
