@@ -208,6 +208,56 @@ fn writer_flushes_within_a_second() {
 }
 
 #[test]
+fn lines_logged_while_the_writer_gathers_keep_their_order_and_reach_the_file_in_a_second() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, svc) = start(EdrSettings::new(dir.path())).expect("start");
+    let events = [
+        EdrEvent::InInviteAleg,
+        EdrEvent::InByeAleg,
+        EdrEvent::InInviteAleg,
+    ];
+    let first = Instant::now();
+    for (n, event) in events.into_iter().enumerate() {
+        let mut record = base(event);
+        record.cseq = Some(n as u32 + 1);
+        log.log(record);
+        // Inside the writer's gathering window after the first line.
+        std::thread::sleep(GATHER / 4);
+    }
+    let path = dir.path().join("edr").join(FILE_NAME);
+    let lines = loop {
+        let text = fs::read_to_string(&path).expect("read");
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(String::from)
+            .collect();
+        if lines.len() == events.len() || first.elapsed() > Duration::from_secs(3) {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        first.elapsed() < Duration::from_millis(1_500),
+        "on disk after {:?}",
+        first.elapsed()
+    );
+    let order: Vec<&str> = lines
+        .iter()
+        .map(|l| {
+            l.split("|CSEQ=")
+                .nth(1)
+                .unwrap_or("")
+                .split('|')
+                .next()
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(order, ["1", "2", "3"], "{lines:?}");
+    svc.shutdown();
+}
+
+#[test]
 fn out_bye_unanswered_has_timeout_and_retry_not_a_code() {
     use crate::sip::transaction_log::{TransactionEvent, TransactionRecord};
     let t0 = std::time::Instant::now();
