@@ -33,15 +33,35 @@ pub type SnapshotRequests = tokio::sync::mpsc::UnboundedSender<tokio::sync::ones
 /// How long a read waits for a busy recording task before it shows the last published state.
 const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// A recording's document as the recording tasks hand it over: serialized once, to compact
+/// JSON text, and never built as a `Value` unless an event subscriber is there to take one
+/// (a `Value` of a call's document costs tens of allocations to build and to drop). The
+/// recording task gives its typed document; the tests give `Value`s.
+pub trait PublishedDocument: serde::Serialize {
+    /// What events follow (`state`, `pauses`), as text: a change of it is an event, any
+    /// other change is a refresh.
+    fn followed(&self) -> String;
+    /// Adds the streams' RTP counters to `totals`, by codec.
+    fn add_rtp(&self, totals: &mut BTreeMap<String, RtpCounters>);
+    /// Adds the streams' undecodable packets to `totals`, by payload type.
+    fn add_undecodable(&self, totals: &mut BTreeMap<u8, u64>);
+}
+
 /// An active recording: its document as of its last state change, and how to ask it for
 /// the current one (counters included).
 struct ActiveRecording {
     /// Compact JSON text: a parsed `Value` of the same document takes about seven times the
     /// memory, and there is one per active call. Parsed again only when it is read.
     document: Arc<str>,
-    /// What events follow (`state`, `pauses`), to tell a state change from a refresh.
-    followed: (Value, Value),
+    /// What events follow, to tell a state change from a refresh.
+    followed: String,
     snapshots: SnapshotRequests,
+}
+
+/// A recently ended recording, kept as text for the reason `ActiveRecording` is.
+struct RecentRecording {
+    recording_id: String,
+    document: Arc<str>,
 }
 
 impl ActiveRecording {
@@ -55,8 +75,10 @@ fn parse_published(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-fn followed(document: &Value) -> (Value, Value) {
-    (document["state"].clone(), document["pauses"].clone())
+/// Compact JSON text of a document this module takes.
+fn to_text(document: &impl serde::Serialize) -> Arc<str> {
+    // Documents are maps with string keys and plain values: serializing them cannot fail.
+    serde_json::to_string(document).unwrap_or_default().into()
 }
 
 /// Changes buffered for slow event subscribers before they miss some (they then get a
@@ -92,7 +114,7 @@ pub struct Telemetry {
     sip_tolerances: Mutex<BTreeMap<&'static str, u64>>,
     /// Every active recording, by recording id.
     active: DashMap<String, ActiveRecording>,
-    recent: Mutex<VecDeque<Value>>,
+    recent: Mutex<VecDeque<RecentRecording>>,
     /// RTP counters of ended recordings by codec (active ones are summed at scrape time).
     rtp_ended: Mutex<BTreeMap<String, RtpCounters>>,
     /// Undecodable RTP packets of ended recordings by payload type.
@@ -134,11 +156,15 @@ impl Telemetry {
         self.changes.subscribe()
     }
 
-    fn changed(&self, recording_id: &str, document: Option<Value>) {
-        // No subscriber is not an error.
+    /// Tells event subscribers of a change (`None`: discarded); with none, nothing is built.
+    fn changed(&self, recording_id: &str, document: Option<&str>) {
+        if self.changes.receiver_count() == 0 {
+            return;
+        }
+        // A subscriber that leaves meanwhile is not an error.
         let _ = self.changes.send(RecordingChange {
             recording_id: recording_id.to_string(),
-            document,
+            document: document.map(parse_published),
         });
     }
 
@@ -172,18 +198,18 @@ impl Telemetry {
     pub fn publish_active(
         &self,
         recording_id: &str,
-        document: Value,
+        document: &impl PublishedDocument,
         snapshots: &SnapshotRequests,
     ) {
         // Events for what subscribers follow (state, pauses), not for a metadata refresh.
-        let followed = followed(&document);
+        let followed = document.followed();
         let changed = self
             .active
             .get(recording_id)
             .is_none_or(|old| old.followed != followed);
-        let text: Arc<str> = document.to_string().into();
+        let text = to_text(document);
         if changed {
-            self.changed(recording_id, Some(document));
+            self.changed(recording_id, Some(&text));
         }
         self.active.insert(
             recording_id.to_string(),
@@ -195,23 +221,32 @@ impl Telemetry {
         );
     }
 
-    /// A recording ended (or was discarded, `document = None`): move it to the recent list.
-    pub fn publish_ended(&self, recording_id: &str, document: Option<Value>) {
+    /// A recording ended: it moves to the recent list, its counters to the totals.
+    pub fn publish_ended(&self, recording_id: &str, document: &impl PublishedDocument) {
         self.active.remove(recording_id);
-        self.changed(recording_id, document.clone());
-        let Some(doc) = document else { return };
+        let text = to_text(document);
+        self.changed(recording_id, Some(&text));
         if let Ok(mut totals) = self.rtp_ended.lock() {
-            add_rtp(&mut totals, &doc);
+            document.add_rtp(&mut totals);
         }
         if let Ok(mut totals) = self.undecodable_ended.lock() {
-            add_undecodable(&mut totals, &doc);
+            document.add_undecodable(&mut totals);
         }
         if let Ok(mut recent) = self.recent.lock() {
             if recent.len() == RECENT {
                 recent.pop_front();
             }
-            recent.push_back(doc);
+            recent.push_back(RecentRecording {
+                recording_id: recording_id.to_string(),
+                document: text,
+            });
         }
+    }
+
+    /// A recording was cancelled before it was answered: nothing of it is kept.
+    pub fn publish_discarded(&self, recording_id: &str) {
+        self.active.remove(recording_id);
+        self.changed(recording_id, None);
     }
 
     /// The current document of an active recording (asked from its task), else of a recent
@@ -234,8 +269,8 @@ impl Telemetry {
         recent
             .iter()
             .rev()
-            .find(|d| d["recording_id"] == recording_id)
-            .cloned()
+            .find(|r| r.recording_id == recording_id)
+            .map(|r| parse_published(&r.document))
     }
 
     /// A recording's document as last published (active) or as it ended (recent), without
@@ -261,14 +296,17 @@ impl Telemetry {
     /// ended ones.
     pub async fn recordings(&self) -> (Vec<Value>, Vec<Value>) {
         let active = self.current_active().await;
-        let recent: Vec<Value> = self
+        let recent: Vec<Arc<str>> = self
             .recent
             .lock()
-            .map(|r| r.iter().rev().cloned().collect())
+            .map(|r| r.iter().rev().map(|r| r.document.clone()).collect())
             .unwrap_or_default();
         (
             active,
-            recent.into_iter().map(|d| self.with_upload(d)).collect(),
+            recent
+                .iter()
+                .map(|d| self.with_upload(parse_published(d)))
+                .collect(),
         )
     }
 
@@ -297,11 +335,11 @@ impl Telemetry {
         }
         self.uploads.remove(recording_id);
         if let Ok(mut recent) = self.recent.lock()
-            && let Some(doc) = recent
-                .iter_mut()
-                .find(|d| d["recording_id"] == recording_id)
+            && let Some(r) = recent.iter_mut().find(|r| r.recording_id == recording_id)
         {
+            let mut doc = parse_published(&r.document);
             doc["storage"] = storage;
+            r.document = to_text(&doc);
         }
     }
 
@@ -322,7 +360,7 @@ impl Telemetry {
     pub fn rtp_by_codec(&self, active: &[Value]) -> BTreeMap<String, RtpCounters> {
         let mut totals = self.rtp_ended.lock().map(|t| t.clone()).unwrap_or_default();
         for doc in active {
-            add_rtp(&mut totals, doc);
+            doc.add_rtp(&mut totals);
         }
         totals
     }
@@ -340,7 +378,7 @@ impl Telemetry {
             .map(|t| t.clone())
             .unwrap_or_default();
         for doc in active {
-            add_undecodable(&mut totals, doc);
+            doc.add_undecodable(&mut totals);
         }
         totals
     }
@@ -373,32 +411,82 @@ async fn answer_or(
     }
 }
 
-fn add_undecodable(totals: &mut BTreeMap<u8, u64>, doc: &Value) {
-    let Some(streams) = doc["streams"].as_array() else {
-        return;
-    };
-    for s in streams {
-        let Some(by_pt) = s["packets_undecodable"].as_object() else {
-            continue;
-        };
-        for (pt, n) in by_pt {
-            if let Ok(pt) = pt.parse::<u8>() {
-                *totals.entry(pt).or_default() += n.as_u64().unwrap_or(0);
+/// A recording task's current document, as its snapshot answers give it.
+impl PublishedDocument for Value {
+    fn followed(&self) -> String {
+        serde_json::to_string(&(&self["state"], &self["pauses"])).unwrap_or_default()
+    }
+
+    fn add_rtp(&self, totals: &mut BTreeMap<String, RtpCounters>) {
+        for s in self["streams"].as_array().into_iter().flatten() {
+            let codec = s["codec"].as_str().unwrap_or("unknown");
+            add_stream_rtp(
+                totals,
+                codec,
+                [
+                    &s["packets_received"],
+                    &s["packets_lost"],
+                    &s["packets_late"],
+                ]
+                .map(|n| n.as_u64().unwrap_or(0)),
+            );
+        }
+    }
+
+    fn add_undecodable(&self, totals: &mut BTreeMap<u8, u64>) {
+        for s in self["streams"].as_array().into_iter().flatten() {
+            for (pt, n) in s["packets_undecodable"].as_object().into_iter().flatten() {
+                add_stream_undecodable(totals, pt, n.as_u64().unwrap_or(0));
             }
         }
     }
 }
 
-fn add_rtp(totals: &mut BTreeMap<String, RtpCounters>, doc: &Value) {
-    let Some(streams) = doc["streams"].as_array() else {
-        return;
-    };
-    for s in streams {
-        let codec = s["codec"].as_str().unwrap_or("unknown").to_string();
-        let t = totals.entry(codec).or_default();
-        t.received += s["packets_received"].as_u64().unwrap_or(0);
-        t.lost += s["packets_lost"].as_u64().unwrap_or(0);
-        t.late += s["packets_late"].as_u64().unwrap_or(0);
+impl PublishedDocument for crate::recording::session::RecordingDocument {
+    fn followed(&self) -> String {
+        serde_json::to_string(&(&self.state, &self.pauses)).unwrap_or_default()
+    }
+
+    fn add_rtp(&self, totals: &mut BTreeMap<String, RtpCounters>) {
+        for s in &self.streams {
+            let codec = s.codec.as_deref().unwrap_or("unknown");
+            add_stream_rtp(
+                totals,
+                codec,
+                [s.packets_received, s.packets_lost, s.packets_late],
+            );
+        }
+    }
+
+    fn add_undecodable(&self, totals: &mut BTreeMap<u8, u64>) {
+        for s in &self.streams {
+            for (pt, n) in &s.packets_undecodable {
+                add_stream_undecodable(totals, pt, *n);
+            }
+        }
+    }
+}
+
+/// One stream's `[received, lost, late]` packets into the totals of its codec.
+fn add_stream_rtp(
+    totals: &mut BTreeMap<String, RtpCounters>,
+    codec: &str,
+    [received, lost, late]: [u64; 3],
+) {
+    if !totals.contains_key(codec) {
+        totals.insert(codec.to_string(), RtpCounters::default());
+    }
+    if let Some(t) = totals.get_mut(codec) {
+        t.received += received;
+        t.lost += lost;
+        t.late += late;
+    }
+}
+
+/// One stream's undecodable packets of payload type `pt` (a document's map key).
+fn add_stream_undecodable(totals: &mut BTreeMap<u8, u64>, pt: &str, n: u64) {
+    if let Ok(pt) = pt.parse::<u8>() {
+        *totals.entry(pt).or_default() += n;
     }
 }
 
@@ -431,7 +519,7 @@ mod tests {
         let current = json!({"recording_id": "r1", "state": "active", "pauses": 0,
             "streams": [{"codec": "PCMU", "packets_received": 250}]});
         let (snapshots, asked) = task_answering(current.clone());
-        t.publish_active("r1", published.clone(), &snapshots);
+        t.publish_active("r1", &published, &snapshots);
         assert_eq!(asked.load(Ordering::Relaxed), 0, "publishing asks nothing");
         assert_eq!(t.recording("r1").await, Some(current.clone()));
         let (active, _) = t.recordings().await;
@@ -457,14 +545,14 @@ mod tests {
                 kept.push(reply);
             }
         });
-        t.publish_active("r2", published.clone(), &snapshots);
+        t.publish_active("r2", &published, &snapshots);
         assert_eq!(t.recording("r2").await, Some(published.clone()));
         assert!(t.is_active("r2"));
         // Several such tasks cost one wait in all, not one each.
         for id in ["r4", "r5", "r6", "r7"] {
             t.publish_active(
                 id,
-                json!({"recording_id": id, "state": "active"}),
+                &json!({"recording_id": id, "state": "active"}),
                 &snapshots,
             );
         }
@@ -475,7 +563,7 @@ mod tests {
             "five unanswering recordings took {:?}",
             started.elapsed()
         );
-        t.publish_ended("r2", Some(json!({"recording_id": "r2", "state": "ended"})));
+        t.publish_ended("r2", &json!({"recording_id": "r2", "state": "ended"}));
         assert!(!t.is_active("r2"));
         assert_eq!(t.recording("r2").await.unwrap()["state"], "ended");
         held.abort();
@@ -489,7 +577,7 @@ mod tests {
         let published = json!({"recording_id": "r8", "state": "active", "pauses": [],
             "streams": [{"jitter_ms": 0.1 + 0.2, "mos": 4.123_456_789_012_345,
             "loudness_dbfs": -63.999_999_999_999_99, "party": "\"Ann\" <sip:a@b>\n"}]});
-        t.publish_active("r8", published.clone(), &snapshots);
+        t.publish_active("r8", &published, &snapshots);
         assert_eq!(t.published("r8"), Some(published.clone()));
         assert_eq!(t.published_active(), vec![published]);
         // Every float, not most: jitter and loudness figures span many magnitudes.
@@ -503,8 +591,61 @@ mod tests {
             })
             .collect();
         let published = json!({"recording_id": "r9", "state": "active", "floats": floats});
-        t.publish_active("r9", published.clone(), &snapshots);
+        t.publish_active("r9", &published, &snapshots);
         assert_eq!(t.published("r9"), Some(published));
+    }
+
+    #[tokio::test]
+    async fn an_ended_recording_reads_back_counts_in_the_totals_and_takes_its_upload() {
+        let t = Telemetry::default();
+        let (snapshots, _asked) = task_answering(json!({}));
+        let ended = json!({"recording_id": "r10", "state": "ended", "pauses": [],
+            "streams": [{"codec": "PCMA", "packets_received": 40, "packets_lost": 2,
+                "packets_late": 1, "packets_undecodable": {"18": 5}},
+                {"codec": null, "packets_received": 7}]});
+        t.publish_active(
+            "r10",
+            &json!({"recording_id": "r10", "state": "active"}),
+            &snapshots,
+        );
+        let mut changes = t.subscribe();
+        t.publish_ended("r10", &ended);
+        assert_eq!(changes.try_recv().unwrap().document, Some(ended.clone()));
+        assert!(!t.is_active("r10"));
+        assert_eq!(t.recording("r10").await, Some(ended.clone()));
+        assert_eq!(t.recordings().await.1, vec![ended.clone()]);
+        let rtp = t.rtp_by_codec(&[]);
+        assert_eq!(
+            (rtp["PCMA"].received, rtp["PCMA"].lost, rtp["PCMA"].late),
+            (40, 2, 1)
+        );
+        assert_eq!(rtp["unknown"].received, 7);
+        assert_eq!(t.rtp_undecodable(&[]), BTreeMap::from([(18, 5)]));
+        // An upload in flight shows beside the document; a finished one is written into it.
+        t.publish_storage("r10", json!({"state": "uploading"}), false);
+        assert_eq!(
+            t.recording("r10").await.unwrap()["storage"]["state"],
+            "uploading"
+        );
+        t.publish_storage("r10", json!({"state": "uploaded"}), true);
+        let mut expected = ended;
+        expected["storage"] = json!({"state": "uploaded"});
+        assert_eq!(t.recordings().await.1, vec![expected]);
+        // A discarded recording leaves no trace but the event.
+        t.publish_active(
+            "r11",
+            &json!({"recording_id": "r11", "state": "active"}),
+            &snapshots,
+        );
+        t.publish_discarded("r11");
+        assert_eq!(t.recording("r11").await, None);
+        let discarded = std::iter::from_fn(|| changes.try_recv().ok())
+            .last()
+            .unwrap();
+        assert_eq!(
+            (discarded.recording_id.as_str(), discarded.document),
+            ("r11", None)
+        );
     }
 
     #[tokio::test]
@@ -513,9 +654,9 @@ mod tests {
         let mut changes = t.subscribe();
         let (snapshots, _asked) = task_answering(json!({}));
         let doc = |state: &str, pauses: u64, meta: u64| json!({"recording_id": "r3", "state": state, "pauses": pauses, "metadata_updates": meta});
-        t.publish_active("r3", doc("active", 0, 0), &snapshots);
-        t.publish_active("r3", doc("active", 0, 1), &snapshots);
-        t.publish_active("r3", doc("paused", 1, 1), &snapshots);
+        t.publish_active("r3", &doc("active", 0, 0), &snapshots);
+        t.publish_active("r3", &doc("active", 0, 1), &snapshots);
+        t.publish_active("r3", &doc("paused", 1, 1), &snapshots);
         let mut states = Vec::new();
         while let Ok(c) = changes.try_recv() {
             states.push(c.document.unwrap()["state"].as_str().unwrap().to_string());

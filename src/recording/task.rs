@@ -499,11 +499,11 @@ impl RecordingTask {
     }
 
     fn publish(&self) {
-        if let Ok(doc) = serde_json::to_value(self.session.document()) {
-            self.settings
-                .telemetry
-                .publish_active(&self.recording_id, doc, &self.snapshots);
-        }
+        self.settings.telemetry.publish_active(
+            &self.recording_id,
+            self.session.document(),
+            &self.snapshots,
+        );
     }
 
     /// SPEC §5: no RTP on any receiving stream for `media_timeout`; paused streams exempt.
@@ -595,10 +595,9 @@ impl RecordingTask {
             None => None,
         };
         write_document(&self.dir, self.session.document()).await;
-        self.settings.telemetry.publish_ended(
-            &self.recording_id,
-            serde_json::to_value(self.session.document()).ok(),
-        );
+        self.settings
+            .telemetry
+            .publish_ended(&self.recording_id, self.session.document());
         let location = match (storage, upload) {
             (Some(s), Some(job)) => {
                 let uploaded = s.submit_and_wait(job).await;
@@ -630,7 +629,7 @@ impl RecordingTask {
         remove_empty_parents(&self.dir, &self.settings.recordings_dir).await;
         self.settings
             .telemetry
-            .publish_ended(&self.recording_id, None);
+            .publish_discarded(&self.recording_id);
     }
 }
 
