@@ -559,6 +559,9 @@ impl RecordingTask {
         reason: EndReason,
         blocks: &mut mpsc::UnboundedReceiver<Box<StreamBlock>>,
     ) {
+        // The recording ends now, on the files' timeline: closing and syncing them below can
+        // take a while on a busy disk, and must not lengthen `ended_at − started_at`.
+        let ended_at = OffsetDateTime::now_utc();
         self.stop_streams(blocks).await;
         // Every stream's last PCM reached the writer before its last block came here: the
         // writer's interleaver has both sides whole.
@@ -584,7 +587,7 @@ impl RecordingTask {
         self.write_mixed().await;
         self.session.judge();
         self.report_verdict();
-        self.session.end(reason, OffsetDateTime::now_utc());
+        self.session.end(reason, ended_at);
         // The job file goes first: a crash after it still uploads the recording.
         let storage = self.settings.storage.clone();
         let upload = match &storage {
