@@ -146,6 +146,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     );
     let writer = WavWriterPool::start(WriterConfig {
         flush_interval: crate::recording::stream::FLUSH_INTERVAL,
+        max_pending_bytes: config.recording.max_pending_audio_bytes(),
         ..WriterConfig::default()
     })
     .map_err(|source| StartupError::Internal {

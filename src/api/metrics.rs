@@ -255,6 +255,12 @@ fn wav_writer(out: &mut String, w: &crate::recording::writer::WriterStats) {
             "Samples not written: a failed create or write, or the 4 GiB WAV limit.",
             w.samples_dropped,
         ),
+        (
+            "sip_recorder_wav_samples_shed_total",
+            "counter",
+            "Samples written as silence in place of audio shed while the writer was further behind than recording.max_pending_audio_mib.",
+            w.samples_shed,
+        ),
     ] {
         series(out, kind, name, help, value);
     }

@@ -75,6 +75,7 @@ struct MediaFile {
 struct RecordingFile {
     dir: Option<PathBuf>,
     layout: Option<String>,
+    max_pending_audio_mib: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -352,6 +353,7 @@ impl Config {
                     let f: RecordingFile = section(text, name, value)?;
                     merge!(c.recording.dir, f.dir);
                     merge!(c.recording.layout, f.layout);
+                    merge!(c.recording.max_pending_audio_mib, f.max_pending_audio_mib);
                 }
                 "spool" => {
                     let f: SpoolFile = section(text, name, value)?;

@@ -267,6 +267,16 @@ pub struct RecordingConfig {
     pub dir: PathBuf,
     /// Default `{yyyy}/{mm}/{dd}/{recording_id}`.
     pub layout: String,
+    /// `recording.max_pending_audio_mib`: audio the WAV writer may hold unwritten (a
+    /// stalled disk) before new audio is replaced by silence. Default 1024.
+    pub max_pending_audio_mib: u64,
+}
+
+impl RecordingConfig {
+    /// [`max_pending_audio_mib`](Self::max_pending_audio_mib) in bytes.
+    pub fn max_pending_audio_bytes(&self) -> u64 {
+        self.max_pending_audio_mib.saturating_mul(1 << 20)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -481,6 +491,7 @@ impl Default for RecordingConfig {
         RecordingConfig {
             dir: PathBuf::from("./recordings"),
             layout: "{yyyy}/{mm}/{dd}/{recording_id}".to_owned(),
+            max_pending_audio_mib: crate::recording::writer::DEFAULT_MAX_PENDING_BYTES >> 20,
         }
     }
 }

@@ -625,6 +625,10 @@ fn cdr_receiver_options_are_read_and_checked() {
     };
     assert_eq!(invalid_key(missing_ca), "cdr.receiver_options.ca_file");
     assert_eq!(invalid_key(|c| c.cdr.batch_size = 0), "cdr.batch_size");
+    assert_eq!(
+        invalid_key(|c| c.recording.max_pending_audio_mib = 0),
+        "recording.max_pending_audio_mib"
+    );
 }
 
 #[test]

@@ -331,6 +331,10 @@ impl Config {
             }
         };
         at_least_one("cdr.batch_size", self.cdr.batch_size as u64)?;
+        at_least_one(
+            "recording.max_pending_audio_mib",
+            self.recording.max_pending_audio_mib,
+        )?;
         let secs = |d: Duration| d.as_secs();
         at_least_one("cdr.request_timeout_secs", secs(self.cdr.request_timeout))?;
         at_least_one("cdr.max_backoff_secs", secs(self.cdr.max_backoff))?;

@@ -36,6 +36,33 @@ pub const COUNTERS_EVERY_TICKS: u32 = 10;
 pub struct PcmOutput {
     pub writer: WriterHandle,
     pub file: FileId,
+    /// Samples shed while the writer was behind, not yet sent to become silence.
+    shed_owed: usize,
+}
+
+impl PcmOutput {
+    pub fn new(writer: WriterHandle, file: FileId) -> Self {
+        PcmOutput {
+            writer,
+            file,
+            shed_owed: 0,
+        }
+    }
+
+    /// Hands `pcm` to the file's writer, or sheds it while the writer is behind its bound.
+    /// The writer gone means shutdown, when nothing is kept.
+    fn write(&mut self, pcm: &[i16]) {
+        if let Ok(owed) = self.writer.append_or_shed(self.file, pcm, self.shed_owed) {
+            self.shed_owed = owed;
+        }
+    }
+
+    /// Sends what is still owed of shed audio: the stream's last write, before its close.
+    fn settle(&mut self) {
+        if self.writer.settle_shed(self.file, self.shed_owed).is_ok() {
+            self.shed_owed = 0;
+        }
+    }
 }
 
 /// What a stream tells its recording task: its counters every [`COUNTERS_EVERY_TICKS`]
@@ -425,6 +452,7 @@ impl StreamReceiver {
         self.timeline.finish(now, out);
         self.accounting.finish(now);
         self.write_pcm(out);
+        self.output.settle();
         self.block(true, true)
     }
 
@@ -463,8 +491,7 @@ impl StreamReceiver {
     fn write_pcm(&mut self, out: &mut Vec<i16>) {
         self.accounting.on_pcm(out);
         if !out.is_empty() {
-            // An exact-size copy; the writer gone means shutdown, when nothing is kept.
-            let _ = self.output.writer.append(self.output.file, out.to_vec());
+            self.output.write(out);
         }
         out.clear();
     }

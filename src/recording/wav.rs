@@ -151,6 +151,9 @@ pub struct WriteCounters {
     pub syncs: u64,
     /// Samples refused because the file reached the WAV size limit, or lost to a failed write.
     pub samples_dropped: u64,
+    /// Samples written as silence in place of audio the writer shed while it was too far
+    /// behind (`recording.max_pending_audio_mib`).
+    pub samples_shed: u64,
 }
 
 /// What a finished file holds.
@@ -162,6 +165,8 @@ pub struct WavSummary {
     pub format: WavFormat,
     /// Samples that never reached the file: a failed write, or the 4 GiB limit.
     pub samples_dropped: u64,
+    /// Samples of silence standing in for audio shed while the writer was too far behind.
+    pub samples_shed: u64,
 }
 
 /// A WAV file being written: samples are kept in memory (no syscall per `append`) and reach
@@ -246,6 +251,14 @@ impl WavStreamWriter {
             self.pending_samples += take;
             self.pending.push(block);
         }
+        take
+    }
+
+    /// `samples` of silence where audio was shed (see [`WriteCounters::samples_shed`]): the
+    /// file keeps its place on the recording's timeline. Returns how many were accepted.
+    pub fn append_shed(&mut self, samples: usize) -> usize {
+        let take = self.append_block(vec![0; samples]);
+        self.counters.samples_shed += take as u64;
         take
     }
 
@@ -410,6 +423,7 @@ impl WavStreamWriter {
             duration_seconds: self.format.duration_seconds(samples),
             format: self.format,
             samples_dropped: self.counters.samples_dropped,
+            samples_shed: self.counters.samples_shed,
         }
     }
 }

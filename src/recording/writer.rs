@@ -33,7 +33,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -58,6 +58,10 @@ pub enum WriterCommand {
     },
     /// Interleaved samples (stereo: left, right, …), appended to the file's buffer.
     Append { file_id: FileId, samples: Vec<i16> },
+    /// `samples` of the file's audio were shed while the writer was behind its bound
+    /// ([`WriterHandle::append_or_shed`]): they become silence, so that what follows keeps
+    /// its place on the recording's timeline, and are counted in the file's summary.
+    Shed { file_id: FileId, samples: usize },
     /// From now on the stereo file `file_id` is built from `left` and `right` (mono files of
     /// the same thread): whenever one of the three flushes, all three do, the stereo file
     /// from the audio its sources buffered. Its `Close` finishes the interleaver, the
@@ -82,12 +86,16 @@ impl WriterCommand {
         match self {
             WriterCommand::Open { file_id, .. }
             | WriterCommand::Append { file_id, .. }
+            | WriterCommand::Shed { file_id, .. }
             | WriterCommand::Interleave { file_id, .. }
             | WriterCommand::Flush { file_id, .. }
             | WriterCommand::Close { file_id, .. } => *file_id,
         }
     }
 }
+
+/// Default bound on unwritten audio: 1 GiB, about a minute of 1,000 8 kHz streams' audio.
+pub const DEFAULT_MAX_PENDING_BYTES: u64 = 1 << 30;
 
 /// Writer settings.
 #[derive(Debug, Clone)]
@@ -104,6 +112,10 @@ pub struct WriterConfig {
     /// A file whose buffer passes this is flushed at once (bounds memory when audio arrives
     /// faster than real time, e.g. a backlog).
     pub max_buffer_bytes: usize,
+    /// Audio the writer may hold unwritten, all files together, before new audio is shed
+    /// (`recording.max_pending_audio_mib`): a disk that stalls costs the stalled stretch of
+    /// audio, not the process its memory.
+    pub max_pending_bytes: u64,
 }
 
 impl Default for WriterConfig {
@@ -114,6 +126,7 @@ impl Default for WriterConfig {
             drain_interval: Duration::from_millis(10),
             sync_interval: None,
             max_buffer_bytes: 256 * 1024,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
         }
     }
 }
@@ -132,6 +145,8 @@ pub struct WriterStats {
     pub write_errors: u64,
     /// Samples lost: to a failed open or write, an unknown file, or the 4 GiB limit.
     pub samples_dropped: u64,
+    /// Samples shed while the writer was behind its bound, written as silence.
+    pub samples_shed: u64,
     /// Audio bytes handed to the writer and not yet written: queued for a writer thread or
     /// held by a file until its flush. Grows while the disk stalls.
     pub pending_bytes: u64,
@@ -147,6 +162,9 @@ struct StatsCounters {
     open_errors: AtomicU64,
     write_errors: AtomicU64,
     samples_dropped: AtomicU64,
+    samples_shed: AtomicU64,
+    /// Set while appends are shed, so that an episode logs once when it starts and ends.
+    shedding: AtomicBool,
     /// Signed: a stereo file's trailing partial frame is held before it was ever counted in.
     pending_bytes: AtomicI64,
 }
@@ -163,6 +181,7 @@ impl StatsCounters {
             open_errors: get(&self.open_errors),
             write_errors: get(&self.write_errors),
             samples_dropped: get(&self.samples_dropped),
+            samples_shed: get(&self.samples_shed),
             pending_bytes: self.pending_bytes.load(Ordering::Relaxed).max(0) as u64,
         }
     }
@@ -193,6 +212,7 @@ impl StatsCounters {
             &self.samples_dropped,
             after.samples_dropped - before.samples_dropped,
         );
+        add(&self.samples_shed, after.samples_shed - before.samples_shed);
     }
 }
 
@@ -216,7 +236,11 @@ impl Shard {
         // Only commands someone waits on wake the thread; appends wait for its next drain.
         let wake = !matches!(
             message,
-            ShardMessage::Command(WriterCommand::Append { .. } | WriterCommand::Open { .. })
+            ShardMessage::Command(
+                WriterCommand::Append { .. }
+                    | WriterCommand::Shed { .. }
+                    | WriterCommand::Open { .. }
+            )
         );
         self.tx.send(message).map_err(|_| WriterClosed)?;
         if wake {
@@ -232,6 +256,7 @@ pub struct WriterHandle {
     shards: Arc<[Shard]>,
     next_id: Arc<AtomicU64>,
     stats: Arc<StatsCounters>,
+    max_pending_bytes: u64,
 }
 
 impl WriterHandle {
@@ -291,6 +316,46 @@ impl WriterHandle {
         sent
     }
 
+    /// Appends a copy of `pcm`, unless the audio waiting to be written would pass the
+    /// writer's bound: then `pcm` is shed. `owed` is what the file had shed before; it is
+    /// sent ahead of the next append that fits, to become silence in its place. Returns what
+    /// is owed now (0 once sent).
+    pub fn append_or_shed(
+        &self,
+        file_id: FileId,
+        pcm: &[i16],
+        owed: usize,
+    ) -> Result<usize, WriterClosed> {
+        let bytes = std::mem::size_of_val(pcm) as u64;
+        let pending = self.stats.pending_bytes.load(Ordering::Relaxed).max(0) as u64;
+        if pending + bytes > self.max_pending_bytes {
+            if !self.stats.shedding.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    pending_mib = pending >> 20,
+                    "the WAV writer is too far behind the audio (recording.max_pending_audio_mib): new audio is replaced by silence until it catches up"
+                );
+            }
+            return Ok(owed + pcm.len());
+        }
+        if self.stats.shedding.swap(false, Ordering::Relaxed) {
+            tracing::warn!("the WAV writer caught up: audio is written again");
+        }
+        self.settle_shed(file_id, owed)?;
+        self.append(file_id, pcm.to_vec())?;
+        Ok(0)
+    }
+
+    /// Sends what `file_id` still owes of shed audio (before its `Close`).
+    pub fn settle_shed(&self, file_id: FileId, owed: usize) -> Result<(), WriterClosed> {
+        if owed == 0 {
+            return Ok(());
+        }
+        self.send(WriterCommand::Shed {
+            file_id,
+            samples: owed,
+        })
+    }
+
     /// Flushes the file; the receiver resolves once it is valid up to this point.
     pub fn flush(
         &self,
@@ -348,6 +413,7 @@ impl WavWriterPool {
                 shards: senders.into(),
                 next_id: Arc::new(AtomicU64::new(1)),
                 stats,
+                max_pending_bytes: config.max_pending_bytes,
             },
             threads: joins,
         })
@@ -415,6 +481,27 @@ fn run_shard(rx: mpsc::Receiver<ShardMessage>, mut core: ShardCore) {
     core.close_all();
 }
 
+/// What an append brings a file: audio, or silence for audio that was shed.
+enum Block {
+    Audio(Vec<i16>),
+    Shed(usize),
+}
+
+impl From<Vec<i16>> for Block {
+    fn from(samples: Vec<i16>) -> Block {
+        Block::Audio(samples)
+    }
+}
+
+impl Block {
+    fn into_pcm(self) -> Vec<i16> {
+        match self {
+            Block::Audio(samples) => samples,
+            Block::Shed(n) => vec![0; n],
+        }
+    }
+}
+
 struct OpenFile {
     writer: WavStreamWriter,
     generation: u64,
@@ -475,7 +562,11 @@ impl ShardCore {
                 path,
                 format,
             } => self.open(file_id, path, format, now),
-            WriterCommand::Append { file_id, samples } => self.append(file_id, samples, now),
+            WriterCommand::Append { file_id, samples } => {
+                let arrived = std::mem::size_of_val(samples.as_slice());
+                self.append(file_id, samples, arrived, now);
+            }
+            WriterCommand::Shed { file_id, samples } => self.shed(file_id, samples, now),
             WriterCommand::Interleave {
                 file_id,
                 left,
@@ -545,20 +636,36 @@ impl ShardCore {
         }
     }
 
-    fn append(&mut self, file_id: FileId, samples: Vec<i16>, now: Instant) {
+    /// Silence for shed audio, in blocks of at most half the flush threshold: a long
+    /// stall's worth is never held at once.
+    fn shed(&mut self, file_id: FileId, mut samples: usize, now: Instant) {
+        let block = (self.config.max_buffer_bytes / 4).max(1);
+        while samples > 0 {
+            let n = samples.min(block);
+            self.append(file_id, Block::Shed(n), 0, now);
+            samples -= n;
+        }
+    }
+
+    /// Appends `samples` to the file; `arrived` of its bytes were counted pending when sent.
+    fn append(&mut self, file_id: FileId, samples: impl Into<Block>, arrived: usize, now: Instant) {
+        let samples = samples.into();
         let feed = self.feeds.get(&file_id).copied();
-        let arrived = std::mem::size_of_val(samples.as_slice());
         let full = match self.files.get_mut(&file_id) {
             Some(FileSlot::Open(file)) => {
                 let before = file.writer.counters();
                 let held = file.writer.buffered_bytes();
-                file.writer.append_block(samples);
+                match samples {
+                    Block::Audio(samples) => file.writer.append_block(samples),
+                    Block::Shed(n) => file.writer.append_shed(n),
+                };
                 self.stats.add_delta(before, file.writer.counters());
                 let held_now = file.writer.buffered_bytes();
                 self.stats.held_changed(held, held_now, arrived);
                 held_now >= self.config.max_buffer_bytes
             }
             Some(FileSlot::Failed(..)) | None => {
+                let samples = samples.into_pcm();
                 self.stats.held_changed(0, 0, arrived);
                 self.stats
                     .samples_dropped

@@ -87,10 +87,7 @@ impl RecordingTask {
             paused: !receiving,
             srtp,
             accounting: StreamAccounting::new(sample_rate),
-            output: PcmOutput {
-                writer: self.settings.writer.clone(),
-                file,
-            },
+            output: PcmOutput::new(self.settings.writer.clone(), file),
         })
     }
 
@@ -218,8 +215,7 @@ impl RecordingTask {
                 if let Some(entry) = self.session.document_mut().streams.get_mut(index) {
                     entry.duration_seconds = Some(round_ms(summary.duration_seconds));
                 }
-                let dropped = summary.samples_dropped;
-                (dropped > 0).then(|| format!("{dropped} samples not written (see the log)"))
+                file_shortfall(summary.samples_dropped, summary.samples_shed)
             }
             Ok(Err(e)) => {
                 tracing::error!(recording_id = self.recording_id, error = %e, "cannot finalize WAV");
@@ -326,4 +322,18 @@ impl RecordingTask {
             tracing::warn!(recording_id = self.recording_id, warnings = ?doc.warnings, "recording incomplete");
         }
     }
+}
+
+/// Why a file holds less of its stream's audio than the stream carried, if it does.
+fn file_shortfall(dropped: u64, shed: u64) -> Option<String> {
+    let mut why = Vec::new();
+    if dropped > 0 {
+        why.push(format!("{dropped} samples not written (see the log)"));
+    }
+    if shed > 0 {
+        why.push(format!(
+            "{shed} samples replaced by silence: the disk fell behind (recording.max_pending_audio_mib)"
+        ));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
 }

@@ -60,10 +60,7 @@ fn test_output() -> PcmOutput {
     let (writer, dir) = test_writer();
     let name = format!("stream-{}.wav", NEXT.fetch_add(1, Ordering::Relaxed));
     let file = writer.open(dir.join(name), WavFormat::mono(8000)).unwrap();
-    PcmOutput {
-        writer: writer.clone(),
-        file,
-    }
+    PcmOutput::new(writer.clone(), file)
 }
 
 /// An RTP sender of 20 ms PCMU packets of a loud constant pattern.

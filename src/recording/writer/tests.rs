@@ -505,3 +505,101 @@ async fn pending_bytes_count_what_is_queued_or_held_until_written() {
     assert_eq!(w.stats().files_open, 0);
     pool.shutdown();
 }
+
+/// Past the bound on unwritten audio, appends are shed: each file later gets silence in
+/// their place, ahead of its next audio, so both mono files and the stereo file built from
+/// them keep their timeline, and the summaries count what was shed.
+#[tokio::test]
+async fn audio_past_the_pending_bound_is_shed_and_written_as_silence_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = WavWriterPool::start(WriterConfig {
+        threads: 1,
+        flush_interval: Duration::from_secs(3600),
+        // Two 100 ms blocks of two files, and room for no third.
+        max_pending_bytes: 4 * 1600,
+        // Shed silence goes in blocks of 100 samples: a long stall is never held at once.
+        max_buffer_bytes: 400,
+        ..WriterConfig::default()
+    })
+    .unwrap();
+    let w = pool.handle();
+    let left = w
+        .open(dir.path().join("left.wav"), WavFormat::mono(8000))
+        .unwrap();
+    let (right, stereo) = stereo_beside(&w, left, dir.path());
+    let (a, b) = (tone(440.0, 8000, 800), tone(880.0, 8000, 800));
+    let mut owed = [0, 0];
+    let send = |owed: &mut [usize; 2]| {
+        owed[0] = w.append_or_shed(left, &a, owed[0]).unwrap();
+        owed[1] = w.append_or_shed(right, &b, owed[1]).unwrap();
+    };
+    send(&mut owed);
+    assert_eq!(owed, [0, 0], "room for the first blocks");
+    send(&mut owed);
+    assert_eq!(owed, [0, 0], "room for the second blocks");
+    for _ in 0..3 {
+        send(&mut owed);
+    }
+    assert_eq!(owed, [3 * 800, 3 * 800], "the writer holds all it may");
+    assert_eq!(w.stats().pending_bytes, 4 * 1600);
+    w.flush(left).unwrap().await.unwrap().unwrap();
+    assert_eq!(w.stats().pending_bytes, 0, "written: room again");
+    send(&mut owed);
+    assert_eq!(
+        owed,
+        [0, 0],
+        "the shed audio was sent ahead of the next block"
+    );
+    let closed = |id| w.close(id).unwrap();
+    let summaries = [closed(left), closed(right), closed(stereo)];
+    let mut done = Vec::new();
+    for s in summaries {
+        done.push(s.await.unwrap().unwrap());
+    }
+    pool.shutdown();
+
+    let expect = |tone: &[i16]| [tone, tone, &[0; 3 * 800][..], tone].concat();
+    assert_eq!(read(&dir.path().join("left.wav")), expect(&a));
+    assert_eq!(read(&dir.path().join("right.wav")), expect(&b));
+    let both = read(&dir.path().join("stereo.wav"));
+    let channel = |c: usize| both.iter().skip(c).step_by(2).copied().collect::<Vec<_>>();
+    assert_eq!((channel(0), channel(1)), (expect(&a), expect(&b)));
+    for summary in &done[..2] {
+        assert_eq!(
+            (summary.samples, summary.samples_shed),
+            (3 * 800 + 3 * 800, 3 * 800)
+        );
+        assert_eq!(summary.samples_dropped, 0);
+    }
+    assert_eq!(done[2].samples, 6 * 800);
+}
+
+/// A stream whose last audio was shed still gets its silence before the file closes.
+#[tokio::test]
+async fn shed_audio_still_owed_at_the_end_is_settled_before_the_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = WavWriterPool::start(WriterConfig {
+        threads: 1,
+        flush_interval: Duration::from_secs(3600),
+        max_pending_bytes: 1600,
+        ..WriterConfig::default()
+    })
+    .unwrap();
+    let w = pool.handle();
+    let file = w
+        .open(dir.path().join("a.wav"), WavFormat::mono(8000))
+        .unwrap();
+    let pcm = tone(440.0, 8000, 800);
+    let owed = w.append_or_shed(file, &pcm, 0).unwrap();
+    let owed = w.append_or_shed(file, &pcm, owed).unwrap();
+    assert_eq!(owed, 800);
+    w.settle_shed(file, owed).unwrap();
+    let summary = w.close(file).unwrap().await.unwrap().unwrap();
+    assert_eq!((summary.samples, summary.samples_shed), (1600, 800));
+    assert_eq!(w.stats().samples_shed, 800);
+    assert_eq!(
+        read(&dir.path().join("a.wav")),
+        [&pcm[..], &[0; 800]].concat()
+    );
+    pool.shutdown();
+}
