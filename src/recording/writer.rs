@@ -145,7 +145,8 @@ pub struct WriterStats {
     pub write_errors: u64,
     /// Samples lost: to a failed open or write, an unknown file, or the 4 GiB limit.
     pub samples_dropped: u64,
-    /// Samples shed while the writer was behind its bound, written as silence.
+    /// Samples shed while the writer was behind its bound (counted when shed; each file
+    /// gets them as silence once the writer catches up).
     pub samples_shed: u64,
     /// Audio bytes handed to the writer and not yet written: queued for a writer thread or
     /// held by a file until its flush. Grows while the disk stalls.
@@ -163,7 +164,9 @@ struct StatsCounters {
     write_errors: AtomicU64,
     samples_dropped: AtomicU64,
     samples_shed: AtomicU64,
-    /// Set while appends are shed, so that an episode logs once when it starts and ends.
+    /// Set while appends are shed: an episode logs once when it starts and once when it
+    /// ends, and ends only once the backlog is down to half the bound, so that a stream's
+    /// audio does not flicker between blocks kept and blocks shed at the edge.
     shedding: AtomicBool,
     /// Signed: a stereo file's trailing partial frame is held before it was ever counted in.
     pending_bytes: AtomicI64,
@@ -212,7 +215,6 @@ impl StatsCounters {
             &self.samples_dropped,
             after.samples_dropped - before.samples_dropped,
         );
-        add(&self.samples_shed, after.samples_shed - before.samples_shed);
     }
 }
 
@@ -317,7 +319,7 @@ impl WriterHandle {
     }
 
     /// Appends a copy of `pcm`, unless the audio waiting to be written would pass the
-    /// writer's bound: then `pcm` is shed. `owed` is what the file had shed before; it is
+    /// writer's bound (once shedding, half the bound): then `pcm` is shed. `owed` is what the file had shed before; it is
     /// sent ahead of the next append that fits, to become silence in its place. Returns what
     /// is owed now (0 once sent).
     pub fn append_or_shed(
@@ -328,7 +330,15 @@ impl WriterHandle {
     ) -> Result<usize, WriterClosed> {
         let bytes = std::mem::size_of_val(pcm) as u64;
         let pending = self.stats.pending_bytes.load(Ordering::Relaxed).max(0) as u64;
-        if pending + bytes > self.max_pending_bytes {
+        let bound = if self.stats.shedding.load(Ordering::Relaxed) {
+            self.max_pending_bytes / 2
+        } else {
+            self.max_pending_bytes
+        };
+        if pending + bytes > bound {
+            self.stats
+                .samples_shed
+                .fetch_add(pcm.len() as u64, Ordering::Relaxed);
             if !self.stats.shedding.swap(true, Ordering::Relaxed) {
                 tracing::error!(
                     pending_mib = pending >> 20,
@@ -636,8 +646,9 @@ impl ShardCore {
         }
     }
 
-    /// Silence for shed audio, in blocks of at most half the flush threshold: a long
-    /// stall's worth is never held at once.
+    /// Silence for shed audio, in blocks of at most half the flush threshold, written at
+    /// once: it arrives when the writer has caught up, and held until the file's next flush
+    /// a long stall's worth for every stream would push the backlog past the bound again.
     fn shed(&mut self, file_id: FileId, mut samples: usize, now: Instant) {
         let block = (self.config.max_buffer_bytes / 4).max(1);
         while samples > 0 {
@@ -645,6 +656,7 @@ impl ShardCore {
             self.append(file_id, Block::Shed(n), 0, now);
             samples -= n;
         }
+        self.flush_now(file_id, now);
     }
 
     /// Appends `samples` to the file; `arrived` of its bytes were counted pending when sent.
@@ -682,14 +694,19 @@ impl ShardCore {
             }
         };
         if full {
-            // Errors are logged and counted inside; the audio is already accounted.
-            match feed {
-                Some((stereo, _)) => self.flush_group(stereo, now, false),
-                None => {
-                    if let Some(FileSlot::Open(file)) = self.files.get_mut(&file_id) {
-                        let staging = &mut self.staging;
-                        let _ = flush_file(&self.config, &self.stats, file, now, false, staging);
-                    }
+            self.flush_now(file_id, now);
+        }
+    }
+
+    /// Flushes the file now, with its stereo group if it has one. Errors are logged and
+    /// counted inside; the audio is already accounted.
+    fn flush_now(&mut self, file_id: FileId, now: Instant) {
+        match self.feeds.get(&file_id).copied() {
+            Some((stereo, _)) => self.flush_group(stereo, now, false),
+            None => {
+                if let Some(FileSlot::Open(file)) = self.files.get_mut(&file_id) {
+                    let staging = &mut self.staging;
+                    let _ = flush_file(&self.config, &self.stats, file, now, false, staging);
                 }
             }
         }

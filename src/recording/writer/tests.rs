@@ -574,32 +574,47 @@ async fn audio_past_the_pending_bound_is_shed_and_written_as_silence_in_its_plac
     assert_eq!(done[2].samples, 6 * 800);
 }
 
-/// A stream whose last audio was shed still gets its silence before the file closes.
+/// A stream whose last audio was shed still gets its silence before the file closes, and
+/// shedding, once begun, goes on until the backlog is down to half the bound.
 #[tokio::test]
-async fn shed_audio_still_owed_at_the_end_is_settled_before_the_close() {
+async fn shedding_ends_at_half_the_bound_and_what_is_owed_is_settled_before_the_close() {
     let dir = tempfile::tempdir().unwrap();
     let pool = WavWriterPool::start(WriterConfig {
         threads: 1,
         flush_interval: Duration::from_secs(3600),
-        max_pending_bytes: 1600,
+        max_pending_bytes: 3200,
         ..WriterConfig::default()
     })
     .unwrap();
     let w = pool.handle();
-    let file = w
-        .open(dir.path().join("a.wav"), WavFormat::mono(8000))
-        .unwrap();
+    let open = |name: &str| {
+        w.open(dir.path().join(name), WavFormat::mono(8000))
+            .unwrap()
+    };
+    let (file, other) = (open("a.wav"), open("b.wav"));
     let pcm = tone(440.0, 8000, 800);
+    assert_eq!(w.append_or_shed(other, &pcm, 0).unwrap(), 0);
+    assert_eq!(w.append_or_shed(file, &pcm, 0).unwrap(), 0);
     let owed = w.append_or_shed(file, &pcm, 0).unwrap();
+    assert_eq!(owed, 800, "past the bound");
+    w.flush(file).unwrap().await.unwrap().unwrap();
+    assert_eq!(w.stats().pending_bytes, 1600, "b.wav still holds its block");
     let owed = w.append_or_shed(file, &pcm, owed).unwrap();
-    assert_eq!(owed, 800);
+    assert_eq!(owed, 1600, "within the bound, not yet down to half of it");
     w.settle_shed(file, owed).unwrap();
+    w.flush(other).unwrap().await.unwrap().unwrap();
+    assert_eq!(
+        w.stats().pending_bytes,
+        0,
+        "the silence is written when it comes, not held as a backlog"
+    );
     let summary = w.close(file).unwrap().await.unwrap().unwrap();
-    assert_eq!((summary.samples, summary.samples_shed), (1600, 800));
-    assert_eq!(w.stats().samples_shed, 800);
+    assert_eq!((summary.samples, summary.samples_shed), (2400, 1600));
+    assert_eq!(w.stats().samples_shed, 1600);
     assert_eq!(
         read(&dir.path().join("a.wav")),
-        [&pcm[..], &[0; 800]].concat()
+        [&pcm[..], &[0; 1600]].concat()
     );
+    w.close(other).unwrap().await.unwrap().unwrap();
     pool.shutdown();
 }
