@@ -319,9 +319,9 @@ impl WriterHandle {
     }
 
     /// Appends a copy of `pcm`, unless the audio waiting to be written would pass the
-    /// writer's bound (once shedding, half the bound): then `pcm` is shed. `owed` is what the file had shed before; it is
-    /// sent ahead of the next append that fits, to become silence in its place. Returns what
-    /// is owed now (0 once sent).
+    /// writer's bound (once shedding, half the bound): then `pcm` is shed. `owed` is what
+    /// the file had shed before; it is sent ahead of the next append that fits, to become
+    /// silence in its place. Returns what is owed now (0 once sent).
     pub fn append_or_shed(
         &self,
         file_id: FileId,
