@@ -410,3 +410,76 @@ fn a_burst_longer_than_one_turn_is_read_while_the_stream_runs() {
     drop(link);
     workers.shutdown();
 }
+
+/// Streams recording while the writer is past its bound on unwritten audio: their PCM is
+/// shed as they run, and what they owe reaches their files as silence before the close, so
+/// every file still spans its stream's time.
+#[test]
+fn streams_past_the_writers_bound_shed_their_audio_and_settle_it_before_the_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = WavWriterPool::start(WriterConfig {
+        threads: 1,
+        // Nothing is written until the close: the backlog only grows, as on a stalled disk.
+        flush_interval: Duration::from_secs(3600),
+        // Three 100 ms blocks of 8 kHz audio.
+        max_pending_bytes: 3 * 1600,
+        ..WriterConfig::default()
+    })
+    .unwrap();
+    let writer = pool.handle();
+    let workers = MediaWorkers::start(1).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut streams = Vec::new();
+    for index in 0..4 {
+        let (mut stream, addr) = pcmu_stream(index, LOOPBACK);
+        let path = dir.path().join(format!("{index}.wav"));
+        let file = writer.open(path, WavFormat::mono(8000)).unwrap();
+        stream.output = PcmOutput::new(writer.clone(), file);
+        let link = workers.assign();
+        link.start(stream, tx.clone()).unwrap();
+        streams.push((link, Sender::new(addr), file));
+    }
+    let start = Instant::now();
+    for _ in 0..25 {
+        for (_, sender, _) in streams.iter_mut() {
+            sender.send(1);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (link, _, _) in &streams {
+        link.send(StreamControl::Stop).unwrap();
+    }
+    collect_last(&mut rx, 4);
+    let elapsed = start.elapsed();
+    let (mut samples, mut shed) = (0, 0);
+    for (_, _, file) in &streams {
+        let summary = writer
+            .close(*file)
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        let span = Duration::from_secs_f64(summary.duration_seconds);
+        assert!(
+            span + Duration::from_millis(100) >= elapsed,
+            "{span:?} of {elapsed:?}"
+        );
+        samples += summary.samples;
+        shed += summary.samples_shed;
+    }
+    // The bound's three blocks, and at most each stream's last block: a stopping stream's
+    // silence is written when it comes, which can make room for the next one's last block.
+    assert!(
+        samples - shed <= 3 * 800 + 4 * 1600,
+        "kept {} samples past the bound",
+        samples - shed
+    );
+    assert!(shed >= samples / 2, "{shed} of {samples} shed");
+    assert_eq!(
+        writer.stats().samples_shed,
+        shed,
+        "every shed sample settled"
+    );
+    workers.shutdown();
+    pool.shutdown();
+}
