@@ -108,11 +108,12 @@ fn health_metrics_recordings_and_stop() {
         Some(1.0),
         "{m}"
     );
-    // Every file is final: none open, no audio waiting, none lost.
+    // Every file is final: none open, no audio waiting, none lost or shed.
     for (name, value) in [
         ("sip_recorder_wav_files_open ", 0.0),
         ("sip_recorder_wav_pending_bytes ", 0.0),
         ("sip_recorder_wav_write_errors_total ", 0.0),
+        ("sip_recorder_wav_samples_shed_total ", 0.0),
     ] {
         assert_eq!(metric_value(&m, name), Some(value), "{name}: {m}");
     }
