@@ -31,8 +31,8 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(800);
 pub const COUNTERS_EVERY_TICKS: u32 = 10;
 
 /// Where a stream's PCM goes every tick: straight to its file's WAV writer thread (which
-/// also interleaves it into the stereo file), not through the recording task.
-#[derive(Clone)]
+/// also interleaves it into the stereo file), not through the recording task. Not `Clone`:
+/// the shed audio it owes its file must be settled once.
 pub struct PcmOutput {
     pub writer: WriterHandle,
     pub file: FileId,
