@@ -258,7 +258,7 @@ fn wav_writer(out: &mut String, w: &crate::recording::writer::WriterStats) {
         (
             "sip_recorder_wav_samples_shed_total",
             "counter",
-            "Samples written as silence in place of audio shed while the writer was further behind than recording.max_pending_audio_mib.",
+            "Samples of audio shed while the writer was further behind than recording.max_pending_audio_mib; their files get silence in their place.",
             w.samples_shed,
         ),
     ] {

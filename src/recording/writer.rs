@@ -497,12 +497,6 @@ enum Block {
     Shed(usize),
 }
 
-impl From<Vec<i16>> for Block {
-    fn from(samples: Vec<i16>) -> Block {
-        Block::Audio(samples)
-    }
-}
-
 impl Block {
     fn into_pcm(self) -> Vec<i16> {
         match self {
@@ -574,7 +568,7 @@ impl ShardCore {
             } => self.open(file_id, path, format, now),
             WriterCommand::Append { file_id, samples } => {
                 let arrived = std::mem::size_of_val(samples.as_slice());
-                self.append(file_id, samples, arrived, now);
+                self.append(file_id, Block::Audio(samples), arrived, now);
             }
             WriterCommand::Shed { file_id, samples } => self.shed(file_id, samples, now),
             WriterCommand::Interleave {
@@ -660,8 +654,7 @@ impl ShardCore {
     }
 
     /// Appends `samples` to the file; `arrived` of its bytes were counted pending when sent.
-    fn append(&mut self, file_id: FileId, samples: impl Into<Block>, arrived: usize, now: Instant) {
-        let samples = samples.into();
+    fn append(&mut self, file_id: FileId, samples: Block, arrived: usize, now: Instant) {
         let feed = self.feeds.get(&file_id).copied();
         let full = match self.files.get_mut(&file_id) {
             Some(FileSlot::Open(file)) => {
@@ -954,4 +947,4 @@ fn write_file(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

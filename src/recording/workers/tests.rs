@@ -8,6 +8,7 @@ use crate::media::rtp::write_packet;
 use crate::media::{Decoder, StreamTimeline, TimelineConfig};
 use crate::recording::stream::{MediaStream, PcmOutput, StreamBlock, StreamControl, StreamSockets};
 use crate::recording::wav::WavFormat;
+use crate::recording::writer::tests::held_pool;
 use crate::recording::writer::{WavWriterPool, WriterConfig, WriterHandle};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -417,15 +418,9 @@ fn a_burst_longer_than_one_turn_is_read_while_the_stream_runs() {
 #[test]
 fn streams_past_the_writers_bound_shed_their_audio_and_settle_it_before_the_close() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = WavWriterPool::start(WriterConfig {
-        threads: 1,
-        // Nothing is written until the close: the backlog only grows, as on a stalled disk.
-        flush_interval: Duration::from_secs(3600),
-        // Three 100 ms blocks of 8 kHz audio.
-        max_pending_bytes: 3 * 1600,
-        ..WriterConfig::default()
-    })
-    .unwrap();
+    // Nothing is written until the close: the backlog only grows, as on a stalled disk. Its
+    // bound is three 100 ms blocks of 8 kHz audio.
+    let pool = held_pool(1, 3 * 1600);
     let writer = pool.handle();
     let workers = MediaWorkers::start(1).unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -470,15 +470,22 @@ fn oversized_buffer_is_flushed_early_and_sync_follows_its_interval() {
     assert_eq!(stats.snapshot().open_errors, 1);
 }
 
+/// A pool whose files are written only when asked (a flush or a close): what it is given
+/// waits, as on a stalled disk.
+pub(crate) fn held_pool(threads: usize, max_pending_bytes: u64) -> WavWriterPool {
+    WavWriterPool::start(WriterConfig {
+        threads,
+        flush_interval: Duration::from_secs(3600),
+        max_pending_bytes,
+        ..WriterConfig::default()
+    })
+    .unwrap()
+}
+
 #[tokio::test]
 async fn pending_bytes_count_what_is_queued_or_held_until_written() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = WavWriterPool::start(WriterConfig {
-        threads: 2,
-        flush_interval: Duration::from_secs(3600),
-        ..WriterConfig::default()
-    })
-    .unwrap();
+    let pool = held_pool(2, DEFAULT_MAX_PENDING_BYTES);
     let w = pool.handle();
     let file = w
         .open(dir.path().join("a.wav"), WavFormat::mono(8000))
@@ -512,16 +519,8 @@ async fn pending_bytes_count_what_is_queued_or_held_until_written() {
 #[tokio::test]
 async fn audio_past_the_pending_bound_is_shed_and_written_as_silence_in_its_place() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = WavWriterPool::start(WriterConfig {
-        threads: 1,
-        flush_interval: Duration::from_secs(3600),
-        // Two 100 ms blocks of two files, and room for no third.
-        max_pending_bytes: 4 * 1600,
-        // Shed silence goes in blocks of 100 samples: a long stall is never held at once.
-        max_buffer_bytes: 400,
-        ..WriterConfig::default()
-    })
-    .unwrap();
+    // Two 100 ms blocks of two files, and room for no third.
+    let pool = held_pool(1, 4 * 1600);
     let w = pool.handle();
     let left = w
         .open(dir.path().join("left.wav"), WavFormat::mono(8000))
@@ -579,13 +578,7 @@ async fn audio_past_the_pending_bound_is_shed_and_written_as_silence_in_its_plac
 #[tokio::test]
 async fn shedding_ends_at_half_the_bound_and_what_is_owed_is_settled_before_the_close() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = WavWriterPool::start(WriterConfig {
-        threads: 1,
-        flush_interval: Duration::from_secs(3600),
-        max_pending_bytes: 3200,
-        ..WriterConfig::default()
-    })
-    .unwrap();
+    let pool = held_pool(1, 3200);
     let w = pool.handle();
     let open = |name: &str| {
         w.open(dir.path().join(name), WavFormat::mono(8000))
@@ -616,5 +609,27 @@ async fn shedding_ends_at_half_the_bound_and_what_is_owed_is_settled_before_the_
         [&pcm[..], &[0; 1600]].concat()
     );
     w.close(other).unwrap().await.unwrap().unwrap();
+    pool.shutdown();
+}
+
+/// A long stall's silence is written in blocks, all of it, and none of it stays held.
+#[tokio::test]
+async fn a_long_stalls_silence_is_written_whole_in_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = held_pool(1, DEFAULT_MAX_PENDING_BYTES);
+    let w = pool.handle();
+    let file = w
+        .open(dir.path().join("a.wav"), WavFormat::mono(8000))
+        .unwrap();
+    // Three whole blocks of silence (a quarter of the 256 KiB flush threshold each) and
+    // part of a fourth.
+    let stall = 3 * 65_536 + 5;
+    w.settle_shed(file, stall).unwrap();
+    w.flush(file).unwrap().await.unwrap().unwrap();
+    assert_eq!(w.stats().pending_bytes, 0, "written as it came");
+    let summary = w.close(file).unwrap().await.unwrap().unwrap();
+    assert_eq!(summary.samples, stall as u64);
+    assert_eq!(summary.samples_shed, stall as u64);
+    assert_eq!(read(&dir.path().join("a.wav")), vec![0; stall]);
     pool.shutdown();
 }
